@@ -1,0 +1,255 @@
+/**
+ * Control messages: UTF-8 JSON objects with a `type`, carried by the ControlChannel.
+ *
+ * Validation is strict because the client applies what it receives to the system (address,
+ * routes, DNS): every field is type- and range-checked, and an unknown field or message type
+ * is an error rather than ignored. Compatibility goes through `hello.version`: a server talks
+ * to a client only in the version the client announced, so no message ever needs to carry
+ * fields its receiver does not know.
+ */
+import { parseCidr } from '../wireguard/allowedips.js';
+import { MAX_MESSAGE } from './frame.js';
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_ROUTES = 1024;
+export const MAX_DNS = 8;
+/** Longest client name and human-readable reason. */
+export const MAX_NAME = 64;
+export const MAX_REASON = 256;
+
+export interface HelloMessage {
+  type: 'hello';
+  /** The client's protocol version; the server refuses versions it does not speak. */
+  version: number;
+  /** What the client lets the server configure. */
+  accept: { routes: boolean; dns: boolean; redirectGateway: boolean };
+  name?: string;
+}
+
+/** A full, idempotent snapshot of the client's configuration. */
+export interface ConfigMessage {
+  type: 'config';
+  /** Increases with every change; echoed by `applied`. */
+  serial: number;
+  /** The client's tunnel address with the tunnel's prefix, e.g. '10.8.0.2/24'. */
+  address: string;
+  /** The server's tunnel address, inside `address`'s prefix. */
+  gateway: string;
+  mtu: number;
+  routes: string[];
+  dns: string[];
+  redirectGateway: boolean;
+  /** Persistent keepalive the client should use, in seconds (0 = off). */
+  keepalive: number;
+}
+
+/** The client applied snapshot `serial` (ok), or could not (reason says why). */
+export interface AppliedMessage {
+  type: 'applied';
+  serial: number;
+  ok: boolean;
+  /** Present exactly when ok is false. */
+  reason?: string;
+}
+
+/** The server will not serve this client; the client prints the reason. */
+export interface RefusedMessage {
+  type: 'refused';
+  reason: string;
+}
+
+/** Clean shutdown of either side. */
+export interface ByeMessage {
+  type: 'bye';
+  reason?: string;
+}
+
+export type ControlMessage = HelloMessage | ConfigMessage | AppliedMessage | RefusedMessage | ByeMessage;
+
+/** JSON bytes of a message; throws if the message would not pass decodeMessage's checks. */
+export function encodeMessage(m: ControlMessage): Uint8Array {
+  const bytes = new TextEncoder().encode(JSON.stringify(m));
+  const checked = decodeMessage(bytes);
+  if ('error' in checked) throw new Error(`invalid ${m.type} message: ${checked.error}`);
+  return bytes;
+}
+
+/** The validated message, or why it was rejected. Never throws. */
+export function decodeMessage(bytes: Uint8Array): ControlMessage | { error: string } {
+  if (bytes.length > MAX_MESSAGE) return { error: `message of ${bytes.length} bytes is too large` };
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    return { error: 'not UTF-8 JSON' };
+  }
+  try {
+    return validate(value);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function validate(v: unknown): ControlMessage {
+  if (!isObject(v)) throw new Error('not a JSON object');
+  switch (v.type) {
+    case 'hello': {
+      fields(v, ['type', 'version', 'accept'], ['name']);
+      const accept = v.accept;
+      if (!isObject(accept)) throw new Error('accept: not an object');
+      fields(accept, ['routes', 'dns', 'redirectGateway'], [], 'accept.');
+      const m: HelloMessage = {
+        type: 'hello',
+        version: integer(v, 'version', 1, 0xffff),
+        accept: { routes: bool(accept, 'routes'), dns: bool(accept, 'dns'), redirectGateway: bool(accept, 'redirectGateway') },
+      };
+      if (v.name !== undefined) m.name = name(v.name);
+      return m;
+    }
+    case 'config':
+      return config(v);
+    case 'applied': {
+      fields(v, ['type', 'serial', 'ok'], ['reason']);
+      const m: AppliedMessage = { type: 'applied', serial: integer(v, 'serial', 0, Number.MAX_SAFE_INTEGER), ok: bool(v, 'ok') };
+      if (m.ok !== (v.reason === undefined)) throw new Error('reason: required exactly when ok is false');
+      if (!m.ok) m.reason = reason(v.reason, 'reason');
+      return m;
+    }
+    case 'refused':
+      fields(v, ['type', 'reason'], []);
+      return { type: 'refused', reason: reason(v.reason, 'reason') };
+    case 'bye': {
+      fields(v, ['type'], ['reason']);
+      const m: ByeMessage = { type: 'bye' };
+      if (v.reason !== undefined) m.reason = reason(v.reason, 'reason');
+      return m;
+    }
+    default:
+      throw new Error(`unknown message type ${JSON.stringify(v.type)?.slice(0, 40)}`);
+  }
+}
+
+function config(v: Obj): ConfigMessage {
+  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], []);
+  const address = str(v, 'address');
+  const slash = address.indexOf('/');
+  if (slash < 0) throw new Error(`address '${address.slice(0, 64)}': needs a prefix length`);
+  const host = ip(address.slice(0, slash), 'address');
+  const net = cidr(address, 'address', false);
+  const gateway = str(v, 'gateway');
+  const gw = ip(gateway, 'gateway');
+  if (gw.length !== host.length || !inPrefix(gw, net.ip, net.bits)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
+  if (gw.every((b, i) => b === host[i])) throw new Error('gateway: equals the address');
+
+  const routes = list(v, 'routes', MAX_ROUTES).map((r, i) => {
+    cidr(r, `routes[${i}]`, true);
+    return r;
+  });
+  const dns = list(v, 'dns', MAX_DNS).map((d, i) => {
+    ip(d, `dns[${i}]`);
+    return d;
+  });
+  // IPv6 needs links of at least 1280 bytes (RFC 8200 §5).
+  const ipv6 = host.length === 16 || routes.some((r) => r.includes(':'));
+  const mtu = integer(v, 'mtu', ipv6 ? 1280 : 576, 9000);
+  return {
+    type: 'config',
+    serial: integer(v, 'serial', 0, Number.MAX_SAFE_INTEGER),
+    address,
+    gateway,
+    mtu,
+    routes,
+    dns,
+    redirectGateway: bool(v, 'redirectGateway'),
+    keepalive: integer(v, 'keepalive', 0, 3600),
+  };
+}
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function fields(v: Obj, required: string[], optional: string[], prefix = ''): void {
+  for (const k of required) if (!(k in v)) throw new Error(`${prefix}${k}: missing`);
+  for (const k of Object.keys(v)) {
+    if (!required.includes(k) && !optional.includes(k)) throw new Error(`${prefix}${k.slice(0, 40)}: unknown field`);
+  }
+}
+
+function integer(v: Obj, k: string, min: number, max: number): number {
+  const x = v[k];
+  if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) throw new Error(`${k}: must be an integer in ${min}..${max}`);
+  return x;
+}
+
+function bool(v: Obj, k: string): boolean {
+  const x = v[k];
+  if (typeof x !== 'boolean') throw new Error(`${k}: must be a boolean`);
+  return x;
+}
+
+function str(v: Obj, k: string): string {
+  const x = v[k];
+  if (typeof x !== 'string') throw new Error(`${k}: must be a string`);
+  return x;
+}
+
+function list(v: Obj, k: string, max: number): string[] {
+  const x = v[k];
+  if (!Array.isArray(x) || x.length > max) throw new Error(`${k}: must be a list of at most ${max} strings`);
+  return x.map((e, i) => {
+    if (typeof e !== 'string') throw new Error(`${k}[${i}]: must be a string`);
+    return e;
+  });
+}
+
+/** A bare IPv4 or IPv6 address. */
+function ip(s: string, what: string): Uint8Array {
+  if (s.includes('/')) throw new Error(`${what} '${s.slice(0, 64)}': expected an address without prefix`);
+  return cidr(s, what, false).ip;
+}
+
+/** parseCidr, with host bits past the prefix optionally rejected (ip route refuses them). */
+function cidr(s: string, what: string, exact: boolean): { ip: Uint8Array; bits: number } {
+  if (s.length > 64) throw new Error(`${what}: too long`);
+  let parsed: { ip: Uint8Array; bits: number };
+  try {
+    parsed = parseCidr(s);
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
+  if (exact) {
+    const slash = s.indexOf('/');
+    const full = parseCidr(slash < 0 ? s : s.slice(0, slash)).ip;
+    if (!full.every((b, i) => b === parsed.ip[i])) throw new Error(`${what} '${s}': host bits set past the prefix`);
+  }
+  return parsed;
+}
+
+function inPrefix(addr: Uint8Array, net: Uint8Array, bits: number): boolean {
+  for (let i = 0; i < net.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - 8 * i));
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if ((addr[i]! & mask) !== net[i]) return false;
+  }
+  return true;
+}
+
+/** Printable, since names and reasons end up in logs and on terminals. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+function reason(x: unknown, what: string): string {
+  if (typeof x !== 'string' || x.length === 0 || x.length > MAX_REASON || CONTROL_CHARS.test(x)) {
+    throw new Error(`${what}: must be 1..${MAX_REASON} printable characters`);
+  }
+  return x;
+}
+
+function name(x: unknown): string {
+  if (typeof x !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._@-]*$/.test(x) || x.length > MAX_NAME) {
+    throw new Error(`name: must be 1..${MAX_NAME} of A-Z a-z 0-9 . _ @ - (starting alphanumeric)`);
+  }
+  return x;
+}

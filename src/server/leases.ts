@@ -1,0 +1,250 @@
+/**
+ * The server's dynamic address pool, with leases persisted so a client keeps its address
+ * across server restarts.
+ *
+ * Semantics:
+ * - acquire() returns the client's lease (keyed by its base64 public key), or allocates the
+ *   lowest free address of the range; it marks the client connected.
+ * - release() marks it disconnected but keeps the lease: the client gets the same address
+ *   next time.
+ * - Leases are dropped only to make room: when the range is full, acquire() reclaims the
+ *   least recently seen lease of a client that is not connected; if every lease belongs to a
+ *   connected client, it returns null.
+ * - Reserved addresses (the server's, static clients') are never handed out; a stored lease
+ *   on one, or outside the range (the configuration changed), is dropped at load().
+ * - Address changes are written through at once, so acquire() may throw a write error (the
+ *   lease is kept in memory and the next acquire() or flush() retries the write); last-seen
+ *   times are written by the next flush(), which the daemon calls at shutdown.
+ *
+ * IPv4 and IPv6 ranges both work; addresses are handled as bigints.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { SocketAddress } from 'node:net';
+import { parseCidr } from '../wireguard/allowedips.js';
+
+export interface LeasePoolOptions {
+  /** First and last address of the range, inclusive. */
+  first: string;
+  last: string;
+  /** Addresses never leased: the server's, static clients'. Bare or as a host prefix. */
+  reserved: string[];
+  /** state_dir/leases.json; null keeps leases in memory only. */
+  file: string | null;
+}
+
+interface Lease {
+  address: bigint;
+  name: string;
+  /** Wall-clock ms of the last acquire or release: reclaim takes the oldest first. */
+  lastSeen: number;
+  connected: boolean;
+}
+
+interface StoredLease {
+  key: string;
+  address: string;
+  name: string;
+  lastSeen: number;
+}
+
+const FILE_VERSION = 1;
+/** A WireGuard public key: 32 bytes in base64. */
+const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
+export class LeasePool {
+  private readonly first: bigint;
+  private readonly last: bigint;
+  private readonly v6: boolean;
+  private readonly reserved: Set<bigint>;
+  private readonly file: string | null;
+  private readonly leases = new Map<string, Lease>();
+  private readonly used = new Map<bigint, string>();
+  /** Something changed since the last write. */
+  private dirty = false;
+  /** An address assignment changed since the last write: written through by acquire(). */
+  private reassigned = false;
+
+  constructor(opts: LeasePoolOptions) {
+    const first = parseAddress(opts.first, 'pool start');
+    const last = parseAddress(opts.last, 'pool end');
+    if (first.v6 !== last.v6 || first.value > last.value) {
+      throw new Error(`address pool ${opts.first}-${opts.last}: the start must not exceed the end, in one address family`);
+    }
+    this.first = first.value;
+    this.last = last.value;
+    this.v6 = first.v6;
+    this.reserved = new Set(
+      opts.reserved.map((r) => parseAddress(r, 'reserved address')).filter((r) => r.v6 === this.v6).map((r) => r.value),
+    );
+    this.file = opts.file;
+  }
+
+  get size(): number {
+    return this.leases.size;
+  }
+
+  /**
+   * Reads the lease file if there is one. A file that cannot be parsed is renamed aside
+   * (leases.json.corrupt-<ms>) and the pool starts empty; stored leases that conflict with
+   * the configuration are dropped. Returns warnings for the log.
+   */
+  load(): string[] {
+    if (this.file === null) return [];
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    let stored: StoredLease[];
+    try {
+      stored = parseFile(text);
+    } catch (e) {
+      const aside = `${this.file}.corrupt-${Date.now()}`;
+      renameSync(this.file, aside);
+      return [`lease file ${this.file} is corrupt (${(e as Error).message}); moved to ${aside}, starting with no leases`];
+    }
+    const warnings: string[] = [];
+    this.leases.clear();
+    this.used.clear();
+    for (const s of stored) {
+      const a = parseAddress(s.address, 'lease');
+      const why =
+        this.leases.has(s.key) ? 'a second lease for this client'
+        : a.v6 !== this.v6 || a.value < this.first || a.value > this.last ? 'outside the pool'
+        : this.reserved.has(a.value) ? 'reserved'
+        : this.used.has(a.value) ? 'leased twice'
+        : null;
+      if (why !== null) {
+        warnings.push(`dropped lease of ${s.address} to ${s.name || s.key}: ${why}`);
+        this.dirty = this.reassigned = true;
+        continue;
+      }
+      this.leases.set(s.key, { address: a.value, name: s.name, lastSeen: s.lastSeen, connected: false });
+      this.used.set(a.value, s.key);
+    }
+    return warnings;
+  }
+
+  /**
+   * The client's address, allocating the lowest free one (or reclaiming the least recently
+   * seen disconnected client's) if it has none; null when every address is in use.
+   * `now` is wall-clock ms, persisted.
+   */
+  acquire(clientKey: string, name: string, now: number): string | null {
+    let held = this.leases.get(clientKey);
+    if (held === undefined) {
+      const address = this.lowestFree() ?? this.reclaim();
+      if (address === null) return null;
+      held = { address, name, lastSeen: now, connected: true };
+      this.leases.set(clientKey, held);
+      this.used.set(address, clientKey);
+      this.reassigned = true;
+    } else {
+      Object.assign(held, { name, lastSeen: now, connected: true });
+    }
+    this.dirty = true;
+    if (this.reassigned) this.flush();
+    return this.format(held.address);
+  }
+
+  /**
+   * The client disconnected (at `now`, wall-clock ms; by default its last acquire counts):
+   * its lease stays, but becomes reclaimable.
+   */
+  release(clientKey: string, now?: number): void {
+    const held = this.leases.get(clientKey);
+    if (held === undefined) return;
+    held.connected = false;
+    if (now !== undefined) held.lastSeen = now;
+    this.dirty = true;
+  }
+
+  leaseOf(clientKey: string): string | null {
+    const held = this.leases.get(clientKey);
+    return held === undefined ? null : this.format(held.address);
+  }
+
+  /**
+   * Writes the leases if they changed: tmp file (mode 0600), fsync, rename over the old one,
+   * fsync the directory; a crash leaves the old file or the new one, never a mix.
+   */
+  flush(): void {
+    if (this.file === null || !this.dirty) return;
+    const stored: StoredLease[] = [...this.leases].map(([key, l]) => ({ key, address: this.format(l.address), name: l.name, lastSeen: l.lastSeen }));
+    const data = Buffer.from(JSON.stringify({ version: FILE_VERSION, leases: stored }, null, 2) + '\n');
+    const dir = dirname(this.file);
+    const tmp = `${this.file}.tmp`;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      withFd(tmp, 'w', (fd) => {
+        fchmodSync(fd, 0o600); // a stale tmp file keeps its old mode
+        for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+        fsyncSync(fd);
+      });
+      renameSync(tmp, this.file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    withFd(dir, 'r', fsyncSync); // makes the rename itself durable
+    this.dirty = this.reassigned = false;
+  }
+
+  private lowestFree(): bigint | null {
+    for (let a = this.first; a <= this.last; a++) if (!this.used.has(a) && !this.reserved.has(a)) return a;
+    return null;
+  }
+
+  private reclaim(): bigint | null {
+    let victim: [string, Lease] | null = null;
+    for (const entry of this.leases) {
+      if (!entry[1].connected && (victim === null || entry[1].lastSeen < victim[1].lastSeen)) victim = entry;
+    }
+    if (victim === null) return null;
+    this.leases.delete(victim[0]);
+    this.used.delete(victim[1].address);
+    return victim[1].address;
+  }
+
+  private format(a: bigint): string {
+    if (!this.v6) return [24n, 16n, 8n, 0n].map((s) => (a >> s) & 0xffn).join('.');
+    const groups = Array.from({ length: 8 }, (_, i) => ((a >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+    return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address; // RFC 5952 form
+  }
+}
+
+function withFd(path: string, flags: string, use: (fd: number) => void): void {
+  const fd = openSync(path, flags, 0o600);
+  try {
+    use(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseAddress(s: string, what: string): { value: bigint; v6: boolean } {
+  const { ip, bits } = parseCidr(s);
+  if (bits !== ip.length * 8) throw new Error(`${what} '${s}': expected an address, not a prefix`);
+  let value = 0n;
+  for (const b of ip) value = (value << 8n) | BigInt(b);
+  return { value, v6: ip.length === 16 };
+}
+
+function parseFile(text: string): StoredLease[] {
+  const v: unknown = JSON.parse(text);
+  if (typeof v !== 'object' || v === null || !('version' in v) || v.version !== FILE_VERSION || !('leases' in v) || !Array.isArray(v.leases)) {
+    throw new Error(`expected {"version": ${FILE_VERSION}, "leases": [...]}`);
+  }
+  return v.leases.map((l: unknown, i: number): StoredLease => {
+    const o = typeof l === 'object' && l !== null ? (l as Record<string, unknown>) : {};
+    const { key, address, name, lastSeen } = o;
+    if (typeof key !== 'string' || !KEY_RE.test(key)) throw new Error(`lease ${i}: bad key`);
+    if (typeof address !== 'string') throw new Error(`lease ${i}: bad address`);
+    parseAddress(address, `lease ${i}`);
+    if (typeof name !== 'string' || typeof lastSeen !== 'number' || !Number.isFinite(lastSeen)) throw new Error(`lease ${i}: bad name or lastSeen`);
+    return { key, address, name, lastSeen };
+  });
+}

@@ -1,0 +1,155 @@
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LeasePool } from '../../src/server/leases.js';
+
+/** Lets a test make writes fail halfway, as a full disk would. */
+const fsFault = vi.hoisted(() => ({ failWrites: false }));
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  return {
+    ...fs,
+    writeSync: (fd: number, data: Uint8Array, offset: number): number => {
+      if (!fsFault.failWrites) return fs.writeSync(fd, data, offset);
+      fs.writeSync(fd, data, offset, 10);
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    },
+  };
+});
+
+/** A syntactically valid WireGuard public key (base64 of 32 bytes). */
+const key = (n: number): string => Buffer.alloc(32, n).toString('base64');
+
+let dir: string;
+let file: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tvpn-leases-'));
+  file = join(dir, 'state', 'leases.json');
+});
+afterEach(() => {
+  fsFault.failWrites = false;
+});
+
+const pool = (opts: Partial<ConstructorParameters<typeof LeasePool>[0]> = {}): LeasePool =>
+  new LeasePool({ first: '10.8.0.1', last: '10.8.0.6', reserved: ['10.8.0.1', '10.8.0.3/32'], file, ...opts });
+
+describe('LeasePool', () => {
+  it('hands out the lowest free address, skipping reserved ones', () => {
+    const p = pool({ file: null });
+    expect([1, 2, 3, 4].map((n) => p.acquire(key(n), `c${n}`, 1000))).toEqual(['10.8.0.2', '10.8.0.4', '10.8.0.5', '10.8.0.6']);
+    expect(p.size).toBe(4);
+    expect(p.leaseOf(key(3))).toBe('10.8.0.5');
+    expect(p.leaseOf(key(9))).toBeNull();
+  });
+
+  it('is sticky: the same client gets the same address, also after a release', () => {
+    const p = pool({ file: null });
+    const a = p.acquire(key(1), 'a', 1);
+    p.acquire(key(2), 'b', 2);
+    p.release(key(1), 3);
+    expect(p.acquire(key(1), 'a', 4)).toBe(a);
+    expect(p.size).toBe(2);
+  });
+
+  it('returns null when every address is held by a connected client', () => {
+    const p = pool({ file: null });
+    for (let n = 1; n <= 4; n++) expect(p.acquire(key(n), '', n)).not.toBeNull();
+    expect(p.acquire(key(5), 'late', 5)).toBeNull();
+    expect(p.leaseOf(key(5))).toBeNull();
+  });
+
+  it('when full, reclaims the least recently seen disconnected client', () => {
+    const p = pool({ file: null });
+    for (let n = 1; n <= 4; n++) p.acquire(key(n), '', n);
+    p.release(key(3), 100);
+    p.release(key(2), 50);
+    p.release(key(4)); // last seen at its acquire, time 4
+    expect(p.acquire(key(5), 'new', 200)).toBe('10.8.0.6'); // key(4)'s
+    expect(p.leaseOf(key(4))).toBeNull();
+    expect(p.acquire(key(6), 'new', 201)).toBe('10.8.0.4'); // then key(2)'s
+    expect(p.size).toBe(4);
+  });
+
+  it('keeps leases across a restart, through the file', () => {
+    const p = pool();
+    expect(p.load()).toEqual([]); // no file yet
+    p.acquire(key(1), 'a', 1);
+    p.acquire(key(2), 'b', 2);
+    p.release(key(1), 3);
+    p.flush();
+
+    const q = pool();
+    expect(q.load()).toEqual([]);
+    expect(q.size).toBe(2);
+    expect(q.acquire(key(2), 'b', 4)).toBe('10.8.0.4');
+    expect(q.acquire(key(3), 'c', 5)).toBe('10.8.0.5');
+    expect(q.acquire(key(1), 'a', 6)).toBe('10.8.0.2');
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { leases: unknown[] };
+    expect(stored.leases).toContainEqual({ key: key(3), address: '10.8.0.5', name: 'c', lastSeen: 5 });
+  });
+
+  it('writes a new lease at once, with mode 0600 and no temporary file left', () => {
+    const p = pool();
+    p.acquire(key(1), 'a', 1);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(dir, 'state'))).toEqual(['leases.json']);
+    expect(pool().load()).toEqual([]);
+  });
+
+  it('leaves the old file whole when a write fails', () => {
+    const p = pool();
+    p.acquire(key(1), 'a', 1);
+    const before = readFileSync(file, 'utf8');
+    fsFault.failWrites = true;
+    expect(() => p.acquire(key(2), 'b', 2)).toThrow(/ENOSPC/);
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    expect(readdirSync(join(dir, 'state'))).toEqual(['leases.json']);
+    fsFault.failWrites = false;
+    expect(p.acquire(key(2), 'b', 3)).toBe('10.8.0.4'); // the lease was kept; the retry writes it
+    const q = pool();
+    q.load();
+    expect(q.leaseOf(key(2))).toBe('10.8.0.4');
+  });
+
+  it('moves a corrupt file aside and starts empty', () => {
+    pool().acquire(key(1), 'a', 1);
+    for (const garbage of ['{"version": 1, "leases": [', '{"version": 2, "leases": []}', '{"version": 1, "leases": [{"key": "x"}]}']) {
+      writeFileSync(file, garbage);
+      const p = pool();
+      const warnings = p.load();
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/corrupt.*moved to .*leases\.json\.corrupt-/);
+      expect(existsSync(file)).toBe(false);
+      expect(p.size).toBe(0);
+      expect(p.acquire(key(2), 'b', 2)).toBe('10.8.0.2');
+      expect(existsSync(file)).toBe(true);
+    }
+    expect(readdirSync(join(dir, 'state')).filter((f) => f.includes('.corrupt-')).length).toBeGreaterThan(0);
+  });
+
+  it('drops stored leases the configuration no longer allows', () => {
+    const p = pool({ reserved: ['10.8.0.1'] });
+    p.acquire(key(1), 'a', 1); // .2
+    p.acquire(key(2), 'b', 2); // .3
+    p.acquire(key(3), 'c', 3); // .4
+    const q = pool({ reserved: ['10.8.0.1', '10.8.0.3'], last: '10.8.0.3' }); // .3 now static, .4 out of range
+    const warnings = q.load();
+    expect(warnings).toHaveLength(2);
+    expect(warnings.join('\n')).toMatch(/10\.8\.0\.3 to b: reserved/);
+    expect(warnings.join('\n')).toMatch(/10\.8\.0\.4 to c: outside the pool/);
+    expect(q.acquire(key(1), 'a', 4)).toBe('10.8.0.2');
+    expect(q.acquire(key(2), 'b', 5)).toBeNull();
+  });
+
+  it('works for IPv6 ranges', () => {
+    const p = new LeasePool({ first: 'fd00::2', last: 'fd00::4', reserved: ['fd00::3', '10.8.0.1'], file: null });
+    expect([1, 2, 3].map((n) => p.acquire(key(n), '', n))).toEqual(['fd00::2', 'fd00::4', null]);
+  });
+
+  it('rejects a bad range', () => {
+    expect(() => pool({ first: '10.8.0.9' })).toThrow(/start must not exceed the end/);
+    expect(() => pool({ last: 'fd00::1' })).toThrow(/one address family/);
+    expect(() => pool({ first: '10.8.0.0/24' })).toThrow(/not a prefix/);
+  });
+});
