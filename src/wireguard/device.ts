@@ -1,0 +1,644 @@
+/**
+ * The sans-IO WireGuard core (after wireguard-go's device package and boringtun's Tunn):
+ * it takes datagrams, tun packets and the time, and answers through a DeviceOutput with
+ * actions: send this datagram there, deliver this packet to the tun, this frame to the
+ * control layer. It never reads a clock or does I/O; rng and wall clock are injected.
+ *
+ * Contract for the output: the byte arrays it is handed are valid only during the call
+ * (they point into the device's scratch buffers), and it must not call back into the
+ * device synchronously.
+ */
+import { randomBytes } from 'node:crypto';
+import type { BatchAead } from '../crypto/aead.js';
+import { SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
+import { x25519, x25519Key, type X25519Key } from '../crypto/x25519.js';
+import { AllowedIPs } from './allowedips.js';
+import {
+  HANDSHAKE_INITIATION_RATE,
+  KEEPALIVE_TIMEOUT,
+  MAX_STAGED_PACKETS,
+  MAX_TIMER_HANDSHAKES,
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  MESSAGE_TRANSPORT,
+  NEW_HANDSHAKE_TIME,
+  REJECT_AFTER_TIME,
+  REKEY_AFTER_TIME,
+  REKEY_ON_RECEIVE_AGE,
+  REKEY_TIMEOUT,
+  REKEY_TIMEOUT_JITTER_MAX,
+  UNDER_LOAD_AFTER_TIME,
+  ZERO_KEY_MATERIAL_TIME,
+} from './constants.js';
+import { CookieChecker } from './cookie.js';
+import { endpointAddress, endpointCookieSource, sameEndpoint, type Endpoint } from './endpoint.js';
+import {
+  Handshake,
+  HandshakeState,
+  acceptInitiation,
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+  deriveTransportKeys,
+  initialState,
+} from './handshake.js';
+import { IndexTable } from './indextable.js';
+import { Keypair } from './keypair.js';
+import { CookieReply, Initiation, Response, Transport, messageType, readU32, writeU32 } from './messages.js';
+import type { SymmetricState } from './noise.js';
+import { Peer, Timer, TIMER_COUNT, type PeerConfig } from './peer.js';
+import { RateLimiter } from './ratelimiter.js';
+import { tai64n, tai64nAfter } from './tai64n.js';
+
+export type DeviceEvent =
+  | { type: 'handshake-initiated'; peer: Peer }
+  | { type: 'handshake-complete'; peer: Peer }
+  | { type: 'handshake-gave-up'; peer: Peer }
+  | { type: 'endpoint-changed'; peer: Peer; endpoint: Endpoint }
+  | { type: 'cookie-sent'; to: Endpoint }
+  | { type: 'keys-zeroed'; peer: Peer };
+
+export interface DeviceOutput {
+  sendDatagram(data: Uint8Array, to: Endpoint, peer: Peer | null): void;
+  /** A decrypted IP packet (version 4 or 6) for the tun. */
+  deliverPacket(packet: Uint8Array, peer: Peer): void;
+  /** A decrypted control frame (first byte < 0x10), zero-padded to a multiple of 16. */
+  deliverControl(frame: Uint8Array, peer: Peer): void;
+  event?(e: DeviceEvent): void;
+}
+
+/** Why packets were dropped; counted, never answered (silence is part of the protocol). */
+export const DROP_REASONS = [
+  'malformed',
+  'mac1',
+  'handshake',
+  'unknown-peer',
+  'timestamp',
+  'flood',
+  'rate-limited',
+  'cookie',
+  'unknown-index',
+  'expired-keypair',
+  'authentication',
+  'replay',
+  'ip-version',
+  'ip-length',
+  'source-not-allowed',
+  'no-route',
+  'no-endpoint',
+  'staged-overflow',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export interface DeviceOptions {
+  privateKey: Uint8Array;
+  output: DeviceOutput;
+  aead: BatchAead;
+  /** Cryptographic randomness; injected so tests are deterministic. */
+  rng?: (n: number) => Uint8Array;
+  /** Wall clock in ms, used only for TAI64N timestamps and the last-handshake time. */
+  wallClock?: () => number;
+  /** Tun MTU: transport plaintexts are zero-padded to a multiple of 16, but not beyond it. */
+  mtu?: number;
+  /** Handshake messages per second above which the device is under load (cookies on). */
+  underLoadThreshold?: number;
+  /** Always behave as under load (tests, interop checks, a hostile network). */
+  forceUnderLoad?: boolean;
+}
+
+/** Largest datagram the device builds: a 64 KiB plaintext plus header, padding and tag. */
+const SCRATCH_SLOT = SLOT_HEADER + 65536 + 16 + TAG_LENGTH;
+const ZERO_PSK = new Uint8Array(32);
+
+export class Device {
+  readonly publicKey: Uint8Array;
+  readonly allowedIps = new AllowedIPs<Peer>();
+  readonly drops: Record<DropReason, number> = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  mtu: number;
+  forceUnderLoad: boolean;
+
+  private readonly key: X25519Key;
+  private readonly responderStart: SymmetricState;
+  private readonly peers = new Map<string, Peer>();
+  private readonly indices: IndexTable;
+  private readonly cookieChecker: CookieChecker;
+  private readonly rateLimiter = new RateLimiter();
+  private readonly output: DeviceOutput;
+  private readonly aead: BatchAead;
+  private readonly rng: (n: number) => Uint8Array;
+  private readonly wallClock: () => number;
+  private readonly underLoadThreshold: number;
+  private handshakeWindowStart = -Infinity;
+  private handshakesInWindow = 0;
+  private underLoadUntil = -Infinity;
+  // Separate scratch slots for each direction: handling a datagram can trigger sends.
+  private readonly txSlot = new Uint8Array(SCRATCH_SLOT);
+  private readonly rxSlot = new Uint8Array(SCRATCH_SLOT);
+  private readonly lens = new Int32Array(1);
+
+  constructor(opts: DeviceOptions) {
+    this.key = x25519Key(opts.privateKey);
+    this.publicKey = this.key.publicKey;
+    this.output = opts.output;
+    this.aead = opts.aead;
+    this.rng = opts.rng ?? ((n) => new Uint8Array(randomBytes(n)));
+    this.wallClock = opts.wallClock ?? Date.now;
+    this.mtu = opts.mtu ?? 1420;
+    this.underLoadThreshold = opts.underLoadThreshold ?? 1000;
+    this.forceUnderLoad = opts.forceUnderLoad ?? false;
+    this.responderStart = initialState(this.publicKey);
+    this.cookieChecker = new CookieChecker(this.publicKey, this.rng);
+    this.indices = new IndexTable(() => readU32(this.rng(4), 0));
+  }
+
+  // ---- configuration ----
+
+  addPeer(config: PeerConfig): Peer {
+    const id = Buffer.from(config.publicKey).toString('hex');
+    if (config.publicKey.length !== 32) throw new Error('peer public key must be 32 bytes');
+    if (this.peers.has(id)) throw new Error(`peer ${Buffer.from(config.publicKey).toString('base64')} is already configured`);
+    if (id === Buffer.from(this.publicKey).toString('hex')) throw new Error('a peer cannot have the device\'s own public key');
+    const hs = new Handshake(config.publicKey, config.presharedKey ?? ZERO_PSK, x25519(this.key, config.publicKey), initialState(config.publicKey));
+    const peer = new Peer(config, hs);
+    for (const cidr of config.allowedIps ?? []) this.allowedIps.insert(cidr, peer);
+    this.peers.set(id, peer);
+    return peer;
+  }
+
+  removePeer(peer: Peer): void {
+    this.zeroAndFlushAll(peer);
+    this.allowedIps.removeByPeer(peer);
+    this.peers.delete(peer.id);
+  }
+
+  peer(publicKey: Uint8Array): Peer | undefined {
+    return this.peers.get(Buffer.from(publicKey).toString('hex'));
+  }
+
+  get peerList(): Peer[] {
+    return [...this.peers.values()];
+  }
+
+  /** Sets or clears persistent keepalive; like wg set, turning it on sends a keepalive now. */
+  setPersistentKeepalive(peer: Peer, seconds: number, now: number): void {
+    peer.persistentKeepaliveMs = seconds * 1000;
+    if (seconds > 0) this.sendKeepalive(peer, now);
+    else peer.del(Timer.PersistentKeepalive);
+  }
+
+  // ---- inbound ----
+
+  /** One UDP datagram from `from`. */
+  receive(datagram: Uint8Array, from: Endpoint, now: number): void {
+    switch (messageType(datagram)) {
+      case MESSAGE_INITIATION:
+        if (datagram.length !== Initiation.size) return this.drop('malformed');
+        return this.receiveHandshake(datagram, from, now, true);
+      case MESSAGE_RESPONSE:
+        if (datagram.length !== Response.size) return this.drop('malformed');
+        return this.receiveHandshake(datagram, from, now, false);
+      case MESSAGE_COOKIE_REPLY:
+        if (datagram.length !== CookieReply.size) return this.drop('malformed');
+        return this.receiveCookieReply(datagram, now);
+      case MESSAGE_TRANSPORT:
+        if (datagram.length < Transport.minSize || datagram.length > SCRATCH_SLOT) return this.drop('malformed');
+        return this.receiveTransport(datagram, from, now);
+      default:
+        return this.drop('malformed');
+    }
+  }
+
+  private isUnderLoad(now: number): boolean {
+    if (now - this.handshakeWindowStart >= 1000) {
+      this.handshakeWindowStart = now;
+      this.handshakesInWindow = 0;
+    }
+    if (++this.handshakesInWindow > this.underLoadThreshold) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+    return this.forceUnderLoad || now < this.underLoadUntil;
+  }
+
+  private receiveHandshake(msg: Uint8Array, from: Endpoint, now: number, initiation: boolean): void {
+    if (!this.cookieChecker.checkMac1(msg)) return this.drop('mac1');
+    if (this.isUnderLoad(now)) {
+      if (!this.cookieChecker.checkMac2(msg, endpointCookieSource(from), now)) {
+        const reply = this.cookieChecker.createReply(msg, readU32(msg, Initiation.sender), endpointCookieSource(from), now);
+        this.output.sendDatagram(reply, from, null);
+        this.output.event?.({ type: 'cookie-sent', to: from });
+        return;
+      }
+      if (!this.rateLimiter.allow(endpointAddress(from), now)) return this.drop('rate-limited');
+    }
+    if (initiation) this.receiveInitiation(msg, from, now);
+    else this.receiveResponse(msg, from, now);
+  }
+
+  private receiveInitiation(msg: Uint8Array, from: Endpoint, now: number): void {
+    let peer: Peer | undefined;
+    let staticDecrypted = false;
+    const consumed = consumeInitiation(this.key, this.responderStart, msg, (remoteStatic) => {
+      staticDecrypted = true;
+      peer = this.peer(remoteStatic);
+      return peer?.handshake.staticStatic ?? null;
+    });
+    if (!consumed || !peer) return this.drop(staticDecrypted && !peer ? 'unknown-peer' : 'handshake');
+    const hs = peer.handshake;
+    if (!tai64nAfter(consumed.timestamp, hs.lastTimestamp)) return this.drop('timestamp');
+    if (now - hs.lastInitiationConsumption < HANDSHAKE_INITIATION_RATE) return this.drop('flood');
+    this.releaseHandshakeIndex(peer);
+    acceptInitiation(hs, consumed, now);
+    this.setEndpoint(peer, from);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketReceived(peer);
+
+    const index = this.indices.newIndex(peer);
+    const response = createResponse(hs, this.rng(32), index);
+    if (!response) {
+      this.indices.delete(index);
+      return this.drop('handshake');
+    }
+    peer.cookieGenerator.addMacs(response, now);
+    hs.lastSentHandshake = now;
+    this.beginSession(peer, now);
+    this.timersSessionDerived(peer, now);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketSent(peer);
+    this.output.sendDatagram(response, from, peer);
+  }
+
+  private receiveResponse(msg: Uint8Array, from: Endpoint, now: number): void {
+    const index = readU32(msg, Response.receiver);
+    const entry = this.indices.get(index);
+    if (!entry || entry.keypair || entry.peer.handshake.localIndex !== index) return this.drop('unknown-index');
+    const peer = entry.peer;
+    if (!consumeResponse(this.key, peer.handshake, msg)) return this.drop('handshake');
+    this.setEndpoint(peer, from);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketReceived(peer);
+    this.beginSession(peer, now);
+    this.timersSessionDerived(peer, now);
+    this.timersHandshakeComplete(peer);
+    this.sendKeepalive(peer, now);
+  }
+
+  private receiveCookieReply(msg: Uint8Array, now: number): void {
+    const entry = this.indices.get(readU32(msg, CookieReply.receiver));
+    if (!entry) return this.drop('unknown-index');
+    if (!entry.peer.cookieGenerator.consumeReply(msg, now)) this.drop('cookie');
+  }
+
+  private receiveTransport(datagram: Uint8Array, from: Endpoint, now: number): void {
+    const entry = this.indices.get(readU32(datagram, Transport.receiver));
+    const kp = entry?.keypair;
+    if (!entry || !kp) return this.drop('unknown-index');
+    if (now - kp.created >= REJECT_AFTER_TIME) return this.drop('expired-keypair');
+    const slot = this.rxSlot;
+    slot.set(datagram);
+    this.lens[0] = datagram.length - Transport.content;
+    if (this.aead.openSlots(kp.receiveKey, slot, SCRATCH_SLOT, 0, 1, this.lens) !== 1) return this.drop('authentication');
+    if (!kp.replay.validateCounter(readU32(slot, Transport.counter), readU32(slot, Transport.counter + 4))) return this.drop('replay');
+
+    const peer = entry.peer;
+    this.setEndpoint(peer, from);
+    if (this.receivedWithKeypair(peer, kp)) {
+      this.timersHandshakeComplete(peer);
+      this.sendStaged(peer, now);
+    }
+    this.keepKeyFreshReceiving(peer, now);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketReceived(peer);
+    peer.rxBytes += datagram.length;
+    const len = this.lens[0]!;
+    if (len === 0) return; // keepalive
+    this.timersDataReceived(peer, now);
+    this.dispatchPlaintext(peer, slot.subarray(SLOT_HEADER, SLOT_HEADER + len));
+  }
+
+  /** IP packets go to the tun after the cryptokey-routing source check; nibble 0 is control. */
+  private dispatchPlaintext(peer: Peer, p: Uint8Array): void {
+    const version = p[0]! >> 4;
+    if (version === 4) {
+      if (p.length < 20) return this.drop('ip-length');
+      const total = (p[2]! << 8) | p[3]!;
+      if (total < 20 || total > p.length) return this.drop('ip-length');
+      if (this.allowedIps.lookupV4(p, 12) !== peer) return this.drop('source-not-allowed');
+      this.output.deliverPacket(p.subarray(0, total), peer);
+    } else if (version === 6) {
+      if (p.length < 40) return this.drop('ip-length');
+      const total = 40 + ((p[4]! << 8) | p[5]!);
+      if (total > p.length) return this.drop('ip-length');
+      if (this.allowedIps.lookupV6(p, 8) !== peer) return this.drop('source-not-allowed');
+      this.output.deliverPacket(p.subarray(0, total), peer);
+    } else if (version === 0) {
+      this.output.deliverControl(p, peer);
+    } else {
+      this.drop('ip-version');
+    }
+  }
+
+  // ---- outbound ----
+
+  /** An IP packet read from the tun: routed by destination through the allowed IPs. */
+  sendPacket(packet: Uint8Array, now: number): void {
+    const version = packet[0]! >> 4;
+    let peer: Peer | undefined;
+    if (version === 4 && packet.length >= 20) peer = this.allowedIps.lookupV4(packet, 16);
+    else if (version === 6 && packet.length >= 40) peer = this.allowedIps.lookupV6(packet, 24);
+    else return this.drop('ip-version');
+    if (!peer) return this.drop('no-route');
+    this.sendTo(peer, packet, now);
+  }
+
+  /** A control frame for the peer: its first byte must be below 0x10 (IP version nibble 0). */
+  sendControl(peer: Peer, frame: Uint8Array, now: number): void {
+    if (frame.length === 0 || frame[0]! >> 4 !== 0) throw new Error('control frames must start with a byte below 0x10');
+    this.sendTo(peer, frame, now);
+  }
+
+  /** Whether the peer has a keypair it may send with now. */
+  hasSession(peer: Peer, now: number): boolean {
+    return this.usableCurrent(peer, now) !== null;
+  }
+
+  private usableCurrent(peer: Peer, now: number): Keypair | null {
+    const kp = peer.keypairs.current;
+    return kp && kp.canSend() && now - kp.created < REJECT_AFTER_TIME ? kp : null;
+  }
+
+  private sendTo(peer: Peer, plaintext: Uint8Array, now: number): void {
+    const kp = this.usableCurrent(peer, now);
+    if (!kp || peer.staged.length > 0) {
+      this.stage(peer, plaintext);
+      if (kp) this.sendStaged(peer, now);
+      else this.sendHandshakeInitiation(peer, false, now);
+      return;
+    }
+    this.sendWith(peer, kp, plaintext, now);
+    this.keepKeyFreshSending(peer, now);
+  }
+
+  private stage(peer: Peer, plaintext: Uint8Array): void {
+    if (peer.staged.length >= MAX_STAGED_PACKETS) {
+      peer.staged.shift();
+      this.drop('staged-overflow');
+    }
+    peer.staged.push(plaintext.slice());
+  }
+
+  /** wireguard-go's SendStagedPackets: flush through the current keypair or start a handshake. */
+  private sendStaged(peer: Peer, now: number): void {
+    while (peer.staged.length > 0) {
+      const kp = this.usableCurrent(peer, now);
+      if (!kp) return this.sendHandshakeInitiation(peer, false, now);
+      this.sendWith(peer, kp, peer.staged.shift()!, now);
+    }
+    this.keepKeyFreshSending(peer, now);
+  }
+
+  private sendKeepalive(peer: Peer, now: number): void {
+    if (peer.staged.length === 0) peer.staged.push(new Uint8Array(0));
+    this.sendStaged(peer, now);
+  }
+
+  /** Pads, encrypts in the scratch slot and sends one transport message. */
+  private sendWith(peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number): void {
+    const endpoint = peer.endpoint;
+    if (!endpoint) return this.drop('no-endpoint');
+    const slot = this.txSlot;
+    const padded = Math.min(paddedLength(plaintext.length, this.mtu), SCRATCH_SLOT - SLOT_HEADER - TAG_LENGTH);
+    writeU32(slot, 0, MESSAGE_TRANSPORT);
+    writeU32(slot, Transport.receiver, kp.remoteIndex);
+    kp.takeCounter(slot, Transport.counter);
+    slot.set(plaintext, SLOT_HEADER);
+    slot.fill(0, SLOT_HEADER + plaintext.length, SLOT_HEADER + padded);
+    this.lens[0] = padded;
+    this.aead.sealSlots(kp.sendKey, slot, SCRATCH_SLOT, 0, 1, this.lens);
+    const size = SLOT_HEADER + this.lens[0]!;
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketSent(peer);
+    if (plaintext.length > 0) this.timersDataSent(peer, now);
+    peer.txBytes += size;
+    this.output.sendDatagram(slot.subarray(0, size), endpoint, peer);
+  }
+
+  // ---- handshake initiation ----
+
+  private sendHandshakeInitiation(peer: Peer, isRetry: boolean, now: number): void {
+    if (!isRetry) peer.handshakeAttempts = 0;
+    const hs = peer.handshake;
+    if (now - hs.lastSentHandshake < REKEY_TIMEOUT) return;
+    hs.lastSentHandshake = now;
+    this.releaseHandshakeIndex(peer);
+    const index = this.indices.newIndex(peer);
+    const msg = createInitiation(this.key, hs, this.rng(32), tai64n(this.wallClock()), index);
+    if (!msg) {
+      this.indices.delete(index);
+      return;
+    }
+    peer.cookieGenerator.addMacs(msg, now);
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketSent(peer);
+    if (peer.endpoint) this.output.sendDatagram(msg, peer.endpoint, peer);
+    this.output.event?.({ type: 'handshake-initiated', peer });
+    this.timersHandshakeInitiated(peer, now);
+  }
+
+  /** Drops the index of a handshake in progress (one that names no keypair yet). */
+  private releaseHandshakeIndex(peer: Peer): void {
+    const hs = peer.handshake;
+    if (hs.state !== HandshakeState.Zeroed && this.indices.get(hs.localIndex)?.keypair === null) this.indices.delete(hs.localIndex);
+  }
+
+  // ---- keypairs ----
+
+  /** wireguard-go's BeginSymmetricSession: the finished handshake becomes a keypair. */
+  private beginSession(peer: Peer, now: number): void {
+    const hs = peer.handshake;
+    const keys = deriveTransportKeys(hs);
+    if (!keys) return;
+    const isInitiator = hs.state === HandshakeState.ResponseConsumed;
+    const kp = new Keypair(keys[0], keys[1], isInitiator, now, hs.localIndex, hs.remoteIndex);
+    this.indices.bindKeypair(hs.localIndex, kp);
+    hs.clear();
+    const kps = peer.keypairs;
+    if (isInitiator) {
+      if (kps.next) {
+        this.deleteKeypair(kps.previous);
+        kps.previous = kps.next;
+        kps.next = null;
+        this.deleteKeypair(kps.current);
+      } else {
+        this.deleteKeypair(kps.previous);
+        kps.previous = kps.current;
+      }
+      kps.current = kp;
+      this.onHandshakeComplete(peer);
+    } else {
+      this.deleteKeypair(kps.next);
+      kps.next = kp;
+      this.deleteKeypair(kps.previous);
+      kps.previous = null;
+    }
+  }
+
+  /** The responder's next keypair is confirmed by the first packet received under it. */
+  private receivedWithKeypair(peer: Peer, kp: Keypair): boolean {
+    const kps = peer.keypairs;
+    if (kps.next !== kp) return false;
+    this.deleteKeypair(kps.previous);
+    kps.previous = kps.current;
+    kps.current = kp;
+    kps.next = null;
+    this.onHandshakeComplete(peer);
+    return true;
+  }
+
+  private onHandshakeComplete(peer: Peer): void {
+    peer.lastHandshakeWallMs = this.wallClock();
+    this.output.event?.({ type: 'handshake-complete', peer });
+  }
+
+  private deleteKeypair(kp: Keypair | null): void {
+    if (!kp) return;
+    this.indices.delete(kp.localIndex);
+    kp.wipe();
+  }
+
+  private zeroAndFlushAll(peer: Peer): void {
+    const kps = peer.keypairs;
+    for (const kp of kps.all()) this.deleteKeypair(kp);
+    kps.current = kps.previous = kps.next = null;
+    this.releaseHandshakeIndex(peer);
+    peer.handshake.clear();
+    peer.staged = [];
+    this.output.event?.({ type: 'keys-zeroed', peer });
+  }
+
+  private keepKeyFreshSending(peer: Peer, now: number): void {
+    const kp = peer.keypairs.current;
+    if (kp && (kp.needsRekeyByCount() || (kp.isInitiator && now - kp.created > REKEY_AFTER_TIME))) {
+      this.sendHandshakeInitiation(peer, false, now);
+    }
+  }
+
+  private keepKeyFreshReceiving(peer: Peer, now: number): void {
+    if (peer.sentLastMinuteHandshake) return;
+    const kp = peer.keypairs.current;
+    if (kp && kp.isInitiator && now - kp.created > REKEY_ON_RECEIVE_AGE) {
+      peer.sentLastMinuteHandshake = true;
+      this.sendHandshakeInitiation(peer, false, now);
+    }
+  }
+
+  private setEndpoint(peer: Peer, from: Endpoint): void {
+    if (sameEndpoint(peer.endpoint, from)) return;
+    peer.endpoint = from;
+    this.output.event?.({ type: 'endpoint-changed', peer, endpoint: from });
+  }
+
+  // ---- timers (whitepaper section 6; wireguard-go timers.go) ----
+
+  /** Runs every timer that is due. Call it at nextTimerAt(), or periodically. */
+  tick(now: number): void {
+    this.rateLimiter.gc(now);
+    for (const peer of this.peers.values()) {
+      for (let t = 0; t < TIMER_COUNT; t++) {
+        if (peer.timers[t]! <= now) {
+          peer.timers[t] = Infinity;
+          this.expire(peer, t as Timer, now);
+        }
+      }
+    }
+  }
+
+  /** The earliest pending deadline, Infinity when nothing is pending. */
+  nextTimerAt(): number {
+    let at = Infinity;
+    for (const peer of this.peers.values()) for (let t = 0; t < TIMER_COUNT; t++) at = Math.min(at, peer.timers[t]!);
+    return at;
+  }
+
+  private expire(peer: Peer, t: Timer, now: number): void {
+    switch (t) {
+      case Timer.RetransmitHandshake:
+        if (peer.handshakeAttempts > MAX_TIMER_HANDSHAKES) {
+          peer.del(Timer.SendKeepalive);
+          peer.staged = [];
+          if (!peer.isPending(Timer.ZeroKeyMaterial)) peer.mod(Timer.ZeroKeyMaterial, now + ZERO_KEY_MATERIAL_TIME);
+          this.output.event?.({ type: 'handshake-gave-up', peer });
+        } else {
+          peer.handshakeAttempts++;
+          this.sendHandshakeInitiation(peer, true, now);
+        }
+        return;
+      case Timer.SendKeepalive:
+        this.sendKeepalive(peer, now);
+        if (peer.needAnotherKeepalive) {
+          peer.needAnotherKeepalive = false;
+          peer.mod(Timer.SendKeepalive, now + KEEPALIVE_TIMEOUT);
+        }
+        return;
+      case Timer.NewHandshake:
+        this.sendHandshakeInitiation(peer, false, now);
+        return;
+      case Timer.ZeroKeyMaterial:
+        this.zeroAndFlushAll(peer);
+        return;
+      case Timer.PersistentKeepalive:
+        if (peer.persistentKeepaliveMs > 0) this.sendKeepalive(peer, now);
+        return;
+    }
+  }
+
+  private jitter(): number {
+    return readU32(this.rng(4), 0) % REKEY_TIMEOUT_JITTER_MAX;
+  }
+
+  private timersDataSent(peer: Peer, now: number): void {
+    if (!peer.isPending(Timer.NewHandshake)) peer.mod(Timer.NewHandshake, now + NEW_HANDSHAKE_TIME + this.jitter());
+  }
+
+  private timersDataReceived(peer: Peer, now: number): void {
+    if (!peer.isPending(Timer.SendKeepalive)) peer.mod(Timer.SendKeepalive, now + KEEPALIVE_TIMEOUT);
+    else peer.needAnotherKeepalive = true;
+  }
+
+  private timersAnyAuthenticatedPacketSent(peer: Peer): void {
+    peer.del(Timer.SendKeepalive);
+  }
+
+  private timersAnyAuthenticatedPacketReceived(peer: Peer): void {
+    peer.del(Timer.NewHandshake);
+  }
+
+  private timersHandshakeInitiated(peer: Peer, now: number): void {
+    peer.mod(Timer.RetransmitHandshake, now + REKEY_TIMEOUT + this.jitter());
+  }
+
+  private timersHandshakeComplete(peer: Peer): void {
+    peer.del(Timer.RetransmitHandshake);
+    peer.handshakeAttempts = 0;
+    peer.sentLastMinuteHandshake = false;
+  }
+
+  private timersSessionDerived(peer: Peer, now: number): void {
+    peer.mod(Timer.ZeroKeyMaterial, now + ZERO_KEY_MATERIAL_TIME);
+  }
+
+  private timersAnyAuthenticatedPacketTraversal(peer: Peer, now: number): void {
+    if (peer.persistentKeepaliveMs > 0) peer.mod(Timer.PersistentKeepalive, now + peer.persistentKeepaliveMs);
+  }
+
+  private drop(reason: DropReason): void {
+    this.drops[reason]++;
+  }
+}
+
+/** wireguard-go's calculatePaddingSize: round up to 16, but never past the MTU. */
+export function paddedLength(len: number, mtu: number): number {
+  let last = len;
+  if (last > mtu) last %= mtu;
+  const padded = Math.min((last + 15) & ~15, mtu);
+  return len + Math.max(padded - last, 0);
+}

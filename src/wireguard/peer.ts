@@ -1,0 +1,74 @@
+/**
+ * A configured peer: its handshake, keypairs, cookie state, timers and counters.
+ * The Device drives it; the peer itself holds state, not policy.
+ */
+import { CookieGenerator } from './cookie.js';
+import type { Endpoint } from './endpoint.js';
+import { Handshake } from './handshake.js';
+import { Keypairs } from './keypair.js';
+
+/** The whitepaper's timers (section 6), as deadlines on the injected clock. */
+export const enum Timer {
+  RetransmitHandshake,
+  SendKeepalive,
+  NewHandshake,
+  ZeroKeyMaterial,
+  PersistentKeepalive,
+}
+export const TIMER_COUNT = 5;
+
+export interface PeerConfig {
+  publicKey: Uint8Array;
+  presharedKey?: Uint8Array;
+  endpoint?: Endpoint;
+  /** CIDRs this peer may send from and that are routed to it. */
+  allowedIps?: readonly string[];
+  /** Persistent keepalive interval in seconds; 0 or absent turns it off. */
+  persistentKeepalive?: number;
+}
+
+export class Peer {
+  readonly publicKey: Uint8Array;
+  /** Hex of the public key: the map key for lookups by static key. */
+  readonly id: string;
+  endpoint: Endpoint | null;
+  persistentKeepaliveMs: number;
+  readonly keypairs = new Keypairs();
+  readonly cookieGenerator: CookieGenerator;
+  /** Deadlines, Infinity when a timer is not pending. */
+  readonly timers = new Float64Array(TIMER_COUNT).fill(Infinity);
+  handshakeAttempts = 0;
+  sentLastMinuteHandshake = false;
+  needAnotherKeepalive = false;
+  /** Plaintexts waiting for a usable keypair (wireguard-go's staged queue). */
+  staged: Uint8Array[] = [];
+  /** Wall-clock ms of the last completed handshake, 0 if none. */
+  lastHandshakeWallMs = 0;
+  rxBytes = 0;
+  txBytes = 0;
+  /** Free for the layer above (the control channel keeps its per-peer state here). */
+  tag: unknown = undefined;
+
+  constructor(
+    config: PeerConfig,
+    readonly handshake: Handshake,
+  ) {
+    this.publicKey = Uint8Array.from(config.publicKey);
+    this.id = Buffer.from(this.publicKey).toString('hex');
+    this.endpoint = config.endpoint ?? null;
+    this.persistentKeepaliveMs = (config.persistentKeepalive ?? 0) * 1000;
+    this.cookieGenerator = new CookieGenerator(this.publicKey);
+  }
+
+  isPending(t: Timer): boolean {
+    return this.timers[t] !== Infinity;
+  }
+
+  mod(t: Timer, at: number): void {
+    this.timers[t] = at;
+  }
+
+  del(t: Timer): void {
+    this.timers[t] = Infinity;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The whitepaper's primitives (section 5.4): HASH, MAC, HMAC, KDF1-3, AEAD, XAEAD.
+ * These run on handshake messages only; the data plane uses the batched AEAD backends.
+ */
+import { blake2s } from '@noble/hashes/blake2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+
+const utf8 = new TextEncoder();
+export const bytes = (s: string): Uint8Array => utf8.encode(s);
+
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  n = 0;
+  for (const p of parts) {
+    out.set(p, n);
+    n += p.length;
+  }
+  return out;
+}
+
+/** HASH(input): BLAKE2s-256. */
+export const HASH = (...input: Uint8Array[]): Uint8Array => blake2s(input.length === 1 ? input[0]! : concat(...input));
+
+/** MAC(key, input): keyed BLAKE2s with a 16-byte output. */
+export const MAC = (key: Uint8Array, input: Uint8Array): Uint8Array => blake2s(input, { key, dkLen: 16 });
+
+/** HMAC(key, input): HMAC over BLAKE2s-256 (RFC 2104, 64-byte block). */
+export const HMAC = (key: Uint8Array, input: Uint8Array): Uint8Array => hmac(blake2s, key, input);
+
+const ONE = Uint8Array.of(1);
+
+/** KDFn(key, input): HKDF over HMAC-BLAKE2s returning n 32-byte outputs, n = 1..3. */
+export function KDF(n: 1 | 2 | 3, key: Uint8Array, input: Uint8Array): Uint8Array[] {
+  const prk = HMAC(key, input);
+  const out: Uint8Array[] = [];
+  let t = HMAC(prk, ONE);
+  out.push(t);
+  for (let i = 2; i <= n; i++) {
+    t = HMAC(prk, concat(t, Uint8Array.of(i)));
+    out.push(t);
+  }
+  prk.fill(0);
+  return out;
+}
+
+/** The 96-bit AEAD nonce: 32 zero bits then the 64-bit little-endian counter. */
+function nonce(counter: bigint): Uint8Array {
+  const n = new Uint8Array(12);
+  new DataView(n.buffer).setBigUint64(4, counter, true);
+  return n;
+}
+
+/** AEAD(key, counter, plain, aad): ChaCha20-Poly1305. */
+export const AEAD = (key: Uint8Array, counter: bigint, plain: Uint8Array, aad: Uint8Array): Uint8Array =>
+  chacha20poly1305(key, nonce(counter), aad).encrypt(plain);
+
+/** Inverse of AEAD; null when authentication fails. */
+export function AEAD_OPEN(key: Uint8Array, counter: bigint, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
+  try {
+    return chacha20poly1305(key, nonce(counter), aad).decrypt(sealed);
+  } catch {
+    return null;
+  }
+}
+
+/** XAEAD(key, nonce, plain, aad): XChaCha20-Poly1305 with a 24-byte random nonce (cookie replies). */
+export const XAEAD = (key: Uint8Array, nonce24: Uint8Array, plain: Uint8Array, aad: Uint8Array): Uint8Array =>
+  xchacha20poly1305(key, nonce24, aad).encrypt(plain);
+
+export function XAEAD_OPEN(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
+  try {
+    return xchacha20poly1305(key, nonce24, aad).decrypt(sealed);
+  } catch {
+    return null;
+  }
+}
+
+/** Constant-time equality for MACs and keys. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
