@@ -1,0 +1,59 @@
+/**
+ * Packet batches: one preallocated buffer of fixed-size slots plus per-slot lengths and
+ * per-slot UDP peer entries. Slot i starts at i * slotSize; an operation puts or takes its
+ * packet at a caller-chosen byte offset inside the slot (tvpn reads TUN packets at
+ * SLOT_HEADER = 16 so the WireGuard header can be written in front and the packet sealed in
+ * place, see src/crypto/aead.ts). Batches are reused for every call: nothing on the batch
+ * paths allocates per packet.
+ */
+import { ENDPOINT_SIZE } from './endpoint.js';
+
+export const DEFAULT_BATCH_SLOTS = 64;
+export const DEFAULT_SLOT_SIZE = 2048;
+
+export interface PacketBatch {
+  readonly slots: number;
+  readonly slotSize: number;
+  /** slots * slotSize bytes. */
+  readonly buf: Uint8Array;
+  /** Packet length per slot; -1 marks a slot to skip (writes) or an unusable packet (reads). */
+  readonly lens: Int32Array;
+  /** One ENDPOINT_SIZE entry per slot (UDP peers; unused for TUN). */
+  readonly addrs: Uint8Array;
+}
+
+/** Which slots an operation covers and where packets sit inside them. */
+export interface BatchRange {
+  /** First slot (default 0). */
+  readonly first?: number;
+  /** Number of slots (default: all from first to the end of the batch). */
+  readonly count?: number;
+  /** Byte offset of the packet inside each slot (default 0). */
+  readonly offset?: number;
+}
+
+export function createBatch(slots: number = DEFAULT_BATCH_SLOTS, slotSize: number = DEFAULT_SLOT_SIZE): PacketBatch {
+  if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`batch slots must be a positive integer, not ${slots}`);
+  if (!Number.isInteger(slotSize) || slotSize < 1 || slotSize > 1 << 20) {
+    throw new RangeError(`slotSize must be an integer in 1..${1 << 20}, not ${slotSize}`);
+  }
+  return {
+    slots,
+    slotSize,
+    buf: new Uint8Array(slots * slotSize),
+    lens: new Int32Array(slots),
+    addrs: new Uint8Array(slots * ENDPOINT_SIZE),
+  };
+}
+
+/** Resolves a range against a batch: [first, count, offset]. Native code re-checks bounds. */
+export function resolveRange(b: PacketBatch, r: BatchRange | undefined): [number, number, number] {
+  const first = r?.first ?? 0;
+  return [first, r?.count ?? b.slots - first, r?.offset ?? 0];
+}
+
+/** The packet bytes of slot i (a view, not a copy; allocates the view: not for hot paths). */
+export function slotPacket(b: PacketBatch, i: number, offset = 0): Uint8Array {
+  const start = i * b.slotSize + offset;
+  return b.buf.subarray(start, start + Math.max(0, b.lens[i] ?? 0));
+}

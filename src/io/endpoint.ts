@@ -1,0 +1,165 @@
+/**
+ * Per-packet UDP peer addresses. A batch carries one fixed-size entry per slot in a
+ * Uint8Array (entry i at i * ENDPOINT_SIZE), filled by receives and read by sends, so no
+ * address object is allocated per packet. Layout of an entry (native/tvpn.c uses the same):
+ *
+ *   byte 0      family: 4 or 6; 0 = none (on send: the connected peer)
+ *   byte 1      0
+ *   bytes 2-3   UDP port, big-endian
+ *   bytes 4-19  address: IPv4 in bytes 4-7 (8-19 zero), IPv6 in bytes 4-19
+ *
+ * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, what a dual-stack socket sees for IPv4
+ * peers) are stored as IPv4, so a peer's entries compare equal however it was reached.
+ * There is no IPv6 scope id: link-local peers (fe80::/10 with %iface) are not supported.
+ */
+import { isIP } from 'node:net';
+
+export const ENDPOINT_SIZE = 20;
+
+/** A UDP peer. ip is a literal IPv4 or IPv6 address, no host names. */
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+}
+
+function checkIndex(arr: Uint8Array, index: number): number {
+  const off = index * ENDPOINT_SIZE;
+  if (!Number.isInteger(index) || index < 0 || off + ENDPOINT_SIZE > arr.length) {
+    throw new RangeError(`endpoint index ${index} is outside an array of ${Math.floor(arr.length / ENDPOINT_SIZE)} entries`);
+  }
+  return off;
+}
+
+function parseIpv4(ip: string, dst: Uint8Array, off: number): void {
+  const parts = ip.split('.');
+  for (let i = 0; i < 4; i++) dst[off + i] = Number(parts[i]);
+}
+
+/** Writes the 16 bytes of a valid IPv6 literal (no zone) at dst[off]. */
+function parseIpv6(ip: string, dst: Uint8Array, off: number): void {
+  const words: number[] = [];
+  const toWords = (part: string): number[] => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (g.includes('.')) {
+        const b = g.split('.').map(Number);
+        out.push(((b[0] ?? 0) << 8) | (b[1] ?? 0), ((b[2] ?? 0) << 8) | (b[3] ?? 0));
+      } else {
+        out.push(parseInt(g, 16));
+      }
+    }
+    return out;
+  };
+  const gap = ip.indexOf('::');
+  if (gap < 0) {
+    words.push(...toWords(ip));
+  } else {
+    const head = toWords(ip.slice(0, gap));
+    const tail = toWords(ip.slice(gap + 2));
+    words.push(...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail);
+  }
+  for (let i = 0; i < 8; i++) {
+    const w = words[i] ?? 0;
+    dst[off + 2 * i] = w >> 8;
+    dst[off + 2 * i + 1] = w & 0xff;
+  }
+}
+
+function isV4Mapped(bytes: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[off + i] !== 0) return false;
+  return bytes[off + 10] === 0xff && bytes[off + 11] === 0xff;
+}
+
+/** Writes ep into entry `index` of dst. Throws TypeError/RangeError for a bad ip or port. */
+export function encodeEndpoint(ep: Endpoint, dst: Uint8Array, index: number): void {
+  const off = checkIndex(dst, index);
+  if (!Number.isInteger(ep.port) || ep.port < 0 || ep.port > 65535) throw new RangeError(`invalid UDP port ${ep.port}`);
+  if (ep.ip.includes('%')) throw new TypeError(`scoped IPv6 addresses are not supported: ${ep.ip}`);
+  const family = isIP(ep.ip);
+  if (family === 0) throw new TypeError(`not an IP address: ${JSON.stringify(ep.ip)}`);
+  dst.fill(0, off, off + ENDPOINT_SIZE);
+  dst[off + 2] = ep.port >> 8;
+  dst[off + 3] = ep.port & 0xff;
+  if (family === 4) {
+    dst[off] = 4;
+    parseIpv4(ep.ip, dst, off + 4);
+    return;
+  }
+  parseIpv6(ep.ip, dst, off + 4);
+  if (isV4Mapped(dst, off + 4)) {
+    dst.copyWithin(off + 4, off + 16, off + 20);
+    dst.fill(0, off + 8, off + 20);
+    dst[off] = 4;
+  } else {
+    dst[off] = 6;
+  }
+}
+
+/** Family of entry `index`: 4, 6, or 0 for an empty entry. */
+export function endpointFamily(src: Uint8Array, index: number): 0 | 4 | 6 {
+  const f = src[checkIndex(src, index)];
+  return f === 4 || f === 6 ? f : 0;
+}
+
+function formatIpv6(src: Uint8Array, off: number): string {
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push(((src[off + 2 * i] ?? 0) << 8) | (src[off + 2 * i + 1] ?? 0));
+  // RFC 5952: the longest run (first if tied) of two or more zero words becomes "::".
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/** Reads entry `index`; null for an empty entry. Allocates: not for per-packet paths. */
+export function decodeEndpoint(src: Uint8Array, index: number): Endpoint | null {
+  const off = checkIndex(src, index);
+  const port = ((src[off + 2] ?? 0) << 8) | (src[off + 3] ?? 0);
+  if (src[off] === 4) return { ip: `${src[off + 4]}.${src[off + 5]}.${src[off + 6]}.${src[off + 7]}`, port };
+  if (src[off] === 6) return { ip: formatIpv6(src, off + 4), port };
+  return null;
+}
+
+/** Whether entry ia of a and entry ib of b hold the same peer. Allocation-free. */
+export function endpointEquals(a: Uint8Array, ia: number, b: Uint8Array, ib: number): boolean {
+  const oa = ia * ENDPOINT_SIZE;
+  const ob = ib * ENDPOINT_SIZE;
+  for (let i = 0; i < ENDPOINT_SIZE; i++) if (a[oa + i] !== b[ob + i]) return false;
+  return true;
+}
+
+/** Copies entry is of src to entry id of dst. */
+export function copyEndpoint(src: Uint8Array, is: number, dst: Uint8Array, id: number): void {
+  dst.set(src.subarray(is * ENDPOINT_SIZE, (is + 1) * ENDPOINT_SIZE), id * ENDPOINT_SIZE);
+}
+
+/** "192.0.2.1:51820" or "[2001:db8::1]:51820". */
+export function formatEndpoint(ep: Endpoint): string {
+  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
+}
+
+/** Parses "192.0.2.1:51820" or "[2001:db8::1]:51820" (IP literals only). */
+export function parseEndpoint(text: string): Endpoint {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
+  const ip = m?.[1];
+  const port = Number(m?.[2]);
+  if (ip === undefined || isIP(ip) === 0 || !Number.isInteger(port) || port > 65535) {
+    throw new TypeError(`not an IP:port endpoint: ${JSON.stringify(text)} (use 192.0.2.1:51820 or [2001:db8::1]:51820)`);
+  }
+  return { ip, port };
+}

@@ -1,0 +1,134 @@
+/**
+ * Loads the native addon (native/build/Release/tvpn.node, built by `npm install`) and
+ * declares its interface. Everything here is low level; use the wrappers in this directory
+ * (Tun, UdpSocket, runInNetns, the native AEAD backend) instead of calling it directly.
+ *
+ * Conventions of the addon (see native/tvpn.c): bad arguments throw TypeError/RangeError;
+ * opening things throws an Error with errno/code/syscall (turned into one-line messages by
+ * errors.ts); batch calls return a count >= 0 or -errno and never throw for I/O conditions.
+ * Batches are fixed-size slots in one buffer, see batch.ts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ENDPOINT_SIZE } from './endpoint.js';
+
+/** poll() event bits. */
+export const POLL_READABLE = 1;
+export const POLL_WRITABLE = 2;
+
+/**
+ * Readiness callback. events: POLL_READABLE | POLL_WRITABLE bits that are ready. errno != 0
+ * means polling stopped for good with that error (events is then 0).
+ */
+export type PollCallback = (events: number, errno: number) => void;
+
+export interface NativeHandle {
+  /** The file descriptor, -1 once closed. */
+  readonly fd: number;
+  /** Watches events (0 stops watching) and calls cb on the event loop when they are ready. */
+  poll(events: number, cb: PollCallback): void;
+  /** Stops polling and closes the fd; idempotent. */
+  close(): void;
+}
+
+export interface NativeTun extends NativeHandle {
+  readonly name: string;
+  /** Packets read into slots first.. at `offset` (0 when none is ready), or -errno. */
+  read(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number): number;
+  /** Slots consumed (written, or skipped for lens[i] < 0), or -errno for slot `first`. */
+  write(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number): number;
+}
+
+export interface NativeUdp extends NativeHandle {
+  /** The bound local port. */
+  readonly port: number;
+  /** UDP_GRO is on (receives split coalesced datagrams back into slots). */
+  readonly gro: boolean;
+  /** UDP_SEGMENT still usable (false once the kernel refused it). */
+  readonly gso: boolean;
+  /** Segments of a coalesced datagram received but not handed out yet. */
+  readonly groPending: boolean;
+  /** Pending socket errors (ICMP errors on a connected socket) read and cleared so far. */
+  readonly socketErrors: number;
+  /** errno of the last one, 0 if none. */
+  readonly lastSocketError: number;
+  /** [receive, send] buffer sizes as the kernel reports them. */
+  bufferSizes(): [number, number];
+  /** Fixes the peer to entry `index` of addrs; entries of family 0 then send to it. */
+  connect(addrs: Uint8Array, index: number): void;
+  /** Datagrams received into slots first.. with senders in addrs (0 when none is ready), or -errno. */
+  recv(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, addrs: Uint8Array, first: number, count: number): number;
+  /** Slots consumed (sent, or skipped for lens[i] < 0), or -errno for slot `first`. */
+  send(
+    buf: Uint8Array,
+    slotSize: number,
+    offset: number,
+    lens: Int32Array,
+    addrs: Uint8Array,
+    first: number,
+    count: number,
+    gso: boolean,
+  ): number;
+}
+
+export interface NativeAddon {
+  readonly ENDPOINT_SIZE: number;
+  /** Opens /dev/net/tun and attaches to (or creates) the named TUN device; "" lets the kernel name it. */
+  openTun(name: string, multiQueue: boolean): NativeTun;
+  /** Opens a non-blocking UDP socket bound to the 20-byte endpoint entry `local`. */
+  openUdp(local: Uint8Array, bufferBytes: number, v6Only: boolean, gro: boolean): NativeUdp;
+  /** The BatchAead contract of src/crypto/aead.ts. */
+  aeadSeal(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): void;
+  aeadOpen(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): number;
+  /** Moves the calling thread into the namespace at path; returns a token for netnsRestore. */
+  netnsEnter(path: string): number;
+  netnsRestore(token: number): void;
+}
+
+/** The directory holding tvpn's package.json, found from this module (src/io or dist/src/io). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: unknown }).name === 'tvpn') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('tvpn: cannot find the package root (package.json named "tvpn") above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+export const ADDON_RELATIVE_PATH = 'native/build/Release/tvpn.node';
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded on first use; throws a clear error when it has not been built. */
+export function loadNative(): NativeAddon {
+  if (addon) return addon;
+  const root = packageRoot();
+  const path = join(root, ADDON_RELATIVE_PATH);
+  if (!existsSync(path)) throw new Error('tvpn native addon not built: run npm install (needs python3, make, g++)');
+  let loaded: NativeAddon;
+  try {
+    loaded = createRequire(join(root, 'package.json'))(path) as NativeAddon;
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new Error(`tvpn native addon ${path} failed to load (${why}): rebuild it with npm run build`);
+  }
+  if (loaded.ENDPOINT_SIZE !== ENDPOINT_SIZE) {
+    throw new Error(`tvpn native addon ${path} is stale (endpoint size ${loaded.ENDPOINT_SIZE}): rebuild it with npm run build`);
+  }
+  addon = loaded;
+  return addon;
+}
+
+/** Whether the addon loads (for choosing a fallback, e.g. an AEAD backend). */
+export function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}

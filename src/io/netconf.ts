@@ -1,0 +1,141 @@
+/**
+ * Link configuration through iproute2's `ip`, run with execFile (no shell): link up/down,
+ * MTU, txqueuelen, addresses and routes. Arguments are checked first; failures become
+ * one-line messages such as
+ *   cannot add address 10.8.0.1/24 to tun0: operation not permitted (need root or CAP_NET_ADMIN)
+ */
+import { type ExecFileException, execFile } from 'node:child_process';
+import { isIP } from 'node:net';
+import { ipCommandError } from './errors.js';
+import { checkInterfaceName } from './tun.js';
+
+export interface IpOptions {
+  /** Run in this named network namespace (ip -n NAME) instead of the current one. */
+  readonly netns?: string;
+  /** Give up on ip after this long (default 10 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface LinkSettings {
+  readonly up?: boolean;
+  readonly mtu?: number;
+  readonly txqueuelen?: number;
+}
+
+export interface RouteOptions extends IpOptions {
+  /** Gateway address (default: directly on the device, as for a point-to-point tunnel). */
+  readonly via?: string;
+  readonly metric?: number;
+}
+
+/** An address with prefix length: "10.8.0.1/24", "fd00::1/64". */
+export interface Cidr {
+  readonly ip: string;
+  readonly prefix: number;
+  readonly family: 4 | 6;
+}
+
+export function parseCidr(text: string): Cidr {
+  const slash = text.indexOf('/');
+  const ip = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(ip);
+  const prefix = slash < 0 ? (family === 6 ? 128 : 32) : Number(text.slice(slash + 1));
+  if ((family !== 4 && family !== 6) || !/^\d+$/.test(slash < 0 ? '0' : text.slice(slash + 1)) || prefix > (family === 4 ? 32 : 128)) {
+    throw new TypeError(`invalid address ${JSON.stringify(text)}: use an IPv4 or IPv6 address with an optional prefix length, e.g. 10.8.0.1/24 or fd00::1/64`);
+  }
+  return { ip, prefix, family };
+}
+
+function checkInt(what: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${what} must be an integer in ${min}..${max}, not ${v}`);
+}
+
+function runIp(args: readonly string[], what: string, opts: IpOptions | undefined): Promise<void> {
+  const argv = opts?.netns !== undefined ? ['-n', opts.netns, ...args] : [...args];
+  return new Promise((resolve, reject) => {
+    execFile('ip', argv, { timeout: opts?.timeoutMs ?? 10_000, killSignal: 'SIGKILL' }, (err: ExecFileException | null, _stdout, stderr) => {
+      if (!err) {
+        resolve();
+        return;
+      }
+      const spawnCode = err.code === 'ENOENT' ? 'ENOENT' : err.killed ? 'ETIMEDOUT' : undefined;
+      reject(ipCommandError(what, String(stderr), spawnCode));
+    });
+  });
+}
+
+/** Sets any of up/down, MTU and txqueuelen in one ip call. */
+export function configureLink(dev: string, settings: LinkSettings, opts?: IpOptions): Promise<void> {
+  checkInterfaceName(dev);
+  const args = ['link', 'set', 'dev', dev];
+  const what: string[] = [];
+  if (settings.mtu !== undefined) {
+    checkInt('mtu', settings.mtu, 68, 65535);
+    args.push('mtu', String(settings.mtu));
+    what.push(`MTU ${settings.mtu}`);
+  }
+  if (settings.txqueuelen !== undefined) {
+    checkInt('txqueuelen', settings.txqueuelen, 0, 0x7fffffff);
+    args.push('txqueuelen', String(settings.txqueuelen));
+    what.push(`txqueuelen ${settings.txqueuelen}`);
+  }
+  if (settings.up !== undefined) {
+    args.push(settings.up ? 'up' : 'down');
+    what.push(settings.up ? 'up' : 'down');
+  }
+  if (what.length === 0) return Promise.resolve();
+  return runIp(args, `set ${dev} ${what.join(', ')}`, opts);
+}
+
+export function setLinkUp(dev: string, opts?: IpOptions): Promise<void> {
+  return configureLink(dev, { up: true }, opts);
+}
+
+export function setLinkDown(dev: string, opts?: IpOptions): Promise<void> {
+  return configureLink(dev, { up: false }, opts);
+}
+
+export function setMtu(dev: string, mtu: number, opts?: IpOptions): Promise<void> {
+  return configureLink(dev, { mtu }, opts);
+}
+
+export function setTxQueueLen(dev: string, txqueuelen: number, opts?: IpOptions): Promise<void> {
+  return configureLink(dev, { txqueuelen }, opts);
+}
+
+/** Adds an address, e.g. "10.8.0.1/24" or "fd00::1/64". */
+export function addAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
+  checkInterfaceName(dev);
+  const c = parseCidr(cidr);
+  return runIp(['addr', 'add', `${c.ip}/${c.prefix}`, 'dev', dev], `add address ${cidr} to ${dev}`, opts);
+}
+
+export function deleteAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
+  checkInterfaceName(dev);
+  const c = parseCidr(cidr);
+  return runIp(['addr', 'del', `${c.ip}/${c.prefix}`, 'dev', dev], `remove address ${cidr} from ${dev}`, opts);
+}
+
+function routeArgs(action: 'add' | 'del', cidr: string, dev: string, opts: RouteOptions | undefined): string[] {
+  checkInterfaceName(dev);
+  const c = parseCidr(cidr);
+  const args = ['route', action, `${c.ip}/${c.prefix}`, 'dev', dev];
+  if (opts?.via !== undefined) {
+    if (isIP(opts.via) !== c.family) throw new TypeError(`invalid gateway ${JSON.stringify(opts.via)} for ${cidr}`);
+    args.push('via', opts.via);
+  }
+  if (opts?.metric !== undefined) {
+    checkInt('metric', opts.metric, 0, 0xffffffff);
+    args.push('metric', String(opts.metric));
+  }
+  return args;
+}
+
+/** Routes cidr through dev (e.g. the tunnel's peer network). */
+export function addRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void> {
+  return runIp(routeArgs('add', cidr, dev, opts), `add route ${cidr} via ${dev}`, opts);
+}
+
+export function deleteRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void> {
+  return runIp(routeArgs('del', cidr, dev, opts), `delete route ${cidr} via ${dev}`, opts);
+}

@@ -1,0 +1,121 @@
+/**
+ * TUN devices (layer 3, IFF_TUN | IFF_NO_PI: every read or write is one bare IP packet),
+ * non-blocking, read and written in batches. Addresses, MTU and routes are set with
+ * netconf.ts.
+ *
+ *   const tun = Tun.open({ name: 'tvpn0' });
+ *   const batch = createBatch(64, 2048);
+ *   tun.onReadable(() => {
+ *     let n;
+ *     do { n = tun.readBatch(batch, { offset: 16 }); ... } while (n === batch.slots);
+ *   });
+ */
+import { constants } from 'node:os';
+import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
+import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
+import { loadNative, type NativeTun } from './native.js';
+import { PolledHandle } from './poll.js';
+
+const { EAGAIN, EBADF, EFAULT } = constants.errno;
+/** errno 77 on Linux: the interface behind this fd is gone. */
+const EBADFD = 77;
+
+export interface TunOptions {
+  /**
+   * Interface name, at most 15 bytes; a "%d" in it lets the kernel pick the number
+   * ("tvpn%d" -> tvpn0). Default: the kernel names it tunN.
+   */
+  readonly name?: string;
+  /**
+   * IFF_MULTI_QUEUE. Each open() of the same name adds one queue (its own fd and Tun); the
+   * kernel spreads packets across the queues by flow.
+   */
+  readonly multiQueue?: boolean;
+}
+
+/** Throws a TypeError unless name is a valid Linux interface name. */
+export function checkInterfaceName(name: string): void {
+  if (Buffer.byteLength(name) > 15 || !/^[^\s/:]+$/.test(name) || name === '.' || name === '..') {
+    throw new TypeError(`invalid interface name ${JSON.stringify(name)}: use 1 to 15 bytes without "/", ":" or whitespace`);
+  }
+}
+
+export interface TunStats {
+  /** Packets writeBatch dropped because the kernel refused them (malformed, link down...). */
+  readonly writeDropped: number;
+  /** Why the last one was refused. */
+  readonly lastWriteError: IoError | null;
+}
+
+export class Tun extends PolledHandle {
+  /** The interface name (the kernel's choice when none or a pattern was given). */
+  readonly name: string;
+  private writeDropped = 0;
+  private lastWriteErrno = 0;
+
+  private constructor(private readonly tun: NativeTun) {
+    super(tun);
+    this.name = tun.name;
+  }
+
+  /** Creates (or attaches to) a TUN device. Needs root or CAP_NET_ADMIN. */
+  static open(opts: TunOptions = {}): Tun {
+    const name = opts.name ?? '';
+    if (name !== '') checkInterfaceName(name);
+    try {
+      return new Tun(loadNative().openTun(name, opts.multiQueue ?? false));
+    } catch (err) {
+      throw ioErrorFrom(err, { op: 'tun-open', name });
+    }
+  }
+
+  protected override operation(): IoOperation {
+    return { op: 'tun-io', name: this.name };
+  }
+
+  /**
+   * Reads up to range.count packets into consecutive slots from range.first, each at
+   * range.offset inside its slot, lengths into b.lens. Returns how many were read: 0 when
+   * none is waiting. A packet longer than slotSize - offset is cut short by the kernel.
+   */
+  readBatch(b: PacketBatch, range?: BatchRange): number {
+    const [first, count, offset] = resolveRange(b, range);
+    const r = this.tun.read(b.buf, b.slotSize, offset, b.lens, first, count);
+    if (r < 0) throw ioErrorFromErrno(-r, this.operation());
+    return r;
+  }
+
+  /**
+   * Writes the packets of slots range.first.. (b.lens[i] bytes at range.offset; slots with
+   * lens[i] < 0 are skipped). Returns how many slots were consumed: fewer than asked means
+   * the device queue is full; wait with onWritable() and continue from there. A packet the
+   * kernel refuses is dropped and counted in stats.
+   */
+  writeBatch(b: PacketBatch, range?: BatchRange): number {
+    const [first, count, offset] = resolveRange(b, range);
+    const end = first + count;
+    let pos = first;
+    while (pos < end) {
+      const r = this.tun.write(b.buf, b.slotSize, offset, b.lens, pos, end - pos);
+      if (r >= 0) {
+        pos += r;
+      } else if (-r === EAGAIN) {
+        break;
+      } else if (-r === EBADF || -r === EBADFD || -r === EFAULT) {
+        throw ioErrorFromErrno(-r, this.operation());
+      } else {
+        this.writeDropped++;
+        this.lastWriteErrno = -r;
+        pos++;
+      }
+    }
+    return pos - first;
+  }
+
+  get stats(): TunStats {
+    return {
+      writeDropped: this.writeDropped,
+      lastWriteError: this.lastWriteErrno ? ioErrorFromErrno(this.lastWriteErrno, this.operation()) : null,
+    };
+  }
+}

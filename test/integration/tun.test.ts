@@ -1,0 +1,234 @@
+/**
+ * TUN devices inside a throwaway network namespace: raw IP packets written into a TUN reach
+ * a UDP socket behind it, datagrams routed to the TUN come out of readBatch intact, plus
+ * naming, multi-queue, error messages and the device disappearing under a reader.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBatch, type PacketBatch } from '../../src/io/batch.js';
+import { decodeEndpoint, encodeEndpoint, formatEndpoint } from '../../src/io/endpoint.js';
+import { IoError, ioErrorFrom, ioErrorFromErrno } from '../../src/io/errors.js';
+import { addAddress, addRoute, configureLink, deleteRoute, setLinkDown } from '../../src/io/netconf.js';
+import { Tun } from '../../src/io/tun.js';
+import { UdpSocket } from '../../src/io/udp.js';
+import { cleanupStale, createNetns, deleteNetns, type Netns } from '../helpers/netns.js';
+import { buildUdpPacket, expandIpv6, parseUdpPacket } from '../helpers/packets.js';
+import { describeRoot } from '../helpers/root.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SLOT = 2048;
+const OFFSET = 16; // where tvpn reads and writes TUN packets
+
+function payloadFor(i: number, size: number): Uint8Array {
+  const p = new Uint8Array(size);
+  new DataView(p.buffer).setUint32(0, i);
+  for (let j = 4; j < size; j++) p[j] = (i * 31 + j) & 0xff;
+  return p;
+}
+
+/** Puts packets into consecutive slots at OFFSET. */
+function fill(b: PacketBatch, pkts: readonly Uint8Array[]): void {
+  pkts.forEach((p, i) => {
+    b.buf.set(p, i * b.slotSize + OFFSET);
+    b.lens[i] = p.length;
+  });
+}
+
+describe('TUN error messages (no root needed)', () => {
+  it('says what to do for the common failures', () => {
+    expect(ioErrorFromErrno(1, { op: 'tun-open', name: 'tun0' }).message).toBe('cannot create tun0: operation not permitted (need root or CAP_NET_ADMIN)');
+    expect(ioErrorFromErrno(2, { op: 'tun-open', name: 'tun0', syscall: 'open /dev/net/tun' }).message).toBe(
+      'cannot open /dev/net/tun: no such file or directory (load the tun module with "modprobe tun", or pass --device /dev/net/tun to the container)',
+    );
+    expect(ioErrorFromErrno(16, { op: 'tun-open', name: 'tvpn0' }).message).toMatch(/^cannot create tvpn0: device or resource busy \(/);
+  });
+
+  it('rejects bad interface names before touching the kernel', () => {
+    for (const name of ['bad/name', 'has space', 'a:b', 'sixteen-chars-xx', '.', '..']) {
+      expect(() => Tun.open({ name }), name).toThrow(/^invalid interface name/);
+    }
+  });
+
+  it('passes non-errno errors through unchanged', () => {
+    const e = new TypeError('x');
+    expect(ioErrorFrom(e, { op: 'tun-open', name: '' })).toBe(e);
+  });
+});
+
+describeRoot('TUN in a network namespace', () => {
+  let ns: Netns;
+
+  beforeAll(async () => {
+    await cleanupStale('tvio');
+    ns = await createNetns('tvio', '-tun');
+  });
+
+  afterAll(async () => {
+    if (ns) await deleteNetns(ns);
+  });
+
+  it('opens with a kernel-chosen name, a pattern or a given name, and closes idempotently', () => {
+    const [auto, pattern, named] = ns.run(() => [Tun.open(), Tun.open({ name: 'tvio%d' }), Tun.open({ name: 'tvio-named' })]);
+    expect(auto.name).toMatch(/^tun\d+$/);
+    expect(pattern.name).toMatch(/^tvio\d+$/);
+    expect(named.name).toBe('tvio-named');
+    for (const t of [auto, pattern, named]) {
+      expect(t.fd).toBeGreaterThan(2);
+      t.close();
+      t.close();
+      expect(t.fd).toBe(-1);
+      expect(t.closed).toBe(true);
+      expect(() => t.readBatch(createBatch(1))).toThrow(/closed/);
+    }
+  });
+
+  it('reports a taken name, a non-tun name and a queue mismatch in one clear line', () => {
+    const first = ns.run(() => Tun.open({ name: 'tvio-busy' }));
+    try {
+      expect(() => ns.run(() => Tun.open({ name: 'tvio-busy' }))).toThrow(
+        'cannot create tvio-busy: device or resource busy (tvio-busy is already in use by another process; choose another name)',
+      );
+      expect(() => ns.run(() => Tun.open({ name: 'tvio-busy', multiQueue: true }))).toThrow(/^cannot create tvio-busy: invalid argument \(an interface named/);
+      expect(() => ns.run(() => Tun.open({ name: 'lo' }))).toThrow(/^cannot create lo: invalid argument/);
+      try {
+        ns.run(() => Tun.open({ name: 'lo' }));
+      } catch (err) {
+        expect(err).toBeInstanceOf(IoError);
+        expect((err as IoError).code).toBe('EINVAL');
+      }
+    } finally {
+      first.close();
+    }
+  });
+
+  it('opens several queues of a multi-queue device', () => {
+    const queues = ns.run(() => [0, 1, 2].map(() => Tun.open({ name: 'tvio-mq', multiQueue: true })));
+    expect(queues.map((q) => q.name)).toEqual(['tvio-mq', 'tvio-mq', 'tvio-mq']);
+    expect(new Set(queues.map((q) => q.fd)).size).toBe(3);
+    for (const q of queues) q.close();
+  });
+
+  it('delivers written IPv4 and IPv6 packets to UDP sockets behind the device, in order', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-w' }));
+    await addAddress(tun.name, '10.99.1.1/24', { netns: ns.name });
+    await addAddress(tun.name, 'fd99:1::1/64', { netns: ns.name });
+    await configureLink(tun.name, { mtu: 1420, txqueuelen: 1000, up: true }, { netns: ns.name });
+    const [s4, s6] = ns.run(() => [UdpSocket.open({ address: '10.99.1.1' }), UdpSocket.open({ address: 'fd99:1::1' })]);
+    const recv = createBatch(64, SLOT);
+    const got: { from: string; payload: Buffer }[] = [];
+    for (const s of [s4, s6]) {
+      s.onReadable(() => {
+        let n;
+        do {
+          n = s.recvBatch(recv);
+          for (let i = 0; i < n; i++) {
+            got.push({ from: formatEndpoint(decodeEndpoint(recv.addrs, i)!), payload: Buffer.from(recv.buf.subarray(i * SLOT, i * SLOT + recv.lens[i]!)) });
+          }
+        } while (n === recv.slots);
+      });
+    }
+    const N = 300;
+    const pkts = Array.from({ length: N }, (_, i) =>
+      i % 3 === 2
+        ? buildUdpPacket({ src: 'fd99:1::2', dst: 'fd99:1::1', sport: 40001, dport: s6.port, payload: payloadFor(i, 4 + ((i * 7) % 1300)) })
+        : buildUdpPacket({ src: '10.99.1.2', dst: '10.99.1.1', sport: 40000, dport: s4.port, payload: payloadFor(i, 4 + ((i * 13) % 1389)) }),
+    );
+    const out = createBatch(64, SLOT);
+    for (let start = 0; start < N; start += out.slots) {
+      const chunk = pkts.slice(start, start + out.slots);
+      fill(out, chunk);
+      expect(tun.writeBatch(out, { count: chunk.length, offset: OFFSET })).toBe(chunk.length);
+    }
+    await waitFor('all packets', () => got.length >= N);
+    // Per source, in order and byte for byte (compared as one concatenation: toEqual on
+    // hundreds of Buffers is slow).
+    const sent = (v6: boolean): Buffer[] =>
+      pkts.flatMap((_, i) => ((i % 3 === 2) === v6 ? [Buffer.from(payloadFor(i, v6 ? 4 + ((i * 7) % 1300) : 4 + ((i * 13) % 1389)))] : []));
+    for (const [from, v6] of [['10.99.1.2:40000', false], ['[fd99:1::2]:40001', true]] as const) {
+      const mine = got.filter((g) => g.from === from).map((g) => g.payload);
+      expect(mine.length, from).toBe(sent(v6).length);
+      expect(Buffer.concat(mine).equals(Buffer.concat(sent(v6))), from).toBe(true);
+    }
+    expect(tun.stats.writeDropped).toBe(0);
+    s4.close();
+    s6.close();
+    tun.close();
+  });
+
+  it('skips negative-length slots and drops packets the kernel refuses, counting them', () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-drop' }));
+    const b = createBatch(4, SLOT);
+    fill(b, [new Uint8Array([0x45, 0, 0, 20]), new Uint8Array(40), new Uint8Array([0x45]), new Uint8Array([0x10, 1, 2, 3])]);
+    b.lens[1] = -1;
+    // The link is down: the kernel refuses every packet (EIO); 0x10 is not even IP (EINVAL).
+    expect(tun.writeBatch(b, { offset: OFFSET })).toBe(4);
+    expect(tun.stats.writeDropped).toBe(3);
+    expect(tun.stats.lastWriteError).toBeInstanceOf(IoError);
+    tun.close();
+  });
+
+  it('reads IPv4 and IPv6 datagrams routed to the device, intact, at a slot offset', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-r' }));
+    await addAddress(tun.name, '10.99.2.1/24', { netns: ns.name });
+    await addAddress(tun.name, 'fd99:2::1/64', { netns: ns.name });
+    await configureLink(tun.name, { mtu: 1420, up: true }, { netns: ns.name });
+    await addRoute('10.98.0.0/16', tun.name, { netns: ns.name });
+    const sock = ns.run(() => UdpSocket.open({ address: '::', port: 0 }));
+    const b = createBatch(64, SLOT);
+    const seen: ReturnType<typeof parseUdpPacket>[] = [];
+    tun.onReadable(() => {
+      let n;
+      do {
+        n = tun.readBatch(b, { offset: OFFSET });
+        for (let i = 0; i < n; i++) {
+          const p = parseUdpPacket(b.buf.subarray(i * SLOT + OFFSET, i * SLOT + OFFSET + b.lens[i]!));
+          if (p && (p.dport === 5555 || p.dport === 5556)) seen.push(p); // not IPv6 router solicitations etc.
+        }
+      } while (n === b.slots);
+    });
+    const N = 200;
+    const out = createBatch(N, SLOT);
+    for (let i = 0; i < N; i++) {
+      const size = 4 + ((i * 17) % 1300);
+      out.buf.set(payloadFor(i, size), i * SLOT);
+      out.lens[i] = size;
+      encodeEndpoint(i % 2 ? { ip: 'fd99:2::2', port: 5556 } : { ip: i % 4 ? '10.99.2.2' : '10.98.7.7', port: 5555 }, out.addrs, i);
+    }
+    expect(sock.sendBatch(out)).toBe(N);
+    await waitFor('all datagrams on the tun', () => seen.length >= N);
+    seen.forEach((p, i) => {
+      expect(p!.checksumsOk, `packet ${i}`).toBe(true);
+      expect(p!.sport).toBe(sock.port);
+      if (i % 2) {
+        expect([p!.src, p!.dst, p!.dport]).toEqual([expandIpv6('fd99:2::1'), expandIpv6('fd99:2::2'), 5556]);
+      } else {
+        expect([p!.src, p!.dst, p!.dport]).toEqual(['10.99.2.1', i % 4 ? '10.99.2.2' : '10.98.7.7', 5555]);
+      }
+      expect(Buffer.from(p!.payload).equals(payloadFor(i, 4 + ((i * 17) % 1300))), `payload ${i}`).toBe(true);
+    });
+    await deleteRoute('10.98.0.0/16', tun.name, { netns: ns.name });
+    sock.close();
+    tun.close();
+  });
+
+  it('reports the interface being deleted under a reader through onError', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-gone' }));
+    await configureLink(tun.name, { up: true }, { netns: ns.name });
+    const errors: IoError[] = [];
+    tun.onError((e) => errors.push(e));
+    tun.onReadable(() => tun.readBatch(createBatch(4)));
+    await ns.ip(['link', 'del', tun.name]);
+    await waitFor('the poll error', () => errors.length > 0);
+    expect(errors[0]!.message).toMatch(/^tvio-gone stopped: .* \(was the interface deleted\?\)$/);
+    tun.close();
+  });
+
+  it('turns ip failures into one-line messages', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-cfg' }));
+    await addAddress(tun.name, '10.99.3.1/24', { netns: ns.name });
+    await expect(addAddress(tun.name, '10.99.3.1/24', { netns: ns.name })).rejects.toThrow(/^cannot add address 10\.99\.3\.1\/24 to tvio-cfg: /);
+    await expect(setLinkDown('tvio-none', { netns: ns.name })).rejects.toThrow(/^cannot set tvio-none down: .*(not exist|find device)/i);
+    expect(() => addAddress(tun.name, '10.99.3.1/33', { netns: ns.name })).toThrow(/^invalid address "10\.99\.3\.1\/33"/);
+    expect(() => configureLink(tun.name, { mtu: 10 }, { netns: ns.name })).toThrow(/^mtu must be an integer in 68\.\.65535/);
+    tun.close();
+  });
+});

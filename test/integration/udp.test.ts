@@ -1,0 +1,425 @@
+/**
+ * UDP sockets: endpoint entries, binding and its error messages, batches on loopback (no
+ * root needed), then bounded transfers between two namespaces with GSO and GRO on and off
+ * (no loss, no reordering), IPv6, ICMP errors, send backpressure, and JS callbacks that throw.
+ */
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBatch, type PacketBatch } from '../../src/io/batch.js';
+import {
+  copyEndpoint,
+  decodeEndpoint,
+  ENDPOINT_SIZE,
+  type Endpoint,
+  encodeEndpoint,
+  endpointEquals,
+  endpointFamily,
+  formatEndpoint,
+  parseEndpoint,
+} from '../../src/io/endpoint.js';
+import { IoError } from '../../src/io/errors.js';
+import { UdpSocket } from '../../src/io/udp.js';
+import { cleanupStale, createNetnsPair, type NetnsPair } from '../helpers/netns.js';
+import { canRoot, describeRoot } from '../helpers/root.js';
+import { sleep, waitFor } from '../helpers/wait.js';
+
+const SLOT = 2048;
+
+function entry(ep: Endpoint): Uint8Array {
+  const e = new Uint8Array(ENDPOINT_SIZE);
+  encodeEndpoint(ep, e, 0);
+  return e;
+}
+
+/** Payload of packet seq: the 4-byte sequence number, then a pattern derived from it. */
+function writePayload(buf: Uint8Array, off: number, seq: number, size: number): void {
+  buf[off] = seq >>> 24;
+  buf[off + 1] = (seq >>> 16) & 0xff;
+  buf[off + 2] = (seq >>> 8) & 0xff;
+  buf[off + 3] = seq & 0xff;
+  for (let j = 4; j < size; j++) buf[off + j] = (seq + j * 7) & 0xff;
+}
+
+/** The sequence number if the payload at off is packet seq's exactly, else -1. */
+function checkPayload(buf: Uint8Array, off: number, size: number): number {
+  if (size < 4) return -1;
+  const seq = (((buf[off] ?? 0) << 24) | ((buf[off + 1] ?? 0) << 16) | ((buf[off + 2] ?? 0) << 8) | (buf[off + 3] ?? 0)) >>> 0;
+  for (let j = 4; j < size; j++) if (buf[off + j] !== ((seq + j * 7) & 0xff)) return -1;
+  return seq;
+}
+
+/**
+ * Packet sizes with same-size runs (GSO material) that end in a shorter packet now and then
+ * and change size between blocks, all within a 1500-byte MTU for IPv4 and IPv6.
+ */
+function sizeOf(seq: number): number {
+  const base = [1200, 1452, 600, 1452][Math.floor(seq / 128) % 4] ?? 1200;
+  return seq % 37 === 36 ? 4 + (seq % 500) : base;
+}
+
+interface TransferResult {
+  received: number;
+  shortSends: number;
+  problems: string[];
+}
+
+/**
+ * Sends `count` packets from `from` to `to`, at most `window` unacknowledged (so the
+ * receiver's buffer never overflows and any loss is a bug), and checks every packet arrives
+ * once, in order, intact, from the right sender. Bounded by count and timeoutMs.
+ */
+async function transfer(
+  from: UdpSocket,
+  to: UdpSocket,
+  dst: Endpoint,
+  expectedSender: Endpoint,
+  opts: { count: number; gso: boolean; window?: number; timeoutMs?: number },
+): Promise<TransferResult> {
+  const window = opts.window ?? 1024;
+  const out = createBatch(64, SLOT);
+  const inb = createBatch(64, SLOT);
+  const dstEntry = entry(dst);
+  const senderEntry = entry(expectedSender);
+  const result: TransferResult = { received: 0, shortSends: 0, problems: [] };
+  let sent = 0;
+  let waitingWritable = false;
+
+  const pump = (): void => {
+    while (!waitingWritable && sent < opts.count && sent - result.received < window) {
+      const n = Math.min(out.slots, opts.count - sent, window - (sent - result.received));
+      for (let i = 0; i < n; i++) {
+        const seq = sent + i;
+        writePayload(out.buf, i * SLOT, seq, sizeOf(seq));
+        out.lens[i] = sizeOf(seq);
+        copyEndpoint(dstEntry, 0, out.addrs, i);
+      }
+      const k = from.sendBatch(out, { count: n, gso: opts.gso });
+      sent += k;
+      if (k < n) {
+        result.shortSends++;
+        waitingWritable = true;
+        from.onWritable(() => {
+          waitingWritable = false;
+          pump();
+        });
+      }
+    }
+  };
+
+  to.onReadable(() => {
+    let n;
+    do {
+      n = to.recvBatch(inb);
+      for (let i = 0; i < n; i++) {
+        const len = inb.lens[i] ?? -1;
+        const seq = checkPayload(inb.buf, i * SLOT, len);
+        if (seq !== result.received || len !== sizeOf(seq) || !endpointEquals(inb.addrs, i, senderEntry, 0)) {
+          if (result.problems.length < 5) {
+            result.problems.push(`packet ${result.received}: got seq ${seq}, ${len} bytes from ${JSON.stringify(decodeEndpoint(inb.addrs, i))}`);
+          }
+        }
+        result.received++;
+      }
+    } while (n === inb.slots);
+    pump();
+  });
+  pump();
+  try {
+    await waitFor(`${opts.count} packets`, () => result.received >= opts.count || result.problems.length > 0, opts.timeoutMs ?? 20_000);
+  } finally {
+    to.onReadable(null);
+    from.onWritable(null);
+  }
+  return result;
+}
+
+describe('endpoint entries', () => {
+  const roundTrip = (ip: string): string | undefined => {
+    const e = entry({ ip, port: 51820 });
+    return decodeEndpoint(e, 0)?.ip;
+  };
+
+  it('encode and decode IPv4 and IPv6 in canonical form', () => {
+    expect(roundTrip('192.0.2.1')).toBe('192.0.2.1');
+    expect(roundTrip('2001:db8::1')).toBe('2001:db8::1');
+    expect(roundTrip('2001:DB8:0:0:0:0:0:1')).toBe('2001:db8::1');
+    expect(roundTrip('::')).toBe('::');
+    expect(roundTrip('::1')).toBe('::1');
+    expect(roundTrip('1::')).toBe('1::');
+    expect(roundTrip('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(roundTrip('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2:3:4:5:6');
+    expect(roundTrip('2001:db8::1:0:0:0')).toBe('2001:db8:0:0:1::');
+    expect(roundTrip('64:ff9b::192.0.2.1')).toBe('64:ff9b::c000:201');
+  });
+
+  it('store IPv4-mapped IPv6 addresses as IPv4, so both spellings compare equal', () => {
+    const a = entry({ ip: '::ffff:192.0.2.1', port: 1 });
+    const b = entry({ ip: '192.0.2.1', port: 1 });
+    expect(endpointFamily(a, 0)).toBe(4);
+    expect(endpointEquals(a, 0, b, 0)).toBe(true);
+    expect(endpointEquals(a, 0, entry({ ip: '192.0.2.1', port: 2 }), 0)).toBe(false);
+  });
+
+  it('have the documented byte layout', () => {
+    expect([...entry({ ip: '10.1.2.3', port: 0x1234 })]).toEqual([4, 0, 0x12, 0x34, 10, 1, 2, 3, ...new Array<number>(12).fill(0)]);
+    expect([...entry({ ip: 'fe80::1', port: 1 })]).toEqual([6, 0, 0, 1, 0xfe, 0x80, ...new Array<number>(13).fill(0), 1]);
+  });
+
+  it('copy, index and reject bad input', () => {
+    const arr = new Uint8Array(3 * ENDPOINT_SIZE);
+    encodeEndpoint({ ip: '2001:db8::2', port: 443 }, arr, 2);
+    copyEndpoint(arr, 2, arr, 0);
+    expect(decodeEndpoint(arr, 0)).toEqual({ ip: '2001:db8::2', port: 443 });
+    expect(decodeEndpoint(arr, 1)).toBeNull();
+    expect(() => encodeEndpoint({ ip: 'example.com', port: 1 }, arr, 0)).toThrow(/not an IP address/);
+    expect(() => encodeEndpoint({ ip: '1.2.3', port: 1 }, arr, 0)).toThrow(/not an IP address/);
+    expect(() => encodeEndpoint({ ip: 'fe80::1%eth0', port: 1 }, arr, 0)).toThrow(/scoped/);
+    expect(() => encodeEndpoint({ ip: '1.2.3.4', port: 65536 }, arr, 0)).toThrow(/port/);
+    expect(() => encodeEndpoint({ ip: '1.2.3.4', port: 1 }, arr, 3)).toThrow(RangeError);
+  });
+
+  it('parse and format host:port text', () => {
+    expect(parseEndpoint('192.0.2.1:51820')).toEqual({ ip: '192.0.2.1', port: 51820 });
+    expect(parseEndpoint('[2001:db8::1]:51820')).toEqual({ ip: '2001:db8::1', port: 51820 });
+    expect(formatEndpoint({ ip: '2001:db8::1', port: 5 })).toBe('[2001:db8::1]:5');
+    expect(() => parseEndpoint('2001:db8::1:51820')).toThrow(/not an IP:port/);
+    expect(() => parseEndpoint('host:1')).toThrow(/not an IP:port/);
+  });
+});
+
+describe('UDP on loopback', () => {
+  it('binds to a kernel-chosen port and sizes its buffers up', () => {
+    const s = UdpSocket.open({ address: '127.0.0.1', bufferBytes: 1 << 20 });
+    expect(s.port).toBeGreaterThan(0);
+    expect(s.address).toBe('127.0.0.1');
+    const { receive, send } = s.bufferSizes();
+    // The kernel reports twice what was set; as root the FORCE variants pass rmem_max.
+    if (canRoot) expect(receive).toBe(2 << 20);
+    expect(receive).toBeGreaterThan(0);
+    expect(send).toBeGreaterThan(0);
+    s.close();
+    s.close();
+    expect(s.closed).toBe(true);
+  });
+
+  it('says a port is in use, an address is not local, or an address is malformed', () => {
+    const s = UdpSocket.open({ address: '127.0.0.1' });
+    try {
+      expect(() => UdpSocket.open({ address: '127.0.0.1', port: s.port })).toThrow(`cannot bind UDP 127.0.0.1:${s.port}: port ${s.port} is in use`);
+      expect(() => UdpSocket.open({ address: '::', port: s.port, v6Only: false })).toThrow(/port \d+ is in use/);
+    } finally {
+      s.close();
+    }
+    expect(() => UdpSocket.open({ address: '192.0.2.1' })).toThrow('cannot bind UDP 192.0.2.1:0: address 192.0.2.1 is not assigned to any interface here');
+    expect(() => UdpSocket.open({ address: 'localhost' })).toThrow(/not an IP address/);
+    expect(() => UdpSocket.open({ address: '127.0.0.1', bufferBytes: -1 })).toThrow(RangeError);
+    try {
+      UdpSocket.open({ address: '192.0.2.1' });
+    } catch (err) {
+      expect(err).toBeInstanceOf(IoError);
+      expect((err as IoError).code).toBe('EADDRNOTAVAIL');
+    }
+  });
+
+  it('moves batches both ways between an IPv4 and a dual-stack socket, with GSO and GRO', async () => {
+    const a = UdpSocket.open({ address: '127.0.0.1' });
+    const b = UdpSocket.open({ address: '::', gro: true });
+    expect(b.gro).toBe(true);
+    const ab = await transfer(a, b, { ip: '127.0.0.1', port: b.port }, { ip: '127.0.0.1', port: a.port }, { count: 3000, gso: true });
+    expect(ab.problems).toEqual([]);
+    // The dual-stack socket sees the IPv4 peer as an IPv4 entry and can answer it as one.
+    const ba = await transfer(b, a, { ip: '127.0.0.1', port: a.port }, { ip: '127.0.0.1', port: b.port }, { count: 3000, gso: true });
+    expect(ba.problems).toEqual([]);
+    expect(a.gso && b.gso).toBe(true);
+    a.close();
+    b.close();
+  });
+
+  it('marks a datagram larger than its slot as unusable', async () => {
+    const a = UdpSocket.open({ address: '127.0.0.1' });
+    const b = UdpSocket.open({ address: '127.0.0.1' });
+    const out = createBatch(2, 4096);
+    out.lens.set([3000, 100]);
+    encodeEndpoint({ ip: '127.0.0.1', port: b.port }, out.addrs, 0);
+    copyEndpoint(out.addrs, 0, out.addrs, 1);
+    expect(a.sendBatch(out)).toBe(2);
+    const inb = createBatch(2, 1024);
+    await waitFor('both datagrams', () => {
+      return b.recvBatch(inb, { first: 0, count: 1 }) === 1 && b.recvBatch(inb, { first: 1, count: 1 }) === 1;
+    });
+    expect([...inb.lens]).toEqual([-1, 100]);
+    a.close();
+    b.close();
+  });
+
+  it('keeps receiving after an ICMP port unreachable on a connected socket', async () => {
+    const a = UdpSocket.open({ address: '127.0.0.1' });
+    const closed = UdpSocket.open({ address: '127.0.0.1' });
+    const port = closed.port;
+    closed.close();
+    a.connect({ ip: '127.0.0.1', port });
+    const inb = createBatch(8, SLOT);
+    const got: string[] = [];
+    a.onReadable(() => {
+      const n = a.recvBatch(inb);
+      for (let i = 0; i < n; i++) got.push(Buffer.from(inb.buf.subarray(i * SLOT, i * SLOT + inb.lens[i]!)).toString());
+    });
+    const out = createBatch(1, SLOT);
+    out.buf.set(Buffer.from('to nobody'));
+    out.lens[0] = 9; // family-0 entry: the connected peer
+    expect(a.sendBatch(out)).toBe(1);
+    // The port unreachable sets the socket error: libuv sees POLLERR and stops the poll
+    // handle; the addon clears the error and restarts it.
+    await waitFor('the ICMP error', () => a.stats.socketErrors >= 1);
+    expect(a.stats.lastSocketError?.code).toBe('ECONNREFUSED');
+    await sleep(20);
+    const peer = UdpSocket.open({ address: '127.0.0.1', port });
+    out.buf.set(Buffer.from('still here'));
+    out.lens[0] = 10;
+    encodeEndpoint({ ip: '127.0.0.1', port: a.port }, out.addrs, 0);
+    expect(peer.sendBatch(out)).toBe(1);
+    await waitFor('a datagram after the error', () => got.length > 0);
+    expect(got).toEqual(['still here']);
+    peer.close();
+    a.close();
+  });
+
+  it('drops and counts datagrams the kernel refuses without stopping the batch', () => {
+    const a = UdpSocket.open({ address: '127.0.0.1' });
+    const b = UdpSocket.open({ address: '127.0.0.1' });
+    const out = createBatch(4, SLOT);
+    out.lens.set([10, 10, 10, 10]);
+    encodeEndpoint({ ip: '127.0.0.1', port: b.port }, out.addrs, 0);
+    encodeEndpoint({ ip: '2001:db8::1', port: 1 }, out.addrs, 1); // IPv6 from an IPv4 socket
+    encodeEndpoint({ ip: '127.0.0.1', port: 0 }, out.addrs, 2); // port 0
+    encodeEndpoint({ ip: '127.0.0.1', port: b.port }, out.addrs, 3);
+    expect(a.sendBatch(out)).toBe(4);
+    expect(a.stats.sendDropped).toBe(2);
+    expect(a.stats.lastSendError).toBeInstanceOf(IoError);
+    const inb = createBatch(4, SLOT);
+    expect(b.recvBatch(inb)).toBe(2);
+    a.close();
+    b.close();
+  });
+
+  it('rejects bad batch arguments with TypeError or RangeError', () => {
+    const a = UdpSocket.open({ address: '127.0.0.1' });
+    const b = createBatch(4, SLOT);
+    expect(() => a.sendBatch(b, { first: 3, count: 2 })).toThrow(RangeError);
+    expect(() => a.recvBatch(b, { offset: SLOT })).toThrow(RangeError);
+    b.lens[0] = SLOT + 1;
+    expect(() => a.sendBatch(b, { count: 1 })).toThrow(RangeError);
+    b.addrs[0] = 9;
+    b.lens[0] = 1;
+    expect(() => a.sendBatch(b, { count: 1 })).toThrow(/family/);
+    a.close();
+  });
+});
+
+describe('callbacks from the event loop', () => {
+  const addon = fileURLToPath(new URL('../../native/build/Release/tvpn.node', import.meta.url));
+  /** A child that polls a readable UDP socket with `handler` as the callback. */
+  const child = (prelude: string, handler: string): SpawnSyncReturns<string> =>
+    spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
+        import { createRequire } from 'node:module';
+        const io = createRequire(import.meta.url)(${JSON.stringify(addon)});
+        const local = new Uint8Array(20); local.set([4, 0, 0, 0, 127, 0, 0, 1]);
+        const s = io.openUdp(local, 0, false, false);
+        const to = new Uint8Array(20); to.set(local); to[2] = s.port >> 8; to[3] = s.port & 255;
+        s.send(new Uint8Array(64), 64, 0, Int32Array.of(8), to, 0, 1, false);
+        ${prelude}
+        s.poll(1, ${handler});
+        setTimeout(() => { console.log('timeout'); process.exit(3); }, 5000);
+        `,
+      ],
+      { encoding: 'utf8', timeout: 15_000 },
+    );
+
+  it('an exception thrown by a callback becomes an ordinary uncaught exception', () => {
+    const r = child('', `() => { throw new Error('boom from a poll callback'); }`);
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('boom from a poll callback');
+  });
+
+  it('with an uncaughtException handler the process and the poll carry on', () => {
+    const r = child(
+      `let n = 0; process.on('uncaughtException', (e) => { if (++n === 3) { console.log('handled', n, e.message); process.exit(0); } });`,
+      `function (events) { if (this !== s || events !== 1) process.exit(4); throw new Error('again'); }`,
+    );
+    expect(r.stdout.trim()).toBe('handled 3 again');
+    expect(r.status).toBe(0);
+  });
+});
+
+describeRoot('UDP between two namespaces', () => {
+  let pair: NetnsPair;
+
+  beforeAll(async () => {
+    await cleanupStale('tvio');
+    pair = await createNetnsPair({ prefix: 'tvio', index: 1 });
+  });
+
+  afterAll(async () => {
+    await pair?.cleanup();
+  });
+
+  const txPackets = async (): Promise<number> => {
+    const { stdout } = await pair.a.ip(['-j', '-s', 'link', 'show', pair.a.ifname]);
+    return (JSON.parse(stdout) as { stats64: { tx: { packets: number } } }[])[0]!.stats64.tx.packets;
+  };
+
+  for (const gso of [false, true]) {
+    for (const gro of [false, true]) {
+      it(`moves 20,000 IPv4 datagrams without loss or reordering (GSO ${gso ? 'on' : 'off'}, GRO ${gro ? 'on' : 'off'})`, async () => {
+        const a = pair.a.run(() => UdpSocket.open({ address: pair.a.addr }));
+        const b = pair.b.run(() => UdpSocket.open({ address: pair.b.addr, gro }));
+        expect(b.gro).toBe(gro);
+        const before = await txPackets();
+        const r = await transfer(a, b, { ip: pair.b.addr, port: b.port }, { ip: pair.a.addr, port: a.port }, { count: 20_000, gso });
+        expect(r.problems).toEqual([]);
+        expect(r.received).toBe(20_000);
+        // With GSO a run of datagrams crosses the veth as one packet.
+        const crossed = (await txPackets()) - before;
+        if (gso) expect(crossed).toBeLessThan(20_000 / 4);
+        else expect(crossed).toBeGreaterThanOrEqual(20_000);
+        a.close();
+        b.close();
+      });
+    }
+  }
+
+  it('moves 20,000 IPv6 datagrams to a dual-stack socket without loss or reordering (GSO and GRO on)', async () => {
+    const a = pair.a.run(() => UdpSocket.open({ address: pair.a.addr6 }));
+    const b = pair.b.run(() => UdpSocket.open({ address: '::', gro: true }));
+    const r = await transfer(a, b, { ip: pair.b.addr6, port: b.port }, { ip: pair.a.addr6, port: a.port }, { count: 20_000, gso: true });
+    expect(r.problems).toEqual([]);
+    expect(r.received).toBe(20_000);
+    a.close();
+    b.close();
+  });
+
+  it('waits for writability when the send buffer fills instead of dropping', async () => {
+    // A slow qdisc holds the datagrams, so they stay charged to the small send buffer.
+    await pair.a.exec('tc', ['qdisc', 'add', 'dev', pair.a.ifname, 'root', 'tbf', 'rate', '40mbit', 'burst', '10kb', 'latency', '2s']);
+    try {
+      const a = pair.a.run(() => UdpSocket.open({ address: pair.a.addr, bufferBytes: 32 << 10 }));
+      const b = pair.b.run(() => UdpSocket.open({ address: pair.b.addr }));
+      const r = await transfer(a, b, { ip: pair.b.addr, port: b.port }, { ip: pair.a.addr, port: a.port }, { count: 1000, gso: false });
+      expect(r.problems).toEqual([]);
+      expect(r.received).toBe(1000);
+      expect(r.shortSends).toBeGreaterThan(0);
+      expect(a.stats.sendDropped).toBe(0);
+      a.close();
+      b.close();
+    } finally {
+      await pair.a.exec('tc', ['qdisc', 'del', 'dev', pair.a.ifname, 'root']);
+    }
+  });
+});
