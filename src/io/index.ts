@@ -23,6 +23,8 @@ export {
   type LinkSettings,
   parseCidr,
   type RouteOptions,
+  type RoutePath,
+  routeGet,
   setLinkDown,
   setLinkUp,
   setMtu,

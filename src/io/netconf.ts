@@ -1,6 +1,6 @@
 /**
  * Link configuration through iproute2's `ip`, run with execFile (no shell): link up/down,
- * MTU, txqueuelen, addresses and routes. Arguments are checked first; failures become
+ * MTU, txqueuelen, addresses, routes and route lookups. Arguments are checked first; failures become
  * one-line messages such as
  *   cannot add address 10.8.0.1/24 to tun0: operation not permitted (need root or CAP_NET_ADMIN)
  */
@@ -50,18 +50,24 @@ function checkInt(what: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${what} must be an integer in ${min}..${max}, not ${v}`);
 }
 
-function runIp(args: readonly string[], what: string, opts: IpOptions | undefined): Promise<void> {
+/** Runs ip with args; resolves with its stdout. */
+function runIp(args: readonly string[], what: string, opts: IpOptions | undefined): Promise<string> {
   const argv = opts?.netns !== undefined ? ['-n', opts.netns, ...args] : [...args];
   return new Promise((resolve, reject) => {
-    execFile('ip', argv, { timeout: opts?.timeoutMs ?? 10_000, killSignal: 'SIGKILL' }, (err: ExecFileException | null, _stdout, stderr) => {
+    execFile('ip', argv, { timeout: opts?.timeoutMs ?? 10_000, killSignal: 'SIGKILL' }, (err: ExecFileException | null, stdout, stderr) => {
       if (!err) {
-        resolve();
+        resolve(String(stdout));
         return;
       }
       const spawnCode = err.code === 'ENOENT' ? 'ENOENT' : err.killed ? 'ETIMEDOUT' : undefined;
       reject(ipCommandError(what, String(stderr), spawnCode));
     });
   });
+}
+
+/** Runs an ip command whose output does not matter. */
+function runIpCommand(args: readonly string[], what: string, opts: IpOptions | undefined): Promise<void> {
+  return runIp(args, what, opts).then(() => undefined);
 }
 
 /** Sets any of up/down, MTU and txqueuelen in one ip call. */
@@ -84,7 +90,7 @@ export function configureLink(dev: string, settings: LinkSettings, opts?: IpOpti
     what.push(settings.up ? 'up' : 'down');
   }
   if (what.length === 0) return Promise.resolve();
-  return runIp(args, `set ${dev} ${what.join(', ')}`, opts);
+  return runIpCommand(args, `set ${dev} ${what.join(', ')}`, opts);
 }
 
 export function setLinkUp(dev: string, opts?: IpOptions): Promise<void> {
@@ -107,13 +113,13 @@ export function setTxQueueLen(dev: string, txqueuelen: number, opts?: IpOptions)
 export function addAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
   checkInterfaceName(dev);
   const c = parseCidr(cidr);
-  return runIp(['addr', 'add', `${c.ip}/${c.prefix}`, 'dev', dev], `add address ${cidr} to ${dev}`, opts);
+  return runIpCommand(['addr', 'add', `${c.ip}/${c.prefix}`, 'dev', dev], `add address ${cidr} to ${dev}`, opts);
 }
 
 export function deleteAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
   checkInterfaceName(dev);
   const c = parseCidr(cidr);
-  return runIp(['addr', 'del', `${c.ip}/${c.prefix}`, 'dev', dev], `remove address ${cidr} from ${dev}`, opts);
+  return runIpCommand(['addr', 'del', `${c.ip}/${c.prefix}`, 'dev', dev], `remove address ${cidr} from ${dev}`, opts);
 }
 
 function routeArgs(action: 'add' | 'del', cidr: string, dev: string, opts: RouteOptions | undefined): string[] {
@@ -133,9 +139,31 @@ function routeArgs(action: 'add' | 'del', cidr: string, dev: string, opts: Route
 
 /** Routes cidr through dev (e.g. the tunnel's peer network). */
 export function addRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void> {
-  return runIp(routeArgs('add', cidr, dev, opts), `add route ${cidr} via ${dev}`, opts);
+  return runIpCommand(routeArgs('add', cidr, dev, opts), `add route ${cidr} via ${dev}`, opts);
 }
 
 export function deleteRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void> {
-  return runIp(routeArgs('del', cidr, dev, opts), `delete route ${cidr} via ${dev}`, opts);
+  return runIpCommand(routeArgs('del', cidr, dev, opts), `delete route ${cidr} via ${dev}`, opts);
+}
+
+/** How the kernel reaches an address now. */
+export interface RoutePath {
+  readonly dev: string;
+  /** The gateway, undefined when the address is on a directly connected network. */
+  readonly via: string | undefined;
+  /** The source address the kernel would use. */
+  readonly src: string | undefined;
+}
+
+/** Looks up the route the kernel would take to ip (ip route get). */
+export async function routeGet(ip: string, opts?: IpOptions): Promise<RoutePath> {
+  if (isIP(ip) === 0) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  const out = await runIp(['-j', 'route', 'get', ip], `look up the route to ${ip}`, opts);
+  const route = (JSON.parse(out) as { dev?: unknown; gateway?: unknown; prefsrc?: unknown }[])[0];
+  if (typeof route?.dev !== 'string') throw new Error(`cannot look up the route to ${ip}: unexpected ip output ${JSON.stringify(out.trim())}`);
+  return {
+    dev: route.dev,
+    via: typeof route.gateway === 'string' ? route.gateway : undefined,
+    src: typeof route.prefsrc === 'string' ? route.prefsrc : undefined,
+  };
 }

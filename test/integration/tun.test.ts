@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBatch, type PacketBatch } from '../../src/io/batch.js';
 import { decodeEndpoint, encodeEndpoint, formatEndpoint } from '../../src/io/endpoint.js';
 import { IoError, ioErrorFrom, ioErrorFromErrno } from '../../src/io/errors.js';
-import { addAddress, addRoute, configureLink, deleteRoute, setLinkDown } from '../../src/io/netconf.js';
+import { addAddress, addRoute, configureLink, deleteRoute, routeGet, setLinkDown } from '../../src/io/netconf.js';
 import { Tun } from '../../src/io/tun.js';
 import { UdpSocket } from '../../src/io/udp.js';
 import { cleanupStale, createNetns, deleteNetns, type Netns } from '../helpers/netns.js';
@@ -229,6 +229,18 @@ describeRoot('TUN in a network namespace', () => {
     await expect(setLinkDown('tvio-none', { netns: ns.name })).rejects.toThrow(/^cannot set tvio-none down: .*(not exist|find device)/i);
     expect(() => addAddress(tun.name, '10.99.3.1/33', { netns: ns.name })).toThrow(/^invalid address "10\.99\.3\.1\/33"/);
     expect(() => configureLink(tun.name, { mtu: 10 }, { netns: ns.name })).toThrow(/^mtu must be an integer in 68\.\.65535/);
+    tun.close();
+  });
+
+  it('looks up routes', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-rt' }));
+    await addAddress(tun.name, '10.99.4.1/24', { netns: ns.name });
+    await configureLink(tun.name, { up: true }, { netns: ns.name });
+    await addRoute('10.97.0.0/16', tun.name, { netns: ns.name, via: '10.99.4.2' });
+    expect(await routeGet('10.99.4.9', { netns: ns.name })).toEqual({ dev: tun.name, via: undefined, src: '10.99.4.1' });
+    expect(await routeGet('10.97.1.1', { netns: ns.name })).toEqual({ dev: tun.name, via: '10.99.4.2', src: '10.99.4.1' });
+    await expect(routeGet('192.0.2.1', { netns: ns.name })).rejects.toThrow('cannot look up the route to 192.0.2.1: network is unreachable');
+    await expect(routeGet('nope')).rejects.toThrow(/not an IP address/);
     tun.close();
   });
 });
