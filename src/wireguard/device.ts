@@ -250,7 +250,7 @@ export class Device {
     acceptInitiation(hs, consumed, now);
     this.setEndpoint(peer, from);
     this.timersAnyAuthenticatedPacketTraversal(peer, now);
-    this.timersAnyAuthenticatedPacketReceived(peer);
+    this.timersAnyAuthenticatedPacketReceived(peer, now);
 
     const index = this.indices.newIndex(peer);
     const response = createResponse(hs, this.rng(32), index);
@@ -275,7 +275,7 @@ export class Device {
     if (!consumeResponse(this.key, peer.handshake, msg)) return this.drop('handshake');
     this.setEndpoint(peer, from);
     this.timersAnyAuthenticatedPacketTraversal(peer, now);
-    this.timersAnyAuthenticatedPacketReceived(peer);
+    this.timersAnyAuthenticatedPacketReceived(peer, now);
     this.beginSession(peer, now);
     this.timersSessionDerived(peer, now);
     this.timersHandshakeComplete(peer);
@@ -307,7 +307,7 @@ export class Device {
     }
     this.keepKeyFreshReceiving(peer, now);
     this.timersAnyAuthenticatedPacketTraversal(peer, now);
-    this.timersAnyAuthenticatedPacketReceived(peer);
+    this.timersAnyAuthenticatedPacketReceived(peer, now);
     peer.rxBytes += datagram.length;
     const len = this.lens[0]!;
     if (len === 0) return; // keepalive
@@ -354,6 +354,17 @@ export class Device {
   sendControl(peer: Peer, frame: Uint8Array, now: number): void {
     if (frame.length === 0 || frame[0]! >> 4 !== 0) throw new Error('control frames must start with a byte below 0x10');
     this.sendTo(peer, frame, now);
+  }
+
+  /** Starts a handshake unless a session is up; either way the peer gets a keepalive (which confirms a new session). */
+  connect(peer: Peer, now: number): void {
+    this.sendKeepalive(peer, now);
+  }
+
+  /** Forgets the peer's sessions (it said it is going away): the next packet starts a handshake at once. */
+  resetPeer(peer: Peer): void {
+    this.zeroAndFlushAll(peer);
+    peer.handshake.lastSentHandshake = -Infinity;
   }
 
   /** Whether the peer has a keypair it may send with now. */
@@ -608,8 +619,9 @@ export class Device {
     peer.del(Timer.SendKeepalive);
   }
 
-  private timersAnyAuthenticatedPacketReceived(peer: Peer): void {
+  private timersAnyAuthenticatedPacketReceived(peer: Peer, now: number): void {
     peer.del(Timer.NewHandshake);
+    peer.lastReceiveAt = now;
   }
 
   private timersHandshakeInitiated(peer: Peer, now: number): void {

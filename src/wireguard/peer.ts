@@ -44,6 +44,8 @@ export class Peer {
   staged: Uint8Array[] = [];
   /** Wall-clock ms of the last completed handshake, 0 if none. */
   lastHandshakeWallMs = 0;
+  /** Injected-clock time of the last authenticated packet from the peer. */
+  lastReceiveAt = -Infinity;
   rxBytes = 0;
   txBytes = 0;
   /** Free for the layer above (the control channel keeps its per-peer state here). */
