@@ -336,13 +336,15 @@ static void poll_hold_self(napi_env env, poll_state *ps, bool strong) {
 static void poll_on_closed(uv_handle_t *uvh) { free(uvh->data); }
 
 /* Drops the JS references at once (the env may be going away) and frees the uv handle once
- * libuv is done with it. */
-static void poll_destroy(napi_env env, poll_state *ps) {
+ * libuv is done with it. At environment teardown (a worker exiting) Node unloads the addon
+ * before its loop runs close callbacks, so none may point into this library: the handle's
+ * few bytes are left allocated instead. */
+static void poll_destroy(napi_env env, poll_state *ps, bool teardown) {
   napi_delete_reference(env, ps->cb);
   napi_delete_reference(env, ps->self);
   napi_async_destroy(env, ps->actx);
   ps->h = NULL;
-  uv_close((uv_handle_t *)&ps->uv, poll_on_closed);
+  uv_close((uv_handle_t *)&ps->uv, teardown ? NULL : poll_on_closed);
 }
 
 static void note_socket_error(io_handle *h, int err) {
@@ -407,10 +409,10 @@ static void on_poll(uv_poll_t *uvh, int status, int events) {
 /* Handle lifecycle (shared by TUN and UDP)                                             */
 /* ===================================================================================== */
 
-static void handle_close(io_handle *h) {
+static void handle_close(io_handle *h, bool teardown) {
   if (h->fd < 0) return;
   if (h->poll) {
-    poll_destroy(h->env, h->poll); /* before close(): libuv must forget the fd first */
+    poll_destroy(h->env, h->poll, teardown); /* before close(): libuv must forget the fd first */
     h->poll = NULL;
   }
   close(h->fd);
@@ -424,12 +426,12 @@ static void handle_close(io_handle *h) {
 
 /* Environment teardown (process exit, worker exit): close what JS left open so the loop
  * has no live poll handles left. */
-static void handle_cleanup_hook(void *arg) { handle_close(arg); }
+static void handle_cleanup_hook(void *arg) { handle_close(arg, true); }
 
 static void handle_finalize(napi_env env, void *data, void *hint) {
   io_handle *h = data;
   napi_remove_env_cleanup_hook(env, handle_cleanup_hook, h);
-  handle_close(h);
+  handle_close(h, false);
   free(h);
 }
 
@@ -545,7 +547,7 @@ static napi_value m_poll(napi_env env, napi_callback_info info) {
         napi_create_reference(env, argv[1], 1, &ps->cb) != napi_ok ||
         napi_async_init(env, self, name, &ps->actx) != napi_ok) {
       throw_napi(env, "creating the poll callback");
-      poll_destroy(env, ps);
+      poll_destroy(env, ps, false);
       h->poll = NULL;
       return NULL;
     }
@@ -566,7 +568,7 @@ static napi_value m_poll(napi_env env, napi_callback_info info) {
 static napi_value m_close(napi_env env, napi_callback_info info) {
   io_handle *h = ANY_THIS();
   if (!h) return NULL;
-  handle_close(h);
+  handle_close(h, false);
   return make_undefined(env);
 }
 
@@ -1115,10 +1117,13 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     if (r < 0) {
       int err = errno;
       if (err == EINTR) continue;
-      /* EIO: the device cannot checksum GSO packets; EINVAL: a kernel or path that cannot
-       * segment. Remember it and send plain datagrams from now on. */
-      if ((err == EIO || err == EINVAL) && mm[0].msg_hdr.msg_iovlen > 1) {
-        h->gso_refused = true;
+      /* The kernel would not segment this run. EIO (the device cannot checksum GSO packets)
+       * and EINVAL (no GSO here) will not change: remember them. Others (EMSGSIZE: segments
+       * beyond the path MTU) may be particular to this run. Either way the rest of this call
+       * goes out as plain datagrams, whose errors then belong to single slots. */
+      if (err != EAGAIN && mm[0].msg_hdr.msg_iovlen > 1) {
+        if (err == EIO || err == EINVAL) h->gso_refused = true;
+        gso = false;
         continue;
       }
       return make_int(env, pos > b.first ? (int64_t)(pos - b.first) : -err);

@@ -51,9 +51,3 @@ export function resolveRange(b: PacketBatch, r: BatchRange | undefined): [number
   const first = r?.first ?? 0;
   return [first, r?.count ?? b.slots - first, r?.offset ?? 0];
 }
-
-/** The packet bytes of slot i (a view, not a copy; allocates the view: not for hot paths). */
-export function slotPacket(b: PacketBatch, i: number, offset = 0): Uint8Array {
-  const start = i * b.slotSize + offset;
-  return b.buf.subarray(start, start + Math.max(0, b.lens[i] ?? 0));
-}

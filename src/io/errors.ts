@@ -28,8 +28,7 @@ export type IoOperation =
   | { readonly op: 'udp-bind'; readonly address: string; readonly port: number }
   | { readonly op: 'udp-connect'; readonly address: string; readonly port: number }
   | { readonly op: 'udp-io'; readonly local: string }
-  | { readonly op: 'netns'; readonly name: string }
-  | { readonly op: 'ip'; readonly what: string };
+  | { readonly op: 'netns'; readonly name: string };
 
 const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EPERM: 'operation not permitted',
@@ -108,7 +107,6 @@ function messageFor(code: string, what: IoOperation): string {
       if (code === 'EADDRNOTAVAIL') return `${where}: address ${what.address} is not assigned to any interface here`;
       if (code === 'EACCES' || code === 'EPERM') return `${where}: ${text} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
       if (code === 'EAFNOSUPPORT') return `${where}: ${text} (is IPv6 disabled on this host?)`;
-      if (code === 'EMFILE' || code === 'ENFILE') return `${where}: ${text}`;
       return `${where}: ${text}`;
     }
     case 'udp-connect':
@@ -119,8 +117,6 @@ function messageFor(code: string, what: IoOperation): string {
       if (code === 'ENOENT') return `cannot enter network namespace ${what.name}: it does not exist`;
       if (code === 'EPERM') return `cannot enter network namespace ${what.name}: ${text} (need root or CAP_SYS_ADMIN)`;
       return `cannot enter network namespace ${what.name}: ${text}`;
-    case 'ip':
-      return `cannot ${what.what}: ${text}`;
   }
 }
 

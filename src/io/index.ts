@@ -1,5 +1,5 @@
 /** The I/O layer: TUN devices, UDP sockets, packet batches, link configuration. */
-export { type BatchRange, createBatch, DEFAULT_BATCH_SLOTS, DEFAULT_SLOT_SIZE, type PacketBatch, slotPacket } from './batch.js';
+export { type BatchRange, createBatch, DEFAULT_BATCH_SLOTS, DEFAULT_SLOT_SIZE, type PacketBatch } from './batch.js';
 export {
   copyEndpoint,
   decodeEndpoint,

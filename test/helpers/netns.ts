@@ -9,6 +9,8 @@
  *   a: veth "veth-a"  198.18.N.1/24  2001:2:0:N::1/64
  *   b: veth "veth-b"  198.18.N.2/24  2001:2:0:N::2/64        (N = options.index, default 1)
  *
+ * With ipv6: false the veth has IPv6 disabled (no link-local address, no IPv6 packets).
+ *
  * Names are `${prefix}-${pid}-${random}-a|b`, so parallel runs never collide, and the pid
  * lets cleanupStale() remove what a killed run left behind.
  *
@@ -29,6 +31,7 @@
  */
 import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { runInNetns } from '../../src/io/netns.js';
 
 export interface ExecResult {
@@ -142,7 +145,7 @@ export interface NetnsPairOptions {
   prefix: string;
   /** N in 198.18.N.1-2/24 and 2001:2:0:N::1-2/64 (0..255, default 1). */
   index?: number;
-  /** Also configure the IPv6 addresses (default true). */
+  /** IPv6 on the veth (default true); false disables it there, link-local included. */
   ipv6?: boolean;
 }
 
@@ -208,6 +211,9 @@ export async function createNetnsPair(opts: NetnsPairOptions): Promise<NetnsPair
     }
     await run('ip', ['link', 'add', a.ifname, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.name]);
     for (const e of [a, b]) {
+      // Without IPv6 the veth must not even get a link-local address: no router
+      // solicitations or MLD reports on the wire.
+      if (!(opts.ipv6 ?? true)) e.run(() => writeFileSync(`/proc/sys/net/ipv6/conf/${e.ifname}/disable_ipv6`, '1'));
       const cmds = ['link set lo up', `addr add ${e.addr}/24 dev ${e.ifname}`];
       if (opts.ipv6 ?? true) cmds.push(`addr add ${e.addr6}/64 dev ${e.ifname} nodad`);
       cmds.push(`link set ${e.ifname} up`);

@@ -20,7 +20,7 @@ import {
 } from '../../src/io/endpoint.js';
 import { IoError } from '../../src/io/errors.js';
 import { UdpSocket } from '../../src/io/udp.js';
-import { cleanupStale, createNetnsPair, type NetnsPair } from '../helpers/netns.js';
+import { cleanupStale, createNetnsPair, type NetnsPair, withNetnsPair } from '../helpers/netns.js';
 import { canRoot, describeRoot } from '../helpers/root.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -348,6 +348,38 @@ describe('callbacks from the event loop', () => {
     expect(r.stderr).toContain('boom from a poll callback');
   });
 
+  it('a worker thread can exit while its sockets are still polling', () => {
+    // Evaluated as a module, like the parent below (--input-type=module).
+    const worker = `
+      import { createRequire } from 'node:module';
+      import { parentPort } from 'node:worker_threads';
+      const io = createRequire(${JSON.stringify(addon)})(${JSON.stringify(addon)});
+      const local = new Uint8Array(20); local.set([4, 0, 0, 0, 127, 0, 0, 1]);
+      const s = io.openUdp(local, 0, false, true);
+      s.poll(3, () => {});
+      parentPort.postMessage(s.port);`;
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
+        import { Worker } from 'node:worker_threads';
+        for (let i = 0; i < 3; i++) {
+          const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+          await new Promise((resolve) => w.once('message', () => w.terminate().then(resolve)));
+        }
+        console.log('workers done');
+        `,
+      ],
+      { encoding: 'utf8', timeout: 15_000 },
+    );
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('workers done');
+    expect(r.status).toBe(0);
+  });
+
   it('with an uncaughtException handler the process and the poll carry on', () => {
     const r = child(
       `let n = 0; process.on('uncaughtException', (e) => { if (++n === 3) { console.log('handled', n, e.message); process.exit(0); } });`,
@@ -405,6 +437,31 @@ describeRoot('UDP between two namespaces', () => {
     b.close();
   });
 
+  it('sends a GSO run the path cannot segment (segments beyond the MTU) as plain datagrams', async () => {
+    const a = pair.a.run(() => UdpSocket.open({ address: pair.a.addr }));
+    const b = pair.b.run(() => UdpSocket.open({ address: pair.b.addr }));
+    const out = createBatch(10, SLOT);
+    for (let i = 0; i < 10; i++) {
+      writePayload(out.buf, i * SLOT, i, 1600);
+      out.lens[i] = 1600;
+      encodeEndpoint({ ip: pair.b.addr, port: b.port }, out.addrs, i);
+    }
+    // Kernels before 6.x answer EINVAL (GSO is then off for good), later ones EMSGSIZE (off
+    // for this call only); either way the datagrams go out plain, fragmented.
+    expect(a.sendBatch(out, { gso: true })).toBe(10);
+    expect(a.stats.sendDropped).toBe(0);
+    const inb = createBatch(16, SLOT);
+    const seqs: number[] = [];
+    await waitFor('10 fragmented datagrams', () => {
+      const n = b.recvBatch(inb);
+      for (let i = 0; i < n; i++) seqs.push(checkPayload(inb.buf, i * SLOT, inb.lens[i]!));
+      return seqs.length >= 10;
+    });
+    expect(seqs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    a.close();
+    b.close();
+  });
+
   it('waits for writability when the send buffer fills instead of dropping', async () => {
     // A slow qdisc holds the datagrams, so they stay charged to the small send buffer.
     await pair.a.exec('tc', ['qdisc', 'add', 'dev', pair.a.ifname, 'root', 'tbf', 'rate', '40mbit', 'burst', '10kb', 'latency', '2s']);
@@ -421,5 +478,27 @@ describeRoot('UDP between two namespaces', () => {
     } finally {
       await pair.a.exec('tc', ['qdisc', 'del', 'dev', pair.a.ifname, 'root']);
     }
+  });
+});
+
+describeRoot('the namespace harness', () => {
+  it('removes its namespaces and kills its children when the work times out', async () => {
+    let names: string[] = [];
+    let pid: number | undefined;
+    const work = withNetnsPair(
+      { prefix: 'tvio', index: 3 },
+      async (p) => {
+        names = [p.a.name, p.b.name];
+        pid = p.b.spawn('sleep', ['30']).pid;
+        await p.a.ip(['link', 'show', p.a.ifname]);
+        await sleep(30_000);
+      },
+      { timeoutMs: 1500 },
+    );
+    await expect(work).rejects.toThrow('netns test timed out after 1500 ms');
+    const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+    for (const name of names) expect(listed).not.toContain(name);
+    expect(pid).toBeGreaterThan(0);
+    expect(() => process.kill(pid!, 0)).toThrow();
   });
 });
