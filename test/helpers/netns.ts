@@ -73,6 +73,7 @@ function installExitHook(): void {
 }
 
 function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  installExitHook();
   return new Promise((resolve, reject) => {
     const child = execFile(cmd, args, { timeout: opts.timeoutMs ?? 20_000, killSignal: 'SIGKILL', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (err) {
@@ -83,7 +84,16 @@ function run(cmd: string, args: readonly string[], opts: ExecOptions = {}): Prom
       }
     });
     if (opts.input !== undefined) child.stdin?.end(opts.input);
+    track(child);
   });
+}
+
+/** Registers a child for the exit hook, which kills what is still running by PID. */
+function track(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  children.set(pid, child);
+  child.once('exit', () => children.delete(pid));
 }
 
 export class Netns {
@@ -106,11 +116,7 @@ export class Netns {
   spawn(cmd: string, args: readonly string[] = [], opts: SpawnOptions = {}): ChildProcess {
     installExitHook();
     const child = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: 'pipe', ...opts });
-    const pid = child.pid;
-    if (pid !== undefined) {
-      children.set(pid, child);
-      child.once('exit', () => children.delete(pid));
-    }
+    track(child);
     return child;
   }
 
@@ -156,10 +162,9 @@ function uniqueBase(prefix: string): string {
 
 /** Creates one empty namespace with lo up, registered for cleanup. */
 export async function createNetns(prefix: string, suffix = ''): Promise<Netns> {
-  installExitHook();
   const name = uniqueBase(prefix) + suffix;
+  liveNamespaces.add(name); // before it exists: an exit while ip runs must still remove it
   await run('ip', ['netns', 'add', name]);
-  liveNamespaces.add(name);
   const ns = new Netns(name);
   await ns.ip(['link', 'set', 'lo', 'up']);
   return ns;
@@ -200,14 +205,13 @@ export async function deleteNetns(...namespaces: Netns[]): Promise<void> {
 export async function createNetnsPair(opts: NetnsPairOptions): Promise<NetnsPair> {
   const index = opts.index ?? 1;
   if (!Number.isInteger(index) || index < 0 || index > 255) throw new RangeError(`index must be 0..255, not ${index}`);
-  installExitHook();
   const base = uniqueBase(opts.prefix);
   const a = new NetnsEnd(`${base}-a`, 'veth-a', `198.18.${index}.1`, `2001:2:0:${index.toString(16)}::1`);
   const b = new NetnsEnd(`${base}-b`, 'veth-b', `198.18.${index}.2`, `2001:2:0:${index.toString(16)}::2`);
   try {
     for (const ns of [a, b]) {
+      liveNamespaces.add(ns.name); // before it exists: an exit while ip runs must still remove it
       await run('ip', ['netns', 'add', ns.name]);
-      liveNamespaces.add(ns.name);
     }
     await run('ip', ['link', 'add', a.ifname, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.name]);
     for (const e of [a, b]) {
