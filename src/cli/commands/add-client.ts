@@ -1,0 +1,267 @@
+import { renameSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
+import {
+  formatEndpoint,
+  formatIp,
+  formatRange,
+  networkOf,
+  parseEndpoint,
+  parseIp,
+  rangeContains,
+  type Ip,
+  type IpRange,
+} from '../../config/address.js';
+import { ConfigError, fsReason } from '../../config/errors.js';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../../config/keys.js';
+import { readConfigFile } from '../../config/load.js';
+import {
+  addressPlanOf,
+  parseClientName,
+  parseServerConfig,
+  staticAddressProblem,
+  type AddressPlan,
+  type ServerConfig,
+} from '../../config/server.js';
+
+export interface AddClientOptions {
+  name: string;
+  /** The server config to add to. */
+  config: string;
+  address?: string;
+  /** Where to write the client config; default `<name>.yaml` in the current directory. */
+  out?: string;
+  /** host:port clients connect to; default the server's listen address if specific, else a placeholder. */
+  endpoint?: string;
+}
+
+export interface AddClientResult {
+  address: string;
+  clientFile: string;
+  /** Things the user must know or do, one line each. */
+  notes: string[];
+}
+
+/** Applies a parser to a command-line value, naming the option in its error. */
+function option<T>(label: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw err instanceof Error ? new ConfigError(`${label}: ${err.message}`) : err;
+  }
+}
+
+/** The lowest host address that is free and outside the pool, or null. */
+function lowestFree(plan: AddressPlan & { pool: IpRange }, taken: ReadonlyMap<string, string>): Ip | null {
+  const { family } = plan.hosts.first;
+  for (let value = plan.hosts.first.value; value <= plan.hosts.last.value; value++) {
+    const ip = { family, value };
+    if (rangeContains(plan.pool, ip)) value = plan.pool.last.value;
+    else if (staticAddressProblem(ip, plan, taken) === null) return ip;
+  }
+  return null;
+}
+
+/** Picks the new client's address, and the shrunk pool if it had to take one from the pool. */
+function pickAddress(config: ServerConfig, opts: AddClientOptions): { ip: Ip; pool: string | null } {
+  const plan = addressPlanOf(config);
+  const taken = new Map(config.clients.flatMap((c) => (c.address === null ? [] : [[c.address, `client '${c.name}'`] as const])));
+  if (opts.address !== undefined) {
+    const ip = option('--address', () => parseIp(opts.address!));
+    const problem = staticAddressProblem(ip, plan, taken);
+    if (problem !== null) throw new ConfigError(`--address: ${problem}`);
+    return { ip, pool: null };
+  }
+  const free = lowestFree(plan, taken);
+  if (free !== null) return { ip: free, pool: null };
+  const { first, last } = plan.pool;
+  if (first.value === last.value) {
+    const subnet = networkOf(config.interface.address);
+    throw new ConfigError(`${opts.config}: no free address for a client in the subnet ${subnet}; use a larger subnet`);
+  }
+  return { ip: last, pool: formatRange({ first, last: { ...last, value: last.value - 1n } }) };
+}
+
+const POOL_NOTE = "dynamic addresses; narrowed by 'tvpn add-client' to make room for static ones";
+
+/** Through the Document API: keeps comments and structure, but re-spaces the file (comment columns, flow padding). */
+function rerender(doc: Document, entry: Record<string, string>, pool: string | null): string {
+  const root = doc.contents as YAMLMap;
+  if (pool !== null) {
+    const current = root.get('pool', true);
+    if (isScalar(current)) current.value = pool; // in place, keeping its comments
+    else {
+      const pair = doc.createPair('pool', pool);
+      (pair.key as Scalar).commentBefore = ` ${POOL_NOTE}`;
+      const at = root.items.findIndex((p) => isScalar(p.key) && p.key.value === 'clients');
+      root.items.splice(at < 0 ? root.items.length : at, 0, pair);
+    }
+  }
+  const existing = root.get('clients', true);
+  const clients = isSeq(existing) ? existing : new YAMLSeq();
+  if (!isSeq(existing)) root.set('clients', clients);
+  clients.flow = false; // `clients: []` would otherwise put the entry on one line
+  clients.items.push(doc.createNode(entry));
+  return doc.toString({ lineWidth: 0 });
+}
+
+const lineStart = (text: string, offset: number): number => text.lastIndexOf('\n', offset - 1) + 1;
+
+/**
+ * The server config text with the client appended (and the pool set if given). In the usual
+ * layout, a block list of clients, the new text is spliced in at positions the Document API
+ * gives, so every other byte (aligned comments included) stays as it was; other layouts
+ * (no clients yet, flow style) are re-rendered through the Document API.
+ */
+function editServerConfig(text: string, entry: Record<string, string>, pool: string | null): string {
+  const doc: Document = parseDocument(text);
+  const root = doc.contents;
+  if (!isMap(root)) throw new Error('server config is not a mapping'); // loadServerConfig has vetted it
+  const clientsKey = root.items.find((p) => isScalar(p.key) && p.key.value === 'clients')?.key as Scalar | undefined;
+  const clients = root.get('clients', true);
+  const poolNode = root.get('pool', true);
+  const last = isSeq(clients) ? (clients.items.at(-1) as Node | undefined) : undefined;
+  const poolSpliceable = pool === null || poolNode === undefined || (isScalar(poolNode) && typeof poolNode.value === 'string');
+  if (root.flow || !isSeq(clients) || clients.flow || !clients.range || !last?.range || !clientsKey?.range || !poolSpliceable) {
+    return rerender(doc, entry, pool);
+  }
+  const edits: { at: number; end: number; text: string }[] = [];
+  const at = clients.range[1];
+  const indent = ' '.repeat(clients.range[0] - lineStart(text, clients.range[0]));
+  const blankBetweenItems = text.slice(0, lineStart(text, last.range[0])).endsWith('\n\n');
+  const item = new Document([entry]).toString().replace(/^(?=.)/gm, indent);
+  edits.push({ at, end: at, text: `${at > 0 && text[at - 1] !== '\n' ? '\n' : ''}${blankBetweenItems ? '\n' : ''}${item}` });
+  if (pool !== null && isScalar(poolNode) && poolNode.range) {
+    edits.push({ at: poolNode.range[0], end: poolNode.range[1], text: pool });
+  } else if (pool !== null) {
+    // Above the comment lines that introduce `clients:`, which belong to it.
+    let keyLine = lineStart(text, clientsKey.range[0]);
+    const keyIndent = ' '.repeat(clientsKey.range[0] - keyLine);
+    const lineAbove = (at: number): string => text.slice(lineStart(text, at - 1), at);
+    while (keyLine > 0 && lineAbove(keyLine).trimStart().startsWith('#')) keyLine = lineStart(text, keyLine - 1);
+    edits.push({ at: keyLine, end: keyLine, text: `${keyIndent}# ${POOL_NOTE}\n${keyIndent}pool: ${pool}\n` });
+  }
+  // Apply from the end so earlier offsets stay valid.
+  return edits.sort((a, b) => b.at - a.at).reduce((t, e) => t.slice(0, e.at) + e.text + t.slice(e.end), text);
+}
+
+function clientConfigText(opts: {
+  name: string;
+  serverFile: string;
+  endpoint: string;
+  placeholder: boolean;
+  serverKey: string;
+  privateKey: string;
+}): string {
+  const doc = new Document({ server: { endpoint: opts.endpoint, public_key: opts.serverKey }, private_key: opts.privateKey });
+  doc.commentBefore = [
+    ` tvpn client config for '${opts.name}', made by 'tvpn add-client' from ${opts.serverFile}.`,
+    " It holds the client's private key: keep it secret (mode 0600). Check it with 'tvpn check -c FILE'.",
+    ' Optional settings (see configs/client.yaml): interface, accept, routes, keepalive, log_level.',
+  ].join('\n');
+  if (opts.placeholder) {
+    const server = doc.get('server', true);
+    const endpoint = isMap(server) ? server.get('endpoint', true) : undefined;
+    if (isScalar(endpoint)) endpoint.comment = " replace <server-host> with the server's DNS name or public IP address";
+  }
+  return doc.toString();
+}
+
+function writeNew(path: string, text: string): void {
+  try {
+    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    const fix = (err as NodeJS.ErrnoException).code === 'EEXIST' ? '; remove it or pass --out with another path' : '';
+    throw new ConfigError(`cannot write ${path}: ${fsReason(err)}${fix}`);
+  }
+}
+
+/** Replaces a file atomically (write beside it, then rename), keeping its mode. */
+function replaceFile(path: string, text: string, mode: number): void {
+  const target = realpathSync(path);
+  const tmp = join(dirname(target), `.${basename(target)}.tvpn-${process.pid}`);
+  try {
+    writeFileSync(tmp, text, { mode, flag: 'wx' });
+    renameSync(tmp, target);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // it was never written
+    }
+    throw new ConfigError(`cannot update ${path}: ${fsReason(err)}`);
+  }
+}
+
+/**
+ * `tvpn add-client NAME -c server.yaml`: makes the client a key pair and a static address,
+ * appends its entry to the server config, and writes a ready client config.
+ *
+ * Address: --address if given (checked like any static address), else the lowest free host
+ * address outside the pool. With no room outside the pool (the usual case with the default
+ * pool, the rest of the subnet), the top address of the pool is taken and the pool shrunk by
+ * one, writing `pool:` into the server config; a note says so.
+ *
+ * The server config is edited in place (see editServerConfig) and re-validated before it is
+ * replaced atomically. The client config holds the client's private key inline, so it is one
+ * file to hand over; hence it is written with mode 0600, and never over an existing file.
+ */
+export function addClient(opts: AddClientOptions): AddClientResult {
+  const name = option('client name', () => parseClientName(opts.name));
+  const endpoint = opts.endpoint === undefined ? undefined : option('--endpoint', () => parseEndpoint(opts.endpoint!, { ipOnly: false }));
+  const { text, mode } = readConfigFile(opts.config);
+  const config = parseServerConfig(text, opts.config, mode);
+  if (config.clients.some((c) => c.name === name)) {
+    throw new ConfigError(`${opts.config}: a client named '${name}' already exists; pick another name or remove the old entry first`);
+  }
+  const { ip, pool } = pickAddress(config, opts);
+  const address = formatIp(ip);
+  const notes: string[] = [];
+  if (pool !== null) notes.push(`no free address outside the pool, so took ${address} from its top; the pool is now ${pool}`);
+
+  const privateKey = generatePrivateKey();
+  const serverText = editServerConfig(text, { name, public_key: encodeKey(publicKeyOf(privateKey)), address }, pool);
+  parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse
+
+  // A server listening on a specific address is reachable there; on all addresses, only the user knows.
+  const placeholder = endpoint === undefined && (config.listen.host === '0.0.0.0' || config.listen.host === '::');
+  const endpointText = placeholder ? `<server-host>:${config.listen.port}` : formatEndpoint(endpoint ?? config.listen);
+  const clientFile = opts.out ?? `${name}.yaml`;
+  if (placeholder) notes.push(`set server.endpoint in ${clientFile} to the server's public address (or pass --endpoint HOST:PORT)`);
+  const clientText = clientConfigText({
+    name,
+    serverFile: basename(opts.config),
+    endpoint: endpointText,
+    placeholder,
+    serverKey: encodeKey(publicKeyOf(config.privateKey)),
+    privateKey: encodeKey(privateKey),
+  });
+
+  writeNew(clientFile, clientText);
+  try {
+    replaceFile(opts.config, serverText, mode);
+  } catch (err) {
+    unlinkSync(clientFile); // a client config for a client the server does not know is useless
+    throw err;
+  }
+  notes.push('restart the server to apply the change');
+  return { address, clientFile, notes };
+}
+
+export function register(program: Command): void {
+  program
+    .command('add-client')
+    .description('add a client to a server config: new key pair, static address, and a ready client config')
+    .argument('<name>', 'the client\'s name (letters, digits, "_", ".", "@", "-")')
+    .requiredOption('-c, --config <file>', 'the server config to add it to')
+    .option('--address <ip>', 'static tunnel address (default: the lowest free one outside the pool)')
+    .option('--out <file>', 'where to write the client config (default: <name>.yaml)')
+    .option('--endpoint <host:port>', "the server's public address for the client config")
+    .action((name: string, opts: Omit<AddClientOptions, 'name'>) => {
+      const result = addClient({ ...opts, name });
+      const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
+      process.stdout.write(`added client '${name}' (${result.address}) to ${opts.config}; ${wrote}\n`);
+      for (const note of result.notes) process.stderr.write(`tvpn: note: ${note}\n`);
+    });
+}

@@ -1,0 +1,89 @@
+import { resolve } from 'node:path';
+import { parseEndpoint, type Cidr } from './address.js';
+import {
+  controlSocketOf,
+  interfaceOf,
+  keepaliveOf,
+  logLevelOf,
+  parseConfigText,
+  privateKeyOf,
+  readConfigFile,
+  routesOf,
+  type LogLevel,
+  type Section,
+} from './load.js';
+
+export interface ClientConfig {
+  /** Absolute path of the config file (relative paths in it were resolved against its directory). */
+  file: string;
+  /** address and mtu are only for a stock WireGuard server, which pushes nothing; null means "as pushed". */
+  interface: { name: string; address: Cidr | null; mtu: number | null };
+  /** host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without brackets. */
+  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null };
+  privateKey: Uint8Array;
+  accept: { routes: boolean; dns: boolean; redirectGateway: boolean };
+  /** Static routes via the tunnel: the allowed IPs towards the server, besides what it pushes. */
+  routes: string[];
+  /** Persistent keepalive seconds, 0 for off. */
+  keepalive: number;
+  logLevel: LogLevel;
+  /** For net listen()/connect(); a leading NUL marks a Linux abstract socket. */
+  controlSocket: string;
+}
+
+const ROOT_KEYS = [
+  'interface',
+  'server',
+  'private_key_file',
+  'private_key',
+  'accept',
+  'routes',
+  'keepalive',
+  'log_level',
+  'control_socket',
+] as const;
+const SERVER_SECTION_KEYS = ['endpoint', 'public_key', 'preshared_key_file', 'preshared_key'] as const;
+const ACCEPT_KEYS = ['routes', 'dns', 'redirect_gateway'] as const;
+
+function buildClientConfig(root: Section, file: string): ClientConfig {
+  const iface = interfaceOf(root.get('interface'), null);
+  const server = root
+    .need('server', "the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... }")
+    .section(SERVER_SECTION_KEYS);
+  const endpoint = server
+    .need('endpoint', "the server's host:port, e.g. vpn.example.com:51820")
+    .parse((t) => parseEndpoint(t, { ipOnly: false }));
+  const publicKey = server.need('public_key', "the server's public key; 'tvpn pubkey < server.key' prints it").key('public');
+  const presharedKey = server.secretKey('preshared_key', 'preshared');
+  const privateKey = privateKeyOf(root, 'client.key');
+  const accept = root.get('accept')?.section(ACCEPT_KEYS);
+  return {
+    file: resolve(file),
+    interface: iface,
+    server: { ...endpoint, publicKey, presharedKey },
+    privateKey,
+    accept: {
+      routes: accept?.get('routes')?.bool() ?? true,
+      dns: accept?.get('dns')?.bool() ?? true,
+      redirectGateway: accept?.get('redirect_gateway')?.bool() ?? true,
+    },
+    routes: routesOf(root.get('routes')),
+    keepalive: keepaliveOf(root.get('keepalive')),
+    logLevel: logLevelOf(root.get('log_level')),
+    controlSocket: controlSocketOf(root.get('control_socket'), iface.name),
+  };
+}
+
+/**
+ * Parses client config text; `file` names it in messages and anchors relative paths, `mode` is
+ * the file's permission bits if it is one (inline secret keys need 0600). Throws ConfigError.
+ */
+export function parseClientConfig(text: string, file: string, mode: number | null = null): ClientConfig {
+  return buildClientConfig(parseConfigText(text, file, mode, ROOT_KEYS), file);
+}
+
+/** Reads and validates a client config file. Throws ConfigError. */
+export function loadClientConfig(path: string): ClientConfig {
+  const { text, mode } = readConfigFile(path);
+  return parseClientConfig(text, path, mode);
+}

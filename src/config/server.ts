@@ -1,0 +1,263 @@
+import { resolve } from 'node:path';
+import {
+  formatIp,
+  formatRange,
+  hostRange,
+  networkOf,
+  parseEndpoint,
+  parseIp,
+  parseRange,
+  prefixRange,
+  rangeContains,
+  rangesOverlap,
+  routeRange,
+  sameIp,
+  type Cidr,
+  type Ip,
+  type IpRange,
+} from './address.js';
+import {
+  controlSocketOf,
+  interfaceOf,
+  keepaliveOf,
+  logLevelOf,
+  mtuOf,
+  parseConfigText,
+  privateKeyOf,
+  readConfigFile,
+  routesOf,
+  type LogLevel,
+  type Section,
+  type Value,
+} from './load.js';
+import { encodeKey, publicKeyOf } from './keys.js';
+
+export interface ServerConfig {
+  /** Absolute path of the config file (relative paths in it were resolved against its directory). */
+  file: string;
+  interface: { name: string; address: Cidr; mtu: number };
+  listen: { host: string; port: number };
+  privateKey: Uint8Array;
+  /** Dynamic addresses, inclusive; inside the subnet, clear of the server's and static clients' addresses. */
+  pool: { first: string; last: string };
+  stateDir: string;
+  clientToClient: boolean;
+  logLevel: LogLevel;
+  /** For net listen()/connect(); a leading NUL marks a Linux abstract socket. */
+  controlSocket: string;
+  underLoad: boolean;
+  push: { routes: string[]; redirectGateway: boolean; dns: string[]; mtu: number; keepalive: number };
+  clients: ClientEntry[];
+}
+
+export interface ClientEntry {
+  name: string;
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array | null;
+  /** Static tunnel address, or null for one from the pool. */
+  address: string | null;
+  /** Subnets behind this client (OpenVPN's iroute), canonical prefixes. */
+  routes: string[];
+  /** A stock WireGuard client: no control channel, so it has a static address. */
+  stock: boolean;
+}
+
+const ROOT_KEYS = [
+  'interface',
+  'listen',
+  'private_key_file',
+  'private_key',
+  'pool',
+  'state_dir',
+  'client_to_client',
+  'log_level',
+  'control_socket',
+  'under_load',
+  'push',
+  'clients',
+] as const;
+const PUSH_KEYS = ['routes', 'redirect_gateway', 'dns', 'mtu', 'keepalive'] as const;
+const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key_file', 'address', 'routes', 'stock'] as const;
+
+const DEFAULT_LISTEN = { host: '0.0.0.0', port: 51820 };
+const DEFAULT_STATE_DIR = '/var/lib/tvpn';
+const DEFAULT_MTU = 1420;
+
+/** Client names appear in logs, status output and file names, so they are kept plain. */
+export function parseClientName(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(text)) {
+    throw new Error(`'${text}' is not a valid client name (up to 64 letters, digits, '_', '.', '@', '-'; starting with a letter or digit)`);
+  }
+  return text;
+}
+
+/** The address plan static client addresses are checked against. */
+export interface AddressPlan {
+  subnet: Cidr;
+  server: Ip;
+  hosts: IpRange;
+  /** null while the default pool is still to be fitted around the static addresses. */
+  pool: IpRange | null;
+}
+
+const planOf = (subnet: Cidr, pool: IpRange | null): AddressPlan => ({ subnet, server: parseIp(subnet.ip), hosts: hostRange(subnet), pool });
+
+/** A loaded config's plan, its pool settled. */
+export function addressPlanOf(config: ServerConfig): AddressPlan & { pool: IpRange } {
+  const pool = { first: parseIp(config.pool.first), last: parseIp(config.pool.last) };
+  return { ...planOf(config.interface.address, pool), pool };
+}
+
+/**
+ * Why `ip` cannot be a client's static address, or null if it can. `taken` maps addresses
+ * (canonical text) already given to clients to a description of the holder.
+ */
+export function staticAddressProblem(ip: Ip, plan: AddressPlan, taken: ReadonlyMap<string, string>): string | null {
+  const text = formatIp(ip);
+  if (!rangeContains(plan.hosts, ip)) {
+    return `${text} is outside the VPN subnet ${networkOf(plan.subnet)} (hosts ${formatRange(plan.hosts)}); pick an address inside it`;
+  }
+  if (sameIp(ip, plan.server)) return `${text} is the server's own address (interface.address); pick another`;
+  if (plan.pool !== null && rangeContains(plan.pool, ip)) {
+    const pool = formatRange(plan.pool);
+    return `${text} is inside the pool ${pool}, which the server hands out dynamically; pick an address outside it or shrink the pool`;
+  }
+  const holder = taken.get(text);
+  return holder === undefined ? null : `${text} is already the address of ${holder}; give each client its own`;
+}
+
+/** An explicit pool: inside the subnet's hosts and clear of the server's address. */
+function explicitPool(value: Value, plan: AddressPlan): IpRange {
+  const pool = value.parse(parseRange);
+  const text = formatRange(pool);
+  if (pool.first.family !== plan.server.family) {
+    throw value.fail(`${text} is IPv${pool.first.family} but the VPN subnet ${networkOf(plan.subnet)} is IPv${plan.server.family}`);
+  }
+  if (!rangeContains(plan.hosts, pool.first) || !rangeContains(plan.hosts, pool.last)) {
+    throw value.fail(`${text} is not inside the VPN subnet's host addresses ${formatRange(plan.hosts)}; pick a range within them`);
+  }
+  if (rangeContains(pool, plan.server)) {
+    throw value.fail(`${text} contains the server's own address ${plan.subnet.ip}; start the pool after it or end it before it`);
+  }
+  return pool;
+}
+
+/**
+ * The default pool: the rest of the subnet, that is the longest run of host addresses clear of
+ * the server's and the static clients' addresses (a pool is one range; the lower run wins a tie).
+ */
+function defaultPool(plan: AddressPlan, statics: readonly Ip[]): IpRange | null {
+  const { family } = plan.server;
+  const cuts = [plan.server, ...statics].map((ip) => ip.value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let best: IpRange | null = null;
+  let start = plan.hosts.first.value;
+  for (const cut of [...cuts, plan.hosts.last.value + 1n]) {
+    if (cut - start > (best === null ? 0n : best.last.value - best.first.value + 1n)) {
+      best = { first: { family, value: start }, last: { family, value: cut - 1n } };
+    }
+    start = cut + 1n;
+  }
+  return best;
+}
+
+function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: string): ClientEntry[] {
+  const names = new Map<string, Value>();
+  const keys = new Map<string, Value>();
+  const addresses = new Map<string, string>();
+  const routes = new Map<string, Value>();
+  const subnet = prefixRange(plan.server, plan.subnet.prefix);
+  return (value?.list() ?? []).map((item) => {
+    const s = item.section(CLIENT_ENTRY_KEYS);
+    const nameValue = s.need('name', "a unique name such as 'laptop'");
+    const name = nameValue.parse(parseClientName);
+    const firstName = names.get(name);
+    if (firstName !== undefined) throw nameValue.fail(`'${name}' is already the name of ${firstName.ref()}; client names must be unique`);
+    names.set(name, nameValue);
+
+    const keyValue = s.need('public_key', "the client's public key; derive it with 'tvpn pubkey < client.key'");
+    const publicKey = keyValue.key('public');
+    const keyText = encodeKey(publicKey);
+    const firstKey = keys.get(keyText);
+    if (firstKey !== undefined) throw keyValue.fail(`this key is already ${firstKey.ref()}; each client needs its own key pair`);
+    if (keyText === serverKey) throw keyValue.fail(`this is the server's own public key; each client needs its own key pair`);
+    keys.set(keyText, keyValue);
+
+    const addressValue = s.get('address');
+    let address: string | null = null;
+    if (addressValue !== undefined) {
+      const ip = addressValue.parse(parseIp);
+      const problem = staticAddressProblem(ip, plan, addresses);
+      if (problem !== null) throw addressValue.fail(problem);
+      address = formatIp(ip);
+      addresses.set(address, addressValue.ref(`${item.path} '${name}'`));
+    }
+
+    const own = routesOf(s.get('routes'), (route, at) => {
+      if (rangesOverlap(routeRange(route), subnet)) {
+        throw at.fail(`${route} overlaps the VPN subnet ${networkOf(plan.subnet)}; routes are for networks behind the client`);
+      }
+      const first = routes.get(route);
+      if (first !== undefined) throw at.fail(`${route} is already behind ${first.ref()}; a subnet can sit behind only one client`);
+      routes.set(route, at);
+    });
+
+    const stock = s.get('stock')?.bool() ?? false;
+    if (stock && address === null) {
+      throw s.fail(`a stock WireGuard client has no control channel to receive a pool address; give it a static 'address'`);
+    }
+    return { name, publicKey, presharedKey: s.secretKey('preshared_key', 'preshared'), address, routes: own, stock };
+  });
+}
+
+function buildServerConfig(root: Section, file: string): ServerConfig {
+  const iface = interfaceOf(
+    root.need('interface', 'e.g. interface: { name: tun0, address: 10.8.0.1/24 }'),
+    "the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24",
+  );
+  const address = iface.address!;
+  const mtu = iface.mtu ?? DEFAULT_MTU;
+  const listen = root.get('listen')?.parse((t) => parseEndpoint(t, { ipOnly: true })) ?? DEFAULT_LISTEN;
+  const privateKey = privateKeyOf(root, 'server.key');
+  const poolValue = root.get('pool');
+  const plan = planOf(address, poolValue === undefined ? null : explicitPool(poolValue, planOf(address, null)));
+  const clients = clientsOf(root.get('clients'), plan, encodeKey(publicKeyOf(privateKey)));
+  const pool = plan.pool ?? defaultPool(plan, clients.flatMap((c) => (c.address === null ? [] : [parseIp(c.address)])));
+  if (pool === null) {
+    throw root.fail(`the VPN subnet ${networkOf(address)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
+  }
+  const push = root.get('push')?.section(PUSH_KEYS);
+  return {
+    file: resolve(file),
+    interface: { name: iface.name, address, mtu },
+    listen,
+    privateKey,
+    pool: { first: formatIp(pool.first), last: formatIp(pool.last) },
+    stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
+    clientToClient: root.get('client_to_client')?.bool() ?? false,
+    logLevel: logLevelOf(root.get('log_level')),
+    controlSocket: controlSocketOf(root.get('control_socket'), iface.name),
+    underLoad: root.get('under_load')?.bool() ?? false,
+    push: {
+      routes: routesOf(push?.get('routes')),
+      redirectGateway: push?.get('redirect_gateway')?.bool() ?? false,
+      dns: (push?.get('dns')?.list() ?? []).map((v) => formatIp(v.parse(parseIp))),
+      mtu: mtuOf(push?.get('mtu'), address.ip.includes(':')) ?? mtu,
+      keepalive: keepaliveOf(push?.get('keepalive')),
+    },
+    clients,
+  };
+}
+
+/**
+ * Parses server config text; `file` names it in messages and anchors relative paths, `mode` is
+ * the file's permission bits if it is one (inline secret keys need 0600). Throws ConfigError.
+ */
+export function parseServerConfig(text: string, file: string, mode: number | null = null): ServerConfig {
+  return buildServerConfig(parseConfigText(text, file, mode, ROOT_KEYS), file);
+}
+
+/** Reads and validates a server config file. Throws ConfigError. */
+export function loadServerConfig(path: string): ServerConfig {
+  const { text, mode } = readConfigFile(path);
+  return parseServerConfig(text, path, mode);
+}

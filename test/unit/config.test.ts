@@ -1,0 +1,471 @@
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { encodeKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
+import { defaultControlSocket, describeControlSocket } from '../../src/config/load.js';
+import { loadServerConfig, parseServerConfig } from '../../src/config/server.js';
+
+/** Deterministic clamped private keys, so messages and fixtures are stable. */
+function priv(n: number): Uint8Array {
+  const k = new Uint8Array(32).fill(n);
+  k[0]! &= 248;
+  k[31] = (k[31]! & 127) | 64;
+  return k;
+}
+const pub = (n: number): string => encodeKey(publicKeyOf(priv(n)));
+const SERVER_KEY = priv(1);
+const [PUB2, PUB3, PUB4] = [pub(2), pub(3), pub(4)];
+
+const NOT_A_KEY = 'not a WireGuard key (expected 44 characters of base64 for 32 bytes;';
+
+let dir: string;
+/** Where the config under test claims to live: names it in messages, anchors relative paths. */
+let F: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tvpn-config-'));
+  F = join(dir, 'server.yaml');
+  writeKeyFile(join(dir, 'server.key'), SERVER_KEY);
+  writeKeyFile(join(dir, 'client.key'), priv(2));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Two fixed lines, so the body under test starts at line 3. */
+const HEAD = 'interface: { name: tun0, address: 10.8.0.1/24 }\nprivate_key_file: server.key\n';
+const LAPTOP = `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.2\n`; // lines 3-6 after HEAD
+
+function error(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).exitCode).toBe(2);
+    const message = (err as ConfigError).message;
+    expect(message).not.toContain('\n');
+    return message.replaceAll(dir, 'DIR');
+  }
+  throw new Error('expected a ConfigError');
+}
+const serverError = (text: string): string => error(() => parseServerConfig(text, F));
+const clientError = (text: string): string => error(() => parseClientConfig(text, join(dir, 'client.yaml')));
+
+describe('server config', () => {
+  it('resolves defaults', () => {
+    const c = parseServerConfig(HEAD, F);
+    expect(c).toEqual({
+      file: F,
+      interface: { name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, mtu: 1420 },
+      listen: { host: '0.0.0.0', port: 51820 },
+      privateKey: SERVER_KEY,
+      pool: { first: '10.8.0.2', last: '10.8.0.254' },
+      stateDir: '/var/lib/tvpn',
+      clientToClient: false,
+      logLevel: 'info',
+      controlSocket: '\0tvpn-tun0',
+      underLoad: false,
+      push: { routes: [], redirectGateway: false, dns: [], mtu: 1420, keepalive: 25 },
+      clients: [],
+    });
+  });
+
+  it('reads every setting', () => {
+    const c = parseServerConfig(
+      [
+        'interface: { name: vpn0, address: 10.8.0.1/24, mtu: 1380 }',
+        "listen: '[::]:443'",
+        `private_key: ${encodeKey(SERVER_KEY)}`,
+        'pool: 10.8.0.100-10.8.0.200',
+        'state_dir: /srv/tvpn',
+        'client_to_client: true',
+        'log_level: debug',
+        'control_socket: /run/tvpn.sock',
+        'under_load: true',
+        'push: { routes: [10.20.0.0/16, 192.168.0.0/16], redirect_gateway: true, dns: [10.8.0.1, "fd00:0:0::53"], mtu: 1300, keepalive: 0 }',
+        'clients:',
+        `  - { name: laptop, public_key: ${PUB2}, preshared_key: ${encodeKey(priv(9))}, address: 10.8.0.2, routes: [192.168.50.0/24] }`,
+        `  - { name: phone, public_key: ${PUB3} }`,
+        `  - { name: router, public_key: ${PUB4}, address: 10.8.0.3, stock: true }`,
+      ].join('\n'),
+      F,
+    );
+    expect(c.interface).toEqual({ name: 'vpn0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, mtu: 1380 });
+    expect(c.listen).toEqual({ host: '::', port: 443 });
+    expect(c.privateKey).toEqual(SERVER_KEY);
+    expect(c.pool).toEqual({ first: '10.8.0.100', last: '10.8.0.200' });
+    expect([c.stateDir, c.clientToClient, c.logLevel, c.controlSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', '/run/tvpn.sock', true]);
+    expect(c.push).toEqual({ routes: ['10.20.0.0/16', '192.168.0.0/16'], redirectGateway: true, dns: ['10.8.0.1', 'fd00::53'], mtu: 1300, keepalive: 0 });
+    expect(c.clients).toEqual([
+      { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', routes: ['192.168.50.0/24'], stock: false },
+      { name: 'phone', publicKey: publicKeyOf(priv(3)), presharedKey: null, address: null, routes: [], stock: false },
+      { name: 'router', publicKey: publicKeyOf(priv(4)), presharedKey: null, address: '10.8.0.3', routes: [], stock: true },
+    ]);
+  });
+
+  it('fits the default pool around static addresses, taking the longest free run', () => {
+    const c = parseServerConfig(`${HEAD}${LAPTOP}  - { name: b, public_key: ${PUB3}, address: 10.8.0.200 }\n`, F);
+    expect(c.pool).toEqual({ first: '10.8.0.3', last: '10.8.0.199' });
+  });
+
+  it('works with IPv6', () => {
+    const c = parseServerConfig(
+      `interface: { address: 'fd00:8::1/64' }\nprivate_key_file: server.key\nlisten: '[::]:51820'\nclients: [{ name: a, public_key: ${PUB2}, address: 'fd00:8:0:0::2' }]\n`,
+      F,
+    );
+    expect(c.interface.address).toEqual({ ip: 'fd00:8::1', prefix: 64, text: 'fd00:8::1/64' });
+    expect(c.pool).toEqual({ first: 'fd00:8::3', last: 'fd00:8::ffff:ffff:ffff:ffff' });
+    expect(c.clients[0]!.address).toBe('fd00:8::2');
+  });
+
+  it('resolves relative paths against the config file directory', () => {
+    mkdirSync(join(dir, 'keys'));
+    writeKeyFile(join(dir, 'keys', 'server.key'), SERVER_KEY);
+    writeKeyFile(join(dir, 'keys', 'laptop.psk'), priv(7));
+    const c = parseServerConfig(
+      [
+        'interface: { address: 10.8.0.1/24 }',
+        'private_key_file: keys/server.key',
+        'state_dir: state',
+        'control_socket: run/ctl.sock',
+        `clients: [{ name: laptop, public_key: ${PUB2}, preshared_key_file: keys/laptop.psk }]`,
+      ].join('\n'),
+      F,
+    );
+    expect(c.privateKey).toEqual(SERVER_KEY);
+    expect(c.clients[0]!.presharedKey).toEqual(priv(7));
+    expect(c.stateDir).toBe(join(dir, 'state'));
+    expect(c.controlSocket).toBe(join(dir, 'run', 'ctl.sock'));
+  });
+
+  it("takes '@name' as an abstract control socket", () => {
+    expect(parseServerConfig(`${HEAD}control_socket: '@tvpn-test'\n`, F).controlSocket).toBe('\0tvpn-test');
+    expect(defaultControlSocket('tun3')).toBe('\0tvpn-tun3');
+    expect(describeControlSocket('\0tvpn-tun3')).toBe('@tvpn-tun3');
+  });
+
+  it('treats a key with an empty value as absent', () => {
+    expect(parseServerConfig(`${HEAD}pool:\nclients:\npush:\n  routes:\n`, F).pool.first).toBe('10.8.0.2');
+  });
+
+  it.each([
+    // Unknown keys, with a suggestion when one is close.
+    ['privat_key: x', "DIR/server.yaml:3: unknown key 'privat_key' (did you mean 'private_key'?)"],
+    ['Listen: 0.0.0.0:1', "DIR/server.yaml:3: unknown key 'Listen' (did you mean 'listen'?)"],
+    ['push:\n  rutes: [10.0.0.0/8]', "DIR/server.yaml:4: unknown key 'push.rutes' (did you mean 'routes'?)"],
+    ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
+    [
+      'colour: blue',
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, control_socket, under_load, push, clients)",
+    ],
+    // Wrong types.
+    ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
+    ['under_load: 1', 'DIR/server.yaml:3: under_load: expected true or false, got the number 1'],
+    ['push:\n  dns: 10.8.0.1', "DIR/server.yaml:4: push.dns: expected a list, got '10.8.0.1'; write [10.8.0.1]"],
+    ['push: [1]', 'DIR/server.yaml:3: push: expected a mapping of routes, redirect_gateway, dns, mtu, keepalive, got a list'],
+    ['push:\n  keepalive: 2.5', 'DIR/server.yaml:4: push.keepalive: expected a whole number 0-65535, got the number 2.5'],
+    ['push:\n  keepalive: 70000', 'DIR/server.yaml:4: push.keepalive: 70000 is out of range (0-65535)'],
+    ['clients:\n  - name: 42', 'DIR/server.yaml:4: clients[0].name: expected a string, got the number 42'],
+    ['clients: laptop', "DIR/server.yaml:3: clients: expected a list, got 'laptop'; write [laptop]"],
+    ['log_level: verbose', "DIR/server.yaml:3: log_level: expected one of error, warn, info, debug, got 'verbose'"],
+    ['state_dir: [a]', 'DIR/server.yaml:3: state_dir: expected a string, got a list'],
+    // Bad prefixes and addresses.
+    ['push:\n  routes: [10.20.0.0/33]', "DIR/server.yaml:4: push.routes[0]: bad CIDR '10.20.0.0/33': prefix length must be 0-32"],
+    ['push:\n  routes: [10.20.0/16]', "DIR/server.yaml:4: push.routes[0]: '10.20.0' is not an IPv4 or IPv6 address"],
+    ['push:\n  routes: [10.20.0.5/16]', "DIR/server.yaml:4: push.routes[0]: '10.20.0.5/16' has host bits set; write the network, '10.20.0.0/16'"],
+    [
+      'push:\n  routes: [10.20.0.0/16, 10.20.0.0/16]',
+      'DIR/server.yaml:4: push.routes[1]: 10.20.0.0/16 is already listed at push.routes[0] (line 4); remove one',
+    ],
+    ['push:\n  dns: [10.8.0]', "DIR/server.yaml:4: push.dns[0]: '10.8.0' is not an IPv4 or IPv6 address"],
+    ['push:\n  dns: [10.8.0.1/32]', "DIR/server.yaml:4: push.dns[0]: '10.8.0.1/32' is a prefix, not an address (drop the '/32')"],
+    // Ports and listen addresses.
+    ['listen: 0.0.0.0:70000', "DIR/server.yaml:3: listen: port 70000 in '0.0.0.0:70000' is out of range (1-65535)"],
+    ['listen: 0.0.0.0:0', "DIR/server.yaml:3: listen: port 0 in '0.0.0.0:0' is out of range (1-65535)"],
+    ['listen: 0.0.0.0:http', "DIR/server.yaml:3: listen: 'http' in '0.0.0.0:http' is not a port number"],
+    [
+      'listen: vpn.example.com:51820',
+      "DIR/server.yaml:3: listen: 'vpn.example.com' in 'vpn.example.com:51820' is not an IP address (e.g. 0.0.0.0:51820 or [::]:51820)",
+    ],
+    [
+      'listen: ::1:51820',
+      "DIR/server.yaml:3: listen: '::1:51820' is not host:port (e.g. 0.0.0.0:51820 or [::]:51820); put an IPv6 address in brackets, e.g. [2001:db8::1]:51820",
+    ],
+    ['listen: [::]:51820', "DIR/server.yaml:3: YAML syntax error: Unexpected scalar at node end; quote IPv6 endpoints, e.g. '[::]:51820'"],
+    ['listen: 51820', 'DIR/server.yaml:3: listen: expected a string, got the number 51820'],
+    // Pools.
+    ['pool: 10.9.0.10-10.9.0.20', "DIR/server.yaml:3: pool: 10.9.0.10-10.9.0.20 is not inside the VPN subnet's host addresses 10.8.0.1-10.8.0.254; pick a range within them"],
+    ['pool: 10.8.0.0-10.8.0.20', "DIR/server.yaml:3: pool: 10.8.0.0-10.8.0.20 is not inside the VPN subnet's host addresses 10.8.0.1-10.8.0.254; pick a range within them"],
+    ['pool: 10.8.0.1-10.8.0.20', "DIR/server.yaml:3: pool: 10.8.0.1-10.8.0.20 contains the server's own address 10.8.0.1; start the pool after it or end it before it"],
+    ['pool: 10.8.0.20-10.8.0.10', "DIR/server.yaml:3: pool: '10.8.0.20-10.8.0.10' ends before it starts; write the lower address first"],
+    ['pool: fd00::2-fd00::9', 'DIR/server.yaml:3: pool: fd00::2-fd00::9 is IPv6 but the VPN subnet 10.8.0.0/24 is IPv4'],
+    ['pool: 10.8.0.10', "DIR/server.yaml:3: pool: '10.8.0.10' is not a range; write it as first-last, e.g. 10.8.0.10-10.8.0.250"],
+    // Clients.
+    [
+      `${LAPTOP}  - name: laptop\n    public_key: ${PUB3}`,
+      "DIR/server.yaml:7: clients[1].name: 'laptop' is already the name of clients[0].name (line 4); client names must be unique",
+    ],
+    [
+      `${LAPTOP}  - name: phone\n    public_key: ${PUB2}`,
+      'DIR/server.yaml:8: clients[1].public_key: this key is already clients[0].public_key (line 5); each client needs its own key pair',
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${pub(1)}`,
+      "DIR/server.yaml:5: clients[0].public_key: this is the server's own public key; each client needs its own key pair",
+    ],
+    [
+      `${LAPTOP}  - name: phone\n    public_key: ${PUB3}\n    address: 10.8.0.2`,
+      "DIR/server.yaml:9: clients[1].address: 10.8.0.2 is already the address of clients[0] 'laptop' (line 6); give each client its own",
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.9.0.2`,
+      'DIR/server.yaml:6: clients[0].address: 10.9.0.2 is outside the VPN subnet 10.8.0.0/24 (hosts 10.8.0.1-10.8.0.254); pick an address inside it',
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.255`,
+      'DIR/server.yaml:6: clients[0].address: 10.8.0.255 is outside the VPN subnet 10.8.0.0/24 (hosts 10.8.0.1-10.8.0.254); pick an address inside it',
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.1`,
+      "DIR/server.yaml:6: clients[0].address: 10.8.0.1 is the server's own address (interface.address); pick another",
+    ],
+    [
+      `pool: 10.8.0.10-10.8.0.250\nclients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.50`,
+      'DIR/server.yaml:7: clients[0].address: 10.8.0.50 is inside the pool 10.8.0.10-10.8.0.250, which the server hands out dynamically; pick an address outside it or shrink the pool',
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.2/32`,
+      "DIR/server.yaml:6: clients[0].address: '10.8.0.2/32' is a prefix, not an address (drop the '/32')",
+    ],
+    [
+      `clients:\n  - name: router\n    public_key: ${PUB2}\n    stock: true`,
+      "DIR/server.yaml:4: clients[0]: a stock WireGuard client has no control channel to receive a pool address; give it a static 'address'",
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    routes: [10.8.0.0/25]`,
+      'DIR/server.yaml:6: clients[0].routes[0]: 10.8.0.0/25 overlaps the VPN subnet 10.8.0.0/24; routes are for networks behind the client',
+    ],
+    [
+      `${LAPTOP}    routes: [192.168.50.0/24]\n  - name: phone\n    public_key: ${PUB3}\n    routes: [192.168.50.0/24]`,
+      'DIR/server.yaml:10: clients[1].routes[0]: 192.168.50.0/24 is already behind clients[0].routes[0] (line 7); a subnet can sit behind only one client',
+    ],
+    ['clients:\n  - name: a b\n    public_key: x', "DIR/server.yaml:4: clients[0].name: 'a b' is not a valid client name (up to 64 letters, digits, '_', '.', '@', '-'; starting with a letter or digit)"],
+    ['clients:\n  - public_key: x', "DIR/server.yaml:4: clients[0]: missing 'name' (a unique name such as 'laptop')"],
+    ['clients:\n  - name: laptop', "DIR/server.yaml:4: clients[0]: missing 'public_key' (the client's public key; derive it with 'tvpn pubkey < client.key')"],
+    // Keys.
+    [
+      "clients:\n  - name: laptop\n    public_key: <laptop's public key>",
+      "DIR/server.yaml:5: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+    ],
+    [
+      'clients:\n  - name: laptop\n    public_key: abc=',
+      `DIR/server.yaml:5: clients[0].public_key: ${NOT_A_KEY} derive it with 'tvpn pubkey < private.key')`,
+    ],
+    [
+      `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    preshared_key_file: laptop.psk`,
+      "DIR/server.yaml:6: clients[0].preshared_key_file: DIR/laptop.psk: no such file; create it with 'umask 077; tvpn genpsk > DIR/laptop.psk'",
+    ],
+    [`private_key: ${encodeKey(SERVER_KEY)}`, "DIR/server.yaml:3: private_key: give either 'private_key' or 'private_key_file', not both"],
+    // YAML itself.
+    ['listen: 0.0.0.0:1\nlisten: 0.0.0.0:2', 'DIR/server.yaml:4: YAML syntax error: Map keys must be unique; remove one of them'],
+    ['push: [1', 'DIR/server.yaml:4: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]'],
+  ])('rejects %j', (body, expected) => {
+    expect(serverError(`${HEAD}${body}\n`)).toBe(expected);
+  });
+
+  it.each([
+    ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, control_socket, under_load, push, clients, got a list'],
+    ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
+    [
+      'interface: { name: tun0 }\nprivate_key_file: server.key',
+      "DIR/server.yaml:1: interface: missing 'address' (the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24)",
+    ],
+    ['interface: { address: 10.8.0.1/24 }', "DIR/server.yaml: missing 'private_key_file' (or 'private_key'); make a key with 'umask 077; tvpn genkey > server.key'"],
+    ['interface: { address: 10.8.0.1/24 }\nprivate_key: abc', `DIR/server.yaml:2: private_key: ${NOT_A_KEY} make one with 'tvpn genkey')`],
+    ['interface: { address: 10.8.0.1/24 }\nprivate_key: <base64>', "DIR/server.yaml:2: private_key: '<base64>' is a placeholder; make one with 'tvpn genkey'"],
+    [
+      'interface: { address: 10.8.0.1/24 }\nprivate_key_file: keys/nope.key',
+      "DIR/server.yaml:2: private_key_file: DIR/keys/nope.key: no such file; create it with 'umask 077; tvpn genkey > DIR/keys/nope.key'",
+    ],
+    ['interface: { address: 10.8.0.300/24 }', "DIR/server.yaml:1: interface.address: '10.8.0.300' is not an IPv4 or IPv6 address"],
+    ['interface: { address: 10.8.0.1 }', "DIR/server.yaml:1: interface.address: '10.8.0.1' needs a prefix length, e.g. '10.8.0.1/24'"],
+    ['interface: { address: 10.8.0.0/24 }', "DIR/server.yaml:1: interface.address: 10.8.0.0/24 is the subnet's network address; use a host address such as 10.8.0.1/24"],
+    ['interface: { address: 10.8.0.255/24 }', "DIR/server.yaml:1: interface.address: 10.8.0.255/24 is the subnet's broadcast address; use a host address such as 10.8.0.1/24"],
+    ['interface: { address: 10.8.0.1/24, mtu: big }', "DIR/server.yaml:1: interface.mtu: expected a whole number 576-65535, got 'big'"],
+    ['interface: { address: 10.8.0.1/24, mtu: 100 }', 'DIR/server.yaml:1: interface.mtu: 100 is out of range (576-65535)'],
+    ["interface: { address: 'fd00::1/64', mtu: 1000 }", 'DIR/server.yaml:1: interface.mtu: 1000 is too small for IPv6, which needs at least 1280'],
+    ['interface: { name: a-very-long-name0, address: 10.8.0.1/24 }', "DIR/server.yaml:1: interface.name: 'a-very-long-name0' is not a valid interface name (1-15 letters, digits, '_', '.', '-')"],
+    ['interface: tun0', 'DIR/server.yaml:1: interface: expected a mapping of name, address, mtu, got \'tun0\''],
+    [
+      `interface: { address: 10.8.0.1/30 }\nprivate_key_file: server.key\nclients: [{ name: a, public_key: ${PUB2}, address: 10.8.0.2 }]`,
+      'DIR/server.yaml: the VPN subnet 10.8.0.0/30 has no address left for a pool of dynamic ones; use a larger subnet such as /24',
+    ],
+    [
+      `${HEAD}control_socket: ${'x'.repeat(120)}`,
+      "DIR/server.yaml:3: control_socket: socket path is longer than 107 bytes; use a shorter path or an abstract name like '@tvpn-tun0'",
+    ],
+  ])('rejects the whole config %j', (text, expected) => {
+    expect(serverError(text)).toBe(expected);
+  });
+
+  describe('files', () => {
+    it('refuses a group- or world-readable private key file', () => {
+      chmodSync(join(dir, 'server.key'), 0o640);
+      expect(serverError(HEAD)).toBe(
+        "DIR/server.yaml:2: private_key_file: DIR/server.key: secret key is accessible by group or others (mode 0640); run 'chmod 600 DIR/server.key'",
+      );
+    });
+
+    it('refuses an inline secret key in a config file others can read', () => {
+      writeFileSync(F, `interface: { address: 10.8.0.1/24 }\nprivate_key: ${encodeKey(SERVER_KEY)}\n`, { mode: 0o644 });
+      chmodSync(F, 0o644);
+      expect(error(() => loadServerConfig(F))).toBe(
+        "DIR/server.yaml:2: private_key: a secret key inline needs a private config file, but DIR/server.yaml is accessible by group or others (mode 0644); run 'chmod 600 DIR/server.yaml' or move the key to private_key_file",
+      );
+      chmodSync(F, 0o600);
+      expect(loadServerConfig(F).privateKey).toEqual(SERVER_KEY);
+    });
+
+    it('names a missing config file by its resolved path', () => {
+      expect(error(() => loadServerConfig(join(dir, 'nope.yaml')))).toBe('cannot read config DIR/nope.yaml: no such file');
+    });
+  });
+});
+
+describe('client config', () => {
+  /** Lines 1-4; the body under test starts at line 5. */
+  const CHEAD = `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\nprivate_key_file: client.key\n`;
+
+  it('resolves defaults', () => {
+    expect(parseClientConfig(CHEAD, join(dir, 'client.yaml'))).toEqual({
+      file: join(dir, 'client.yaml'),
+      interface: { name: 'tun0', address: null, mtu: null },
+      server: { host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(priv(1)), presharedKey: null },
+      privateKey: priv(2),
+      accept: { routes: true, dns: true, redirectGateway: true },
+      routes: [],
+      keepalive: 25,
+      logLevel: 'info',
+      controlSocket: '\0tvpn-tun0',
+    });
+  });
+
+  it('reads every setting', () => {
+    writeKeyFile(join(dir, 'x.psk'), priv(8));
+    const c = parseClientConfig(
+      [
+        'interface: { name: wg1, address: 10.8.0.2/24, mtu: 1400 }',
+        `server: { endpoint: '[fd00::1]:4500', public_key: ${pub(1)}, preshared_key_file: x.psk }`,
+        `private_key: ${encodeKey(priv(2))}`,
+        'accept: { routes: false, dns: false, redirect_gateway: false }',
+        'routes: [10.8.0.0/24, 192.168.0.0/16]',
+        'keepalive: 0',
+        'log_level: warn',
+        "control_socket: '@c'",
+      ].join('\n'),
+      join(dir, 'client.yaml'),
+    );
+    expect(c.interface).toEqual({ name: 'wg1', address: { ip: '10.8.0.2', prefix: 24, text: '10.8.0.2/24' }, mtu: 1400 });
+    expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8) });
+    expect(c.privateKey).toEqual(priv(2));
+    expect(c.accept).toEqual({ routes: false, dns: false, redirectGateway: false });
+    expect([c.routes, c.keepalive, c.logLevel, c.controlSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', '\0c']);
+  });
+
+  it.each([
+    ['192.0.2.7:1', '192.0.2.7', 1],
+    ['Vpn-1.example.COM:65535', 'Vpn-1.example.COM', 65535],
+    ["'[2001:db8:0::1]:51820'", '2001:db8::1', 51820],
+  ])('accepts endpoint %s', (endpoint, host, port) => {
+    const c = parseClientConfig(`server: { endpoint: ${endpoint}, public_key: ${pub(1)} }\nprivate_key_file: client.key\n`, join(dir, 'c.yaml'));
+    expect([c.server.host, c.server.port]).toEqual([host, port]);
+  });
+
+  it.each([
+    [
+      "server: { endpoint: '<server-host>:51820', public_key: X }",
+      "DIR/client.yaml:1: server.endpoint: '<server-host>' is a placeholder; replace it with the server's DNS name or public IP address",
+    ],
+    ['server: { endpoint: vpn.example.com, public_key: X }', "DIR/client.yaml:1: server.endpoint: 'vpn.example.com' is not host:port (e.g. vpn.example.com:51820)"],
+    ['server: { endpoint: vpn.example.com:0, public_key: X }', "DIR/client.yaml:1: server.endpoint: port 0 in 'vpn.example.com:0' is out of range (1-65535)"],
+    [
+      "server: { endpoint: 'bad_host!:5', public_key: X }",
+      "DIR/client.yaml:1: server.endpoint: 'bad_host!' in 'bad_host!:5' is not a DNS name or IP address (e.g. vpn.example.com:51820)",
+    ],
+    ['server: { endpoint: 999.1.1.1:5, public_key: X }', "DIR/client.yaml:1: server.endpoint: '999.1.1.1' is not an IPv4 or IPv6 address"],
+    ["server: { endpoint: '[10.0.0.1]:5', public_key: X }", "DIR/client.yaml:1: server.endpoint: '[10.0.0.1]': brackets are for IPv6 addresses; write 10.0.0.1:5"],
+    ['server: { endpoint: vpn.example.com:1 }', "DIR/client.yaml:1: server: missing 'public_key' (the server's public key; 'tvpn pubkey < server.key' prints it)"],
+    [
+      'server: { public_key: X }',
+      "DIR/client.yaml:1: server: missing 'endpoint' (the server's host:port, e.g. vpn.example.com:51820)",
+    ],
+    [
+      `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
+      "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+    ],
+    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, control_socket)"],
+    ['keepalive: 25', "DIR/client.yaml: missing 'server' (the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... })"],
+  ])('rejects %j', (text, expected) => {
+    expect(clientError(text)).toBe(expected);
+  });
+
+  it.each([
+    ['accept: { routes: no }', "DIR/client.yaml:5: accept.routes: expected true or false, got 'no'"],
+    ['accept: { dsn: true }', "DIR/client.yaml:5: unknown key 'accept.dsn' (did you mean 'dns'?)"],
+    ['keepalive: -1', 'DIR/client.yaml:5: keepalive: -1 is out of range (0-65535)'],
+    ['routes: [10.8.0.1/24]', "DIR/client.yaml:5: routes[0]: '10.8.0.1/24' has host bits set; write the network, '10.8.0.0/24'"],
+    ['interface: { address: 10.8.0.2 }', "DIR/client.yaml:5: interface.address: '10.8.0.2' needs a prefix length, e.g. '10.8.0.2/24'"],
+    [`private_key: ${encodeKey(priv(2))}`, "DIR/client.yaml:5: private_key: give either 'private_key' or 'private_key_file', not both"],
+  ])('rejects %j', (body, expected) => {
+    expect(clientError(`${CHEAD}${body}\n`)).toBe(expected);
+  });
+
+  it('requires a private key', () => {
+    expect(clientError(CHEAD.replace('private_key_file: client.key\n', ''))).toBe(
+      "DIR/client.yaml: missing 'private_key_file' (or 'private_key'); make a key with 'umask 077; tvpn genkey > client.key'",
+    );
+  });
+});
+
+describe('example configs', () => {
+  const example = (name: string): string => readFileSync(join(import.meta.dirname, '../../configs', name), 'utf8');
+
+  it('configs/server.yaml parses once its placeholders are filled in', () => {
+    writeKeyFile(join(dir, 'laptop.psk'), priv(9));
+    const text = example('server.yaml')
+      .replace("<laptop's public key>", PUB2)
+      .replace("<phone's public key>", PUB3)
+      .replace("<router's public key>", PUB4);
+    writeFileSync(F, text);
+    const c = loadServerConfig(F);
+    expect(c.interface).toEqual({ name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, mtu: 1420 });
+    expect(c.pool).toEqual({ first: '10.8.0.10', last: '10.8.0.250' });
+    expect(c.push).toEqual({ routes: ['10.20.0.0/16'], redirectGateway: false, dns: ['10.8.0.1'], mtu: 1420, keepalive: 25 });
+    expect(c.clients.map((x) => [x.name, x.address, x.stock, x.presharedKey !== null])).toEqual([
+      ['laptop', '10.8.0.2', false, true],
+      ['phone', null, false, false],
+      ['router', '10.8.0.3', true, false],
+    ]);
+  });
+
+  it('configs/server.yaml names its first placeholder', () => {
+    writeFileSync(F, example('server.yaml'));
+    expect(error(() => loadServerConfig(F))).toBe(
+      "DIR/server.yaml:58: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+    );
+  });
+
+  it('configs/client.yaml parses once its placeholder is filled in', () => {
+    const path = join(dir, 'client.yaml');
+    writeFileSync(path, example('client.yaml'));
+    expect(error(() => loadClientConfig(path))).toBe(
+      "DIR/client.yaml:18: server.public_key: '<server's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+    );
+    writeFileSync(path, example('client.yaml').replace("<server's public key>", pub(1)));
+    const c = loadClientConfig(path);
+    expect(c.server).toMatchObject({ host: 'vpn.example.com', port: 51820 });
+    expect(c.routes).toEqual(['10.8.0.0/24']);
+  });
+});
