@@ -1,0 +1,282 @@
+/**
+ * `tvpn client`: tun0, one WireGuard peer (the server, allowed 0.0.0.0/0 and ::/0 since
+ * the kernel's routes decide what enters the tunnel), a control channel that receives the
+ * pushed configuration, and reconnection with backoff and a fresh DNS lookup whenever the
+ * server goes away. Works without any push too (a stock WireGuard server).
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { Server as NetServer } from 'node:net';
+import type { ClientConfig } from '../config/client.js';
+import { encodeKey } from '../config/keys.js';
+import { bestAead } from '../crypto/backends.js';
+import { configureLink } from '../io/netconf.js';
+import { Tun } from '../io/tun.js';
+import { UdpSocket } from '../io/udp.js';
+import { ControlChannel } from '../control/channel.js';
+import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
+import type { DeviceEvent } from '../wireguard/device.js';
+import { formatEndpoint, type Endpoint } from '../wireguard/endpoint.js';
+import type { Peer } from '../wireguard/peer.js';
+import { DataPath, now } from './datapath.js';
+import type { Logger } from './log.js';
+import { NetState, type NetworkSettings } from './netstate.js';
+import { serveStatus, type Status } from './status.js';
+
+const DEFAULT_MTU = 1420;
+const CONTROL_HEADROOM = 32;
+const BACKOFF_MIN = 1_000;
+const BACKOFF_MAX = 60_000;
+
+export async function resolveServer(host: string, port: number): Promise<Endpoint> {
+  if (isIP(host)) return { ip: host, port };
+  try {
+    const { address } = await lookup(host);
+    return { ip: address, port };
+  } catch (err) {
+    throw new Error(`cannot resolve server ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+export class Client {
+  private readonly peer: Peer;
+  private readonly channel: ControlChannel;
+  private readonly net: NetState;
+  private config: ConfigMessage | null = null;
+  private needHello = true;
+  private keepaliveMs: number;
+  private lastPing = -Infinity;
+  private backoff = BACKOFF_MIN;
+  private reconnectAt = Infinity;
+  private applying: Promise<void> = Promise.resolve();
+  private status: NetServer | null = null;
+  private stopped = false;
+
+  private constructor(
+    private readonly cfg: ClientConfig,
+    private readonly log: Logger,
+    private readonly tun: Tun,
+    private readonly udp: UdpSocket,
+    private readonly dp: DataPath,
+    server: Endpoint,
+  ) {
+    this.net = new NetState(tun.name, log);
+    this.keepaliveMs = cfg.keepalive * 1000;
+    this.peer = dp.device.addPeer({
+      publicKey: cfg.server.publicKey,
+      ...(cfg.server.presharedKey ? { presharedKey: cfg.server.presharedKey } : {}),
+      endpoint: server,
+      allowedIps: ['0.0.0.0/0', '::/0'],
+      persistentKeepalive: cfg.keepalive,
+    });
+    this.channel = new ControlChannel({
+      send: (frame) => dp.device.sendControl(this.peer, frame, now()),
+      maxFrameSize: (cfg.interface.mtu ?? DEFAULT_MTU) - CONTROL_HEADROOM,
+    });
+  }
+
+  static async start(cfg: ClientConfig, log: Logger): Promise<Client> {
+    const server = await resolveServer(cfg.server.host, cfg.server.port);
+    const tun = Tun.open({ name: cfg.interface.name });
+    let udp: UdpSocket | null = null;
+    try {
+      const mtu = cfg.interface.mtu ?? DEFAULT_MTU;
+      await configureLink(tun.name, { mtu, txqueuelen: 1000, up: true });
+      udp = UdpSocket.open({ gro: true });
+      let client: Client | null = null;
+      const aead = bestAead();
+      const dp = new DataPath({
+        tun,
+        udp,
+        privateKey: cfg.privateKey,
+        mtu,
+        aead,
+        onControl: (f) => client!.onControl(f),
+        onEvent: (e) => client!.onEvent(e),
+        onTick: (t) => client!.onTick(t),
+      });
+      client = new Client(cfg, log, tun, udp, dp, server);
+      await client.net.apply(client.settings());
+      client.status = await serveStatus(cfg.controlSocket, () => client.snapshotStatus());
+      log.info(`client ${tun.name} connecting to ${formatEndpoint(server)}${isIP(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${aead.name} AEAD`);
+      dp.device.connect(client.peer, now());
+      dp.flush();
+      return client;
+    } catch (err) {
+      udp?.close();
+      tun.close();
+      throw err;
+    }
+  }
+
+  /** What the host should look like: the static settings of client.yaml merged with the latest push. */
+  private settings(): NetworkSettings {
+    const { cfg, config: push } = this;
+    const accept = cfg.accept;
+    const routes = new Set(cfg.routes);
+    if (push && accept.routes) for (const r of push.routes) routes.add(r);
+    return {
+      address: push?.address ?? cfg.interface.address?.text ?? null,
+      mtu: push?.mtu ?? cfg.interface.mtu ?? DEFAULT_MTU,
+      routes: [...routes],
+      redirectGatewayFor: push?.redirectGateway && accept.redirectGateway && this.peer.endpoint ? this.peer.endpoint.ip : null,
+      dns: push && accept.dns ? push.dns : [],
+    };
+  }
+
+  // ---- events ----
+
+  private onEvent(e: DeviceEvent): void {
+    switch (e.type) {
+      case 'handshake-complete':
+        this.log.info(`handshake with server ${this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : ''}`);
+        this.backoff = BACKOFF_MIN;
+        this.reconnectAt = Infinity;
+        if (this.needHello) {
+          this.needHello = false;
+          this.send({ type: 'hello', version: PROTOCOL_VERSION, accept: this.cfg.accept });
+        }
+        return;
+      case 'handshake-gave-up':
+        return this.scheduleReconnect('no answer to handshakes');
+      case 'endpoint-changed':
+        return this.log.debug(`server endpoint ${formatEndpoint(e.endpoint)}`);
+      case 'keys-zeroed':
+      case 'handshake-initiated':
+      case 'cookie-sent':
+        return;
+    }
+  }
+
+  private onControl(frame: Uint8Array): void {
+    for (const bytes of this.channel.receive(frame, now())) {
+      const m = decodeMessage(bytes);
+      if ('error' in m) this.log.warn(`bad control message from the server: ${m.error}`);
+      else this.onMessage(m);
+    }
+    this.dp.flush();
+  }
+
+  private onMessage(m: ControlMessage): void {
+    switch (m.type) {
+      case 'config':
+        return this.applyConfig(m);
+      case 'refused':
+        this.log.error(`server refused this client: ${m.reason}`);
+        return;
+      case 'bye':
+        this.config = null;
+        return this.scheduleReconnect(`server said bye${m.reason ? ` (${m.reason})` : ''}`);
+      case 'hello':
+      case 'applied':
+      case 'ping':
+        return;
+    }
+  }
+
+  private applyConfig(m: ConfigMessage): void {
+    this.config = m;
+    this.applying = this.applying.then(async () => {
+      if (this.stopped) return;
+      try {
+        await this.net.apply(this.settings());
+        this.dp.device.mtu = m.mtu;
+        if (m.keepalive * 1000 !== this.keepaliveMs) {
+          this.keepaliveMs = m.keepalive * 1000;
+          this.dp.device.setPersistentKeepalive(this.peer, m.keepalive, now());
+        }
+        this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`);
+        this.send({ type: 'applied', serial: m.serial, ok: true });
+      } catch (err) {
+        const reason = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+        this.log.error(`cannot apply config ${m.serial}: ${reason}`);
+        this.send({ type: 'applied', serial: m.serial, ok: false, reason });
+      }
+    });
+  }
+
+  private send(m: ControlMessage): void {
+    this.channel.sendMessage(encodeMessage(m), now());
+    this.dp.flush();
+  }
+
+  // ---- liveness ----
+
+  private onTick(t: number): void {
+    this.channel.poll(t);
+    const hasSession = this.dp.device.hasSession(this.peer, t);
+    if (this.keepaliveMs > 0 && hasSession && t - this.lastPing >= this.keepaliveMs) {
+      // Data, unlike a keepalive: a server that lost our session makes WireGuard rehandshake.
+      this.lastPing = t;
+      this.send({ type: 'ping' });
+    }
+    const silentFor = t - this.peer.lastReceiveAt;
+    if (this.keepaliveMs > 0 && hasSession && silentFor > 3 * this.keepaliveMs + 15_000 && this.reconnectAt === Infinity) {
+      this.scheduleReconnect(`server silent for ${Math.round(silentFor / 1000)} s`);
+    }
+    if (t >= this.reconnectAt) void this.reconnect();
+  }
+
+  private scheduleReconnect(reason: string): void {
+    if (this.stopped || this.reconnectAt !== Infinity) return;
+    this.reconnectAt = now() + this.backoff;
+    this.log.warn(`${reason}: reconnecting in ${Math.round(this.backoff / 1000)} s`);
+  }
+
+  /** A fresh start with the server: new DNS lookup, sessions and control state forgotten. */
+  private async reconnect(): Promise<void> {
+    this.reconnectAt = Infinity;
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
+    let server: Endpoint;
+    try {
+      server = await resolveServer(this.cfg.server.host, this.cfg.server.port);
+    } catch (err) {
+      this.reconnectAt = now() + wait;
+      this.log.warn(`${err instanceof Error ? err.message : String(err)}; retrying`);
+      return;
+    }
+    if (this.stopped) return;
+    this.peer.endpoint = server;
+    this.dp.device.resetPeer(this.peer);
+    this.channel.reset();
+    this.needHello = true;
+    this.dp.device.connect(this.peer, now());
+    this.dp.flush();
+  }
+
+  snapshotStatus(): Status {
+    const p = this.peer;
+    return {
+      role: 'client',
+      interface: this.tun.name,
+      publicKey: encodeKey(this.dp.device.publicKey),
+      listenPort: this.udp.port,
+      address: this.net.address,
+      peers: [
+        {
+          name: 'server',
+          publicKey: encodeKey(p.publicKey),
+          endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+          latestHandshake: Math.floor(p.lastHandshakeWallMs / 1000),
+          rxBytes: p.rxBytes,
+          txBytes: p.txBytes,
+          allowedIps: this.dp.device.allowedIps.entriesForPeer(p),
+          address: this.config?.gateway ?? null,
+          control: this.config !== null,
+        },
+      ],
+    };
+  }
+
+  /** Says bye, undoes routes and DNS, removes tun0. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.dp.device.hasSession(this.peer, now())) this.send({ type: 'bye', reason: 'client shutting down' });
+    await this.applying;
+    await this.net.undo();
+    await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
+    this.dp.close();
+    this.log.info(`client stopped, ${this.tun.name} removed`);
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The host network changes a client makes from a pushed snapshot (address, MTU, routes,
+ * redirect-gateway, DNS), applied as a diff against what is in place and undone on exit.
+ * Routes and addresses on the tun vanish with it; what lives elsewhere (the host route to
+ * the server, DNS) is undone explicitly.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { isIPv4 } from 'node:net';
+import { addAddress, addRoute, configureLink, deleteAddress, deleteRoute, routeGet } from '../io/netconf.js';
+import type { Logger } from './log.js';
+
+export interface NetworkSettings {
+  address: string | null;
+  mtu: number;
+  routes: string[];
+  /** The server's underlay address, kept outside the tunnel when redirecting the gateway. */
+  redirectGatewayFor: string | null;
+  dns: string[];
+}
+
+/** OpenVPN's def1: two halves that beat the default route without replacing it. */
+const DEF1 = { 4: ['0.0.0.0/1', '128.0.0.0/1'], 6: ['::/1', '8000::/1'] } as const;
+
+export class NetState {
+  private current: NetworkSettings = { address: null, mtu: 0, routes: [], redirectGatewayFor: null, dns: [] };
+  private hostRoute: { cidr: string; dev: string; via: string | undefined } | null = null;
+  private dnsUndo: (() => Promise<void>) | null = null;
+
+  constructor(
+    private readonly dev: string,
+    private readonly log: Logger,
+  ) {}
+
+  get address(): string | null {
+    return this.current.address;
+  }
+
+  /** Moves the host from the current settings to `next`; each step logs what it changed. */
+  async apply(next: NetworkSettings): Promise<void> {
+    const cur = this.current;
+    if (next.mtu !== cur.mtu) {
+      await configureLink(this.dev, { mtu: next.mtu, up: true });
+      cur.mtu = next.mtu;
+    }
+    if (next.address !== cur.address) {
+      if (cur.address) await deleteAddress(this.dev, cur.address).catch(() => undefined);
+      cur.address = null;
+      if (next.address) {
+        await addAddress(this.dev, next.address);
+        this.log.info(`address ${next.address} on ${this.dev}`);
+      }
+      cur.address = next.address;
+    }
+    await this.applyRedirect(next.redirectGatewayFor);
+    const wanted = new Set(next.routes);
+    for (const r of cur.routes.filter((r) => !wanted.has(r))) {
+      await deleteRoute(r, this.dev).catch(() => undefined);
+      this.log.info(`route ${r} removed`);
+    }
+    const have = new Set(cur.routes);
+    for (const r of next.routes.filter((r) => !have.has(r))) {
+      await addRoute(r, this.dev);
+      this.log.info(`route ${r} via ${this.dev}`);
+    }
+    cur.routes = [...next.routes];
+    if (next.dns.join() !== cur.dns.join()) {
+      await this.revertDns();
+      if (next.dns.length > 0) this.dnsUndo = await applyDns(this.dev, next.dns, this.log);
+      cur.dns = [...next.dns];
+    }
+  }
+
+  private async applyRedirect(server: string | null): Promise<void> {
+    const cur = this.current;
+    if (server === cur.redirectGatewayFor) return;
+    if (cur.redirectGatewayFor) {
+      const family = isIPv4(cur.redirectGatewayFor) ? 4 : 6;
+      for (const half of DEF1[family]) await deleteRoute(half, this.dev).catch(() => undefined);
+      await this.removeHostRoute();
+      cur.redirectGatewayFor = null;
+    }
+    if (!server) return;
+    const family = isIPv4(server) ? 4 : 6;
+    // Keep the tunnel's own packets on the path they take now, then send the rest through it.
+    const path = await routeGet(server);
+    const cidr = `${server}/${family === 4 ? 32 : 128}`;
+    await addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
+    this.hostRoute = { cidr, dev: path.dev, via: path.via };
+    for (const half of DEF1[family]) await addRoute(half, this.dev);
+    cur.redirectGatewayFor = server;
+    this.log.info(`redirect-gateway: all traffic via ${this.dev}, ${server} via ${path.via ?? path.dev}`);
+  }
+
+  private async removeHostRoute(): Promise<void> {
+    const h = this.hostRoute;
+    this.hostRoute = null;
+    if (h) await deleteRoute(h.cidr, h.dev, h.via ? { via: h.via } : undefined).catch(() => undefined);
+  }
+
+  private async revertDns(): Promise<void> {
+    const undo = this.dnsUndo;
+    this.dnsUndo = null;
+    if (undo) await undo().catch((err: unknown) => this.log.warn(`DNS revert failed: ${String(err)}`));
+  }
+
+  /** Undoes what lives outside the tun (the tun's own addresses and routes go with it). */
+  async undo(): Promise<void> {
+    await this.revertDns();
+    await this.removeHostRoute();
+  }
+}
+
+const run = (cmd: string, args: string[], input?: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
+    if (input !== undefined) child.stdin?.end(input);
+  });
+
+const has = (cmd: string): Promise<boolean> =>
+  new Promise((resolve) => execFile('sh', ['-c', 'command -v "$0"', cmd], (err) => resolve(!err)));
+
+/** Pushed DNS through systemd-resolved or resolvconf, whichever the host has; returns the undo. */
+async function applyDns(dev: string, servers: string[], log: Logger): Promise<(() => Promise<void>) | null> {
+  if (await has('resolvectl')) {
+    await run('resolvectl', ['dns', dev, ...servers]);
+    await run('resolvectl', ['domain', dev, '~.']);
+    log.info(`DNS ${servers.join(', ')} via systemd-resolved on ${dev}`);
+    return () => run('resolvectl', ['revert', dev]);
+  }
+  if (await has('resolvconf')) {
+    const name = `${dev}.tvpn`;
+    await run('resolvconf', ['-a', name], servers.map((s) => `nameserver ${s}\n`).join(''));
+    log.info(`DNS ${servers.join(', ')} via resolvconf (${name})`);
+    return () => run('resolvconf', ['-d', name]);
+  }
+  log.warn(`DNS ${servers.join(', ')} pushed but not applied: neither resolvectl nor resolvconf is installed`);
+  return null;
+}

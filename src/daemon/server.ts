@@ -1,0 +1,321 @@
+/**
+ * `tvpn server`: tun0 with the server address, a UDP listener, one WireGuard peer per
+ * configured client, and for tvpn clients a control channel that pushes each client its
+ * address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases kept in state_dir.
+ */
+import { join } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
+import { encodeKey } from '../config/keys.js';
+import type { ClientEntry, ServerConfig } from '../config/server.js';
+import { bestAead } from '../crypto/backends.js';
+import { addAddress, configureLink } from '../io/netconf.js';
+import { Tun } from '../io/tun.js';
+import { UdpSocket } from '../io/udp.js';
+import { ControlChannel } from '../control/channel.js';
+import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
+import { LeasePool } from '../server/leases.js';
+import type { DeviceEvent } from '../wireguard/device.js';
+import { formatEndpoint } from '../wireguard/endpoint.js';
+import type { Peer } from '../wireguard/peer.js';
+import { DataPath, now } from './datapath.js';
+import type { Logger } from './log.js';
+import { serveStatus, type Status } from './status.js';
+
+/** Room for the WireGuard header, padding and tag inside the tunnel MTU. */
+const CONTROL_HEADROOM = 32;
+
+interface ClientState {
+  entry: ClientEntry;
+  key: string;
+  peer: Peer;
+  channel: ControlChannel | null;
+  address: string | null;
+  /** The last snapshot serial sent, and the last one the client applied (0: none). */
+  pushedSerial: number;
+  appliedSerial: number;
+}
+
+export class Server {
+  private readonly clients = new Map<Peer, ClientState>();
+  private serial = 1;
+  private status: NetServer | null = null;
+
+  private constructor(
+    private cfg: ServerConfig,
+    private readonly log: Logger,
+    private readonly tun: Tun,
+    private readonly udp: UdpSocket,
+    private readonly leases: LeasePool,
+    private readonly dp: DataPath,
+  ) {}
+
+  static async start(cfg: ServerConfig, log: Logger): Promise<Server> {
+    const tun = Tun.open({ name: cfg.interface.name });
+    let udp: UdpSocket | null = null;
+    try {
+      await configureLink(tun.name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
+      await addAddress(tun.name, cfg.interface.address.text);
+      await configureLink(tun.name, { up: true });
+      udp = UdpSocket.open({ address: cfg.listen.host, port: cfg.listen.port, gro: true });
+      mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+      const reserved = [cfg.interface.address.ip, ...cfg.clients.flatMap((c) => (c.address ? [c.address] : []))];
+      const leases = new LeasePool({ first: cfg.pool.first, last: cfg.pool.last, reserved, file: join(cfg.stateDir, 'leases.json') });
+      for (const w of leases.load()) log.warn(w);
+      let server: Server | null = null;
+      const aead = bestAead();
+      const dp = new DataPath({
+        tun,
+        udp,
+        privateKey: cfg.privateKey,
+        mtu: cfg.interface.mtu,
+        aead,
+        forceUnderLoad: cfg.underLoad,
+        onPacket: (p, peer) => server!.forward(p, peer),
+        onControl: (f, peer) => server!.onControl(f, peer),
+        onEvent: (e) => server!.onEvent(e),
+        onTick: (t) => server!.onTick(t),
+      });
+      server = new Server(cfg, log, tun, udp, leases, dp);
+      for (const entry of cfg.clients) server.addClient(entry);
+      server.status = await serveStatus(cfg.controlSocket, () => server.snapshotStatus());
+      log.info(
+        `server ${tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: udp.port })}, ` +
+          `${cfg.clients.length} client(s), ${aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
+      );
+      warnIfNotForwarding(cfg, log);
+      return server;
+    } catch (err) {
+      udp?.close();
+      tun.close();
+      throw err;
+    }
+  }
+
+  private addClient(entry: ClientEntry): void {
+    const key = encodeKey(entry.publicKey);
+    const address = entry.address ?? this.leases.leaseOf(key);
+    const peer = this.dp.device.addPeer({
+      publicKey: entry.publicKey,
+      ...(entry.presharedKey ? { presharedKey: entry.presharedKey } : {}),
+      allowedIps: [...(address ? [hostCidr(address)] : []), ...entry.routes],
+    });
+    const channel = entry.stock
+      ? null
+      : new ControlChannel({
+          send: (frame) => this.dp.device.sendControl(peer, frame, now()),
+          maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
+        });
+    this.clients.set(peer, { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0 });
+  }
+
+  private removeClient(state: ClientState): void {
+    this.dp.device.removePeer(state.peer);
+    this.clients.delete(state.peer);
+    this.leases.release(state.key, Date.now());
+  }
+
+  // ---- WireGuard events and the control channel ----
+
+  private onEvent(e: DeviceEvent): void {
+    if (e.type === 'cookie-sent') return this.log.debug(`under load: cookie reply to ${formatEndpoint(e.to)}`);
+    const c = this.clients.get(e.peer);
+    if (!c) return;
+    switch (e.type) {
+      case 'handshake-complete':
+        this.log.info(`handshake with ${c.entry.name} (${c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : '?'})`);
+        if (c.appliedSerial !== this.serial) this.pushConfig(c);
+        return;
+      case 'endpoint-changed':
+        return this.log.info(`${c.entry.name} now at ${formatEndpoint(e.endpoint)}`);
+      case 'handshake-gave-up':
+        return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`);
+      case 'keys-zeroed':
+        return this.log.info(`${c.entry.name} gone (session keys erased)`);
+      case 'handshake-initiated':
+        return this.log.debug(`handshake initiation to ${c.entry.name}`);
+    }
+  }
+
+  private onControl(frame: Uint8Array, peer: Peer): void {
+    const c = this.clients.get(peer);
+    if (!c?.channel) return;
+    for (const bytes of c.channel.receive(frame, now())) {
+      const m = decodeMessage(bytes);
+      if ('error' in m) {
+        this.log.warn(`${c.entry.name}: bad control message: ${m.error}`);
+        continue;
+      }
+      this.onMessage(c, m);
+    }
+    this.dp.flush();
+  }
+
+  private onMessage(c: ClientState, m: ControlMessage): void {
+    switch (m.type) {
+      case 'hello':
+        this.log.debug(`${c.entry.name}: hello (protocol ${m.version})`);
+        return this.pushConfig(c);
+      case 'applied':
+        if (m.ok) {
+          c.appliedSerial = m.serial;
+          this.log.info(`${c.entry.name} applied config ${m.serial} (${c.address})`);
+        } else {
+          this.log.warn(`${c.entry.name} could not apply config ${m.serial}: ${m.reason}`);
+        }
+        return;
+      case 'bye':
+        this.log.info(`${c.entry.name} disconnected${m.reason ? `: ${m.reason}` : ''}`);
+        c.appliedSerial = 0;
+        return;
+      case 'ping':
+        return;
+      case 'config':
+      case 'refused':
+        return this.log.warn(`${c.entry.name}: unexpected ${m.type} message from a client`);
+    }
+  }
+
+  /** The client's address: static, its lease, or a new lease; null when the pool is exhausted. */
+  private addressFor(c: ClientState): string | null {
+    if (c.address) return c.address;
+    let address: string | null;
+    try {
+      address = this.leases.acquire(c.key, c.entry.name, Date.now());
+    } catch (err) {
+      this.log.warn(`lease store: ${err instanceof Error ? err.message : String(err)}`);
+      address = this.leases.leaseOf(c.key);
+    }
+    if (!address) return null;
+    c.address = address;
+    this.dp.device.allowedIps.insert(hostCidr(address), c.peer);
+    this.log.info(`address ${address} assigned to ${c.entry.name}`);
+    return address;
+  }
+
+  /** Sends the snapshot unless this serial is already on its way (the hello and the handshake both ask). */
+  private pushConfig(c: ClientState): void {
+    const channel = c.channel;
+    if (!channel || (c.pushedSerial === this.serial && !channel.idle)) return;
+    const address = this.addressFor(c);
+    const t = now();
+    if (!address) {
+      this.log.error(`address pool ${this.cfg.pool.first}-${this.cfg.pool.last} exhausted: refusing ${c.entry.name}`);
+      channel.sendMessage(encodeMessage({ type: 'refused', reason: 'address pool exhausted' }), t);
+      return;
+    }
+    const { push, interface: itf } = this.cfg;
+    const snapshot: ConfigMessage = {
+      type: 'config',
+      serial: this.serial,
+      address: `${address}/${itf.address.prefix}`,
+      gateway: itf.address.ip,
+      mtu: push.mtu,
+      routes: push.routes,
+      dns: push.dns,
+      redirectGateway: push.redirectGateway,
+      keepalive: push.keepalive,
+    };
+    channel.sendMessage(encodeMessage(snapshot), t);
+    c.pushedSerial = this.serial;
+    this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}, routes [${push.routes.join(', ')}]`);
+  }
+
+  private onTick(t: number): void {
+    for (const c of this.clients.values()) c.channel?.poll(t);
+  }
+
+  /**
+   * A packet from a client: to another client it is forwarded here (client_to_client) or
+   * refused; anything else goes to the tun and the host's routing.
+   */
+  private forward(packet: Uint8Array, from: Peer): boolean {
+    const device = this.dp.device;
+    const version = packet[0]! >> 4;
+    const to = version === 4 ? device.allowedIps.lookupV4(packet, 16) : device.allowedIps.lookupV6(packet, 24);
+    if (!to || to === from) return false;
+    if (this.cfg.clientToClient) device.sendPacket(packet, now());
+    return true;
+  }
+
+  // ---- operations ----
+
+  /** SIGHUP: re-read the clients list; untouched clients keep their sessions. */
+  reload(next: ServerConfig): void {
+    const byKey = new Map(next.clients.map((e) => [encodeKey(e.publicKey), e]));
+    for (const c of [...this.clients.values()]) {
+      const e = byKey.get(c.key);
+      if (!e || JSON.stringify(e) !== JSON.stringify(c.entry)) {
+        this.removeClient(c);
+        this.log.info(`client ${c.entry.name} ${e ? 'changed' : 'removed'}`);
+      }
+    }
+    const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
+    this.cfg = { ...this.cfg, clients: next.clients, push: next.push, clientToClient: next.clientToClient };
+    const have = new Set([...this.clients.values()].map((c) => c.key));
+    for (const e of next.clients) {
+      if (have.has(encodeKey(e.publicKey))) continue;
+      this.addClient(e);
+      this.log.info(`client ${e.name} added`);
+    }
+    if (pushChanged) {
+      this.serial++;
+      for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
+    }
+    this.dp.flush();
+    this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
+  }
+
+  snapshotStatus(): Status {
+    const device = this.dp.device;
+    return {
+      role: 'server',
+      interface: this.tun.name,
+      publicKey: encodeKey(device.publicKey),
+      listenPort: this.udp.port,
+      address: this.cfg.interface.address.text,
+      peers: [...this.clients.values()].map((c) => ({
+        name: c.entry.name,
+        publicKey: c.key,
+        endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
+        latestHandshake: Math.floor(c.peer.lastHandshakeWallMs / 1000),
+        rxBytes: c.peer.rxBytes,
+        txBytes: c.peer.txBytes,
+        allowedIps: device.allowedIps.entriesForPeer(c.peer),
+        address: c.address,
+        control: c.channel !== null,
+      })),
+    };
+  }
+
+  /** Says bye to connected tvpn clients, flushes leases, removes tun0 (and with it its routes). */
+  async stop(): Promise<void> {
+    const t = now();
+    for (const c of this.clients.values()) {
+      if (c.channel && this.dp.device.hasSession(c.peer, t)) c.channel.sendMessage(encodeMessage({ type: 'bye', reason: 'server shutting down' }), t);
+    }
+    this.dp.flush();
+    try {
+      this.leases.flush();
+    } catch (err) {
+      this.log.warn(`could not save leases: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
+    this.dp.close();
+    this.log.info(`server stopped, ${this.tun.name} removed`);
+  }
+}
+
+const hostCidr = (ip: string): string => `${ip}/${ip.includes(':') ? 128 : 32}`;
+
+/** Pushed routes only work if the host forwards between tun0 and its other interfaces. */
+function warnIfNotForwarding(cfg: ServerConfig, log: Logger): void {
+  if (cfg.push.routes.length === 0 && !cfg.push.redirectGateway) return;
+  try {
+    if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '0') {
+      log.warn('pushed routes need IP forwarding: sysctl -w net.ipv4.ip_forward=1 (and NAT for redirect_gateway)');
+    }
+  } catch {
+    // not Linux procfs: nothing to check
+  }
+}

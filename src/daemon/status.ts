@@ -1,0 +1,136 @@
+/**
+ * The local control socket `tvpn show` talks to: one JSON request line, one JSON answer.
+ * The default is a Linux abstract socket, scoped to the network namespace (config/load.ts).
+ */
+import { existsSync, unlinkSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { describeControlSocket } from '../config/load.js';
+
+export interface PeerStatus {
+  name: string;
+  publicKey: string;
+  endpoint: string | null;
+  /** Unix seconds of the latest completed handshake, 0 for never. */
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  allowedIps: string[];
+  /** The tunnel address assigned to (server) or received from (client) this peer. */
+  address: string | null;
+  /** The peer speaks tvpn's control channel (false for stock WireGuard peers). */
+  control: boolean;
+}
+
+export interface Status {
+  role: 'server' | 'client';
+  interface: string;
+  publicKey: string;
+  listenPort: number;
+  address: string | null;
+  peers: PeerStatus[];
+}
+
+const MAX_REQUEST = 4096;
+
+/** Serves status requests; resolves once listening. */
+export async function serveStatus(socket: string, status: () => Status): Promise<Server> {
+  if (!socket.startsWith('\0') && existsSync(socket)) {
+    // A path left by a daemon that died: reuse it only if nobody answers there.
+    if (await answers(socket)) throw new Error(`control socket ${socket} is in use: is another tvpn running with this config?`);
+    unlinkSync(socket);
+  }
+  const server = createServer((conn) => {
+    let buf = '';
+    conn.setEncoding('utf8');
+    conn.on('error', () => conn.destroy());
+    conn.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_REQUEST) return conn.destroy();
+      if (!buf.includes('\n')) return;
+      const cmd = buf.slice(0, buf.indexOf('\n')).trim();
+      conn.end(cmd === 'show' ? JSON.stringify(status()) + '\n' : JSON.stringify({ error: `unknown request '${cmd.slice(0, 40)}'` }) + '\n');
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`control socket ${describeControlSocket(socket)} is in use: another tvpn with this interface name runs in this network namespace`)
+          : err,
+      ),
+    );
+    server.listen(socket, () => resolve());
+  });
+  return server;
+}
+
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = connect(socket, () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.on('error', () => resolve(false));
+  });
+}
+
+/** Asks a running daemon for its status. */
+export function queryStatus(socket: string, timeoutMs = 3000): Promise<Status> {
+  return new Promise((resolve, reject) => {
+    const where = describeControlSocket(socket);
+    const c = connect(socket);
+    let buf = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`no answer from ${where} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.setEncoding('utf8');
+    c.on('connect', () => c.write('show\n'));
+    c.on('data', (chunk: string) => (buf += chunk));
+    c.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(
+        new Error(
+          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+            ? `no tvpn daemon at ${where}: is it running (in this network namespace)?`
+            : `cannot reach ${where}: ${err.message}`,
+        ),
+      );
+    });
+    c.on('end', () => {
+      clearTimeout(timer);
+      try {
+        const v = JSON.parse(buf) as Status | { error: string };
+        if ('error' in v) reject(new Error(v.error));
+        else resolve(v);
+      } catch {
+        reject(new Error(`malformed answer from ${where}`));
+      }
+    });
+  });
+}
+
+const ago = (unix: number, nowMs: number): string => {
+  if (unix === 0) return 'never';
+  const s = Math.max(0, Math.round(nowMs / 1000 - unix));
+  return s < 120 ? `${s} seconds ago` : `${Math.round(s / 60)} minutes ago`;
+};
+
+const bytes = (n: number): string =>
+  n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(2)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`;
+
+/** wg show-style text. */
+export function formatStatus(s: Status, nowMs = Date.now()): string {
+  const lines = [`interface: ${s.interface} (${s.role})`, `  public key: ${s.publicKey}`, `  listening port: ${s.listenPort}`];
+  if (s.address) lines.push(`  address: ${s.address}`);
+  for (const p of s.peers) {
+    lines.push('', `peer: ${p.publicKey}${p.name ? ` (${p.name})` : ''}`);
+    if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
+    if (p.address) lines.push(`  address: ${p.address}`);
+    lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
+    lines.push(`  latest handshake: ${ago(p.latestHandshake, nowMs)}`);
+    lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
+    if (!p.control) lines.push('  control: none (stock WireGuard peer)');
+  }
+  return lines.join('\n') + '\n';
+}
