@@ -430,6 +430,7 @@ static void handle_cleanup_hook(void *arg) { handle_close(arg, true); }
 
 static void handle_finalize(napi_env env, void *data, void *hint) {
   io_handle *h = data;
+  (void)hint;
   napi_remove_env_cleanup_hook(env, handle_cleanup_hook, h);
   handle_close(h, false);
   free(h);
@@ -1301,6 +1302,7 @@ static napi_value netns_restore(napi_env env, napi_callback_info info) {
 
 static void state_finalize(napi_env env, void *data, void *hint) {
   addon_state *st = data;
+  (void)hint;
   napi_delete_reference(env, st->ctor[KIND_TUN]);
   napi_delete_reference(env, st->ctor[KIND_UDP]);
   EVP_CIPHER_CTX_free(st->aead);

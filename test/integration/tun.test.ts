@@ -3,6 +3,11 @@
  * a UDP socket behind it, datagrams routed to the TUN come out of readBatch intact, plus
  * naming, multi-queue, error messages and the device disappearing under a reader.
  */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBatch, type PacketBatch } from '../../src/io/batch.js';
 import { decodeEndpoint, encodeEndpoint, formatEndpoint } from '../../src/io/endpoint.js';
@@ -97,6 +102,29 @@ describeRoot('TUN in a network namespace', () => {
       }
     } finally {
       first.close();
+    }
+  });
+
+  it('tells an unprivileged user what is missing', () => {
+    // A copy of the addon any user can load, run as nobody.
+    const dir = mkdtempSync(join(tmpdir(), 'tvio-'));
+    try {
+      chmodSync(dir, 0o755);
+      copyFileSync(fileURLToPath(new URL('../../native/build/Release/tvpn.node', import.meta.url)), join(dir, 'tvpn.node'));
+      const r = spawnSync(
+        process.execPath,
+        ['-e', `try { require(${JSON.stringify(join(dir, 'tvpn.node'))}).openTun('tvio-user', false); } catch (e) { console.log(JSON.stringify({ errno: e.errno, code: e.code, syscall: e.syscall })); }`],
+        { uid: 65534, gid: 65534, encoding: 'utf8', cwd: dir },
+      );
+      const thrown = JSON.parse(r.stdout) as { errno: number; syscall: string };
+      const err = ioErrorFrom(Object.assign(new Error('x'), thrown), { op: 'tun-open', name: 'tvio-user' }) as IoError;
+      // Which one depends on the mode of /dev/net/tun (0600: the open fails; 0666: TUNSETIFF).
+      expect([
+        'cannot open /dev/net/tun: permission denied (need root or CAP_NET_ADMIN, and access to /dev/net/tun)',
+        'cannot create tvio-user: operation not permitted (need root or CAP_NET_ADMIN)',
+      ]).toContain(err.message);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
