@@ -19,6 +19,7 @@ import { addAddress, configureLink } from '../src/io/netconf.js';
 import { Tun } from '../src/io/tun.js';
 import { UdpSocket } from '../src/io/udp.js';
 import { cleanupStale, createNetnsPair, type NetnsPair } from '../test/helpers/netns.js';
+import { buildUdpPacket } from '../test/helpers/packets.js';
 
 const BATCH = 64;
 const SLOT = 2048;
@@ -114,7 +115,6 @@ async function benchTun(pair: NetnsPair): Promise<void> {
   await addAddress(tun.name, '10.99.0.1/24', { netns: pair.a.name });
   await configureLink(tun.name, { mtu: TUN_PACKET, txqueuelen: 1000, up: true }, { netns: pair.a.name });
   const sink = pair.a.run(() => UdpSocket.open({ address: '10.99.0.1', bufferBytes: 0 }));
-  const { buildUdpPacket } = await import('../test/helpers/packets.js');
   const pkt = buildUdpPacket({ src: '10.99.0.2', dst: '10.99.0.1', sport: 9, dport: sink.port, payload: new Uint8Array(TUN_PACKET - 28) });
   const out = createBatch(BATCH, SLOT);
   for (let i = 0; i < BATCH; i++) {
