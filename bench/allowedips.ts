@@ -3,23 +3,12 @@
  * Build with `npx tsc -p tsconfig.build.json`, run with `node dist/bench/allowedips.js`.
  */
 import { AllowedIPs } from '../src/wireguard/allowedips.js';
+import { prng } from '../test/helpers/prng.js';
 
 const ENTRIES = 10_000;
 const PEERS = 100;
 const ADDRESSES = 1 << 16;
 const LOOKUPS = 5_000_000;
-
-/** mulberry32, seeded so runs are comparable. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function run(family: 'IPv4' | 'IPv6', rnd: () => number): void {
   const len = family === 'IPv4' ? 4 : 16;

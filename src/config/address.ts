@@ -188,6 +188,3 @@ function parsePort(text: string, context: string): number {
   if (port < 1 || port > 65535) throw new Error(`port ${port} in '${context}' is out of range (1-65535)`);
   return port;
 }
-
-export const formatEndpoint = (e: { host: string; port: number }): string =>
-  e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;

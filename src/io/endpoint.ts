@@ -13,14 +13,12 @@
  * There is no IPv6 scope id: link-local peers (fe80::/10 with %iface) are not supported.
  */
 import { isIP } from 'node:net';
+import { type Endpoint, formatEndpoint } from '../wireguard/endpoint.js';
+
+/** The core's UDP peer (ip:port); the entries here hold only IP literals, no host names. */
+export { type Endpoint, formatEndpoint };
 
 export const ENDPOINT_SIZE = 20;
-
-/** A UDP peer. ip is a literal IPv4 or IPv6 address, no host names. */
-export interface Endpoint {
-  readonly ip: string;
-  readonly port: number;
-}
 
 function checkIndex(arr: Uint8Array, index: number): number {
   const off = index * ENDPOINT_SIZE;
@@ -146,11 +144,6 @@ export function endpointEquals(a: Uint8Array, ia: number, b: Uint8Array, ib: num
 /** Copies entry is of src to entry id of dst. */
 export function copyEndpoint(src: Uint8Array, is: number, dst: Uint8Array, id: number): void {
   dst.set(src.subarray(is * ENDPOINT_SIZE, (is + 1) * ENDPOINT_SIZE), id * ENDPOINT_SIZE);
-}
-
-/** "192.0.2.1:51820" or "[2001:db8::1]:51820". */
-export function formatEndpoint(ep: Endpoint): string {
-  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
 /** Parses "192.0.2.1:51820" or "[2001:db8::1]:51820" (IP literals only). */

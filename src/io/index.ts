@@ -15,13 +15,11 @@ export { IoError } from './errors.js';
 export {
   addAddress,
   addRoute,
-  type Cidr,
   configureLink,
   deleteAddress,
   deleteRoute,
   type IpOptions,
   type LinkSettings,
-  parseCidr,
   type RouteOptions,
   type RoutePath,
   routeGet,

@@ -6,6 +6,7 @@
  */
 import { type ExecFileException, execFile } from 'node:child_process';
 import { isIP } from 'node:net';
+import { parseCidr } from '../wireguard/allowedips.js';
 import { ipCommandError } from './errors.js';
 import { checkInterfaceName } from './tun.js';
 
@@ -28,22 +29,28 @@ export interface RouteOptions extends IpOptions {
   readonly metric?: number;
 }
 
-/** An address with prefix length: "10.8.0.1/24", "fd00::1/64". */
-export interface Cidr {
+/** An `ip` address argument, checked: the address text as given (host bits kept) and its prefix length. */
+interface CheckedCidr {
   readonly ip: string;
   readonly prefix: number;
   readonly family: 4 | 6;
 }
 
-export function parseCidr(text: string): Cidr {
-  const slash = text.indexOf('/');
-  const ip = slash < 0 ? text : text.slice(0, slash);
-  const family = isIP(ip);
-  const prefix = slash < 0 ? (family === 6 ? 128 : 32) : Number(text.slice(slash + 1));
-  if ((family !== 4 && family !== 6) || !/^\d+$/.test(slash < 0 ? '0' : text.slice(slash + 1)) || prefix > (family === 4 ? 32 : 128)) {
-    throw new TypeError(`invalid address ${JSON.stringify(text)}: use an IPv4 or IPv6 address with an optional prefix length, e.g. 10.8.0.1/24 or fd00::1/64`);
+/**
+ * Checks an address argument such as "10.8.0.1/24" or "fd00::1/64" (a bare address is a host
+ * prefix) with the routing table's parser; the address is passed to ip as written, host bits and all.
+ */
+function checkCidr(text: string): CheckedCidr {
+  let parsed: { ip: Uint8Array; bits: number };
+  try {
+    parsed = parseCidr(text);
+  } catch (err) {
+    const reason = (err as Error).message;
+    const own = `bad CIDR '${text}': `;
+    throw new TypeError(`invalid address ${JSON.stringify(text)}: ${reason.startsWith(own) ? reason.slice(own.length) : reason}`);
   }
-  return { ip, prefix, family };
+  const slash = text.indexOf('/');
+  return { ip: slash < 0 ? text : text.slice(0, slash), prefix: parsed.bits, family: parsed.ip.length === 4 ? 4 : 6 };
 }
 
 function checkInt(what: string, v: number, min: number, max: number): void {
@@ -112,19 +119,19 @@ export function setTxQueueLen(dev: string, txqueuelen: number, opts?: IpOptions)
 /** Adds an address, e.g. "10.8.0.1/24" or "fd00::1/64". */
 export function addAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
   checkInterfaceName(dev);
-  const c = parseCidr(cidr);
+  const c = checkCidr(cidr);
   return runIpCommand(['addr', 'add', `${c.ip}/${c.prefix}`, 'dev', dev], `add address ${cidr} to ${dev}`, opts);
 }
 
 export function deleteAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
   checkInterfaceName(dev);
-  const c = parseCidr(cidr);
+  const c = checkCidr(cidr);
   return runIpCommand(['addr', 'del', `${c.ip}/${c.prefix}`, 'dev', dev], `remove address ${cidr} from ${dev}`, opts);
 }
 
 function routeArgs(action: 'add' | 'del', cidr: string, dev: string, opts: RouteOptions | undefined): string[] {
   checkInterfaceName(dev);
-  const c = parseCidr(cidr);
+  const c = checkCidr(cidr);
   const args = ['route', action, `${c.ip}/${c.prefix}`, 'dev', dev];
   if (opts?.via !== undefined) {
     if (isIP(opts.via) !== c.family) throw new TypeError(`invalid gateway ${JSON.stringify(opts.via)} for ${cidr}`);

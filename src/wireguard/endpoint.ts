@@ -12,7 +12,8 @@ export interface Endpoint {
 
 export const sameEndpoint = (a: Endpoint | null, b: Endpoint): boolean => a !== null && a.port === b.port && a.ip === b.ip;
 
-export const formatEndpoint = (e: Endpoint): string => (isIPv4(e.ip) ? `${e.ip}:${e.port}` : `[${e.ip}]:${e.port}`);
+/** "192.0.2.1:51820", "vpn.example.com:51820" or "[2001:db8::1]:51820": IPv6 (anything with a ':') in brackets. */
+export const formatEndpoint = (e: Endpoint): string => (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`);
 
 /** The endpoint's address bytes (4 or 16), for the rate limiter. */
 export const endpointAddress = (e: Endpoint): Uint8Array => parseCidr(`${e.ip}/${isIPv4(e.ip) ? 32 : 128}`).ip;

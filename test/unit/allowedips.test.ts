@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AllowedIPs, parseCidr } from '../../src/wireguard/allowedips.js';
+import { prng } from '../helpers/prng.js';
 
 interface Peer {
   name: string;
@@ -7,18 +8,6 @@ interface Peer {
 const peer = (name: string): Peer => ({ name });
 
 const ip = (s: string): Uint8Array => parseCidr(s).ip;
-
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 describe('parseCidr', () => {
   it.each([

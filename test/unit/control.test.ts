@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ControlChannel, type ControlChannelOptions } from '../../src/control/channel.js';
 import { DATA_HEADER, MAX_FRAGMENTS, decodeFrame, encodeFrame, type Frame } from '../../src/control/frame.js';
 import { MAX_DNS, MAX_ROUTES, decodeMessage, encodeMessage, type ConfigMessage } from '../../src/control/messages.js';
-
-/** mulberry32: a small seeded PRNG, so every run sees the same losses. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { prng } from '../helpers/prng.js';
 
 function bytesFrom(rand: () => number): (n: number) => Uint8Array {
   return (n) => Uint8Array.from({ length: n }, () => Math.floor(rand() * 256));

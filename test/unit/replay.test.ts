@@ -6,6 +6,7 @@ import {
   ReplayFilter,
 } from '../../src/wireguard/replay.js';
 import { REJECT_AFTER_MESSAGES } from '../../src/wireguard/constants.js';
+import { prng } from '../helpers/prng.js';
 
 const MASK32 = 0xffffffffn;
 
@@ -79,18 +80,6 @@ class BigIntRingFilter {
     this.ring[Number(block)] = next;
     return old !== next;
   }
-}
-
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 describe('ReplayFilter constants', () => {

@@ -3,7 +3,6 @@ import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
 import {
-  formatEndpoint,
   formatIp,
   formatRange,
   networkOf,
@@ -24,6 +23,7 @@ import {
   type AddressPlan,
   type ServerConfig,
 } from '../../config/server.js';
+import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 export interface AddClientOptions {
   name: string;
@@ -226,7 +226,8 @@ export function addClient(opts: AddClientOptions): AddClientResult {
 
   // A server listening on a specific address is reachable there; on all addresses, only the user knows.
   const placeholder = endpoint === undefined && (config.listen.host === '0.0.0.0' || config.listen.host === '::');
-  const endpointText = placeholder ? `<server-host>:${config.listen.port}` : formatEndpoint(endpoint ?? config.listen);
+  const advertised = endpoint ?? config.listen;
+  const endpointText = placeholder ? `<server-host>:${config.listen.port}` : formatEndpoint({ ip: advertised.host, port: advertised.port });
   const clientFile = opts.out ?? `${name}.yaml`;
   if (placeholder) notes.push(`set server.endpoint in ${clientFile} to the server's public address (or pass --endpoint HOST:PORT)`);
   const clientText = clientConfigText({

@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
-import { formatEndpoint } from '../../config/address.js';
 import { loadClientConfig } from '../../config/client.js';
 import { detectConfigKind } from '../../config/load.js';
 import { loadServerConfig } from '../../config/server.js';
+import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 /**
  * Validates a config file and returns its one-line summary; throws ConfigError. Without a
@@ -11,7 +11,7 @@ import { loadServerConfig } from '../../config/server.js';
 export function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {
     const c = loadClientConfig(path);
-    return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint(c.server)})`;
+    return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
   }
   const s = loadServerConfig(path);
   const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
