@@ -13,6 +13,7 @@
  * There is no IPv6 scope id: link-local peers (fe80::/10 with %iface) are not supported.
  */
 import { isIP } from 'node:net';
+import { formatIp, parseCidr } from '../wireguard/allowedips.js';
 import { type Endpoint, formatEndpoint } from '../wireguard/endpoint.js';
 
 /** The core's UDP peer (ip:port); the entries here hold only IP literals, no host names. */
@@ -28,45 +29,9 @@ function checkIndex(arr: Uint8Array, index: number): number {
   return off;
 }
 
-function parseIpv4(ip: string, dst: Uint8Array, off: number): void {
-  const parts = ip.split('.');
-  for (let i = 0; i < 4; i++) dst[off + i] = Number(parts[i]);
-}
-
-/** Writes the 16 bytes of a valid IPv6 literal (no zone) at dst[off]. */
-function parseIpv6(ip: string, dst: Uint8Array, off: number): void {
-  const words: number[] = [];
-  const toWords = (part: string): number[] => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (g.includes('.')) {
-        const b = g.split('.').map(Number);
-        out.push(((b[0] ?? 0) << 8) | (b[1] ?? 0), ((b[2] ?? 0) << 8) | (b[3] ?? 0));
-      } else {
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const gap = ip.indexOf('::');
-  if (gap < 0) {
-    words.push(...toWords(ip));
-  } else {
-    const head = toWords(ip.slice(0, gap));
-    const tail = toWords(ip.slice(gap + 2));
-    words.push(...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail);
-  }
-  for (let i = 0; i < 8; i++) {
-    const w = words[i] ?? 0;
-    dst[off + 2 * i] = w >> 8;
-    dst[off + 2 * i + 1] = w & 0xff;
-  }
-}
-
-function isV4Mapped(bytes: Uint8Array, off: number): boolean {
-  for (let i = 0; i < 10; i++) if (bytes[off + i] !== 0) return false;
-  return bytes[off + 10] === 0xff && bytes[off + 11] === 0xff;
+function isV4Mapped(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
 }
 
 /** Writes ep into entry `index` of dst. Throws TypeError/RangeError for a bad ip or port. */
@@ -79,18 +44,13 @@ export function encodeEndpoint(ep: Endpoint, dst: Uint8Array, index: number): vo
   dst.fill(0, off, off + ENDPOINT_SIZE);
   dst[off + 2] = ep.port >> 8;
   dst[off + 3] = ep.port & 0xff;
-  if (family === 4) {
-    dst[off] = 4;
-    parseIpv4(ep.ip, dst, off + 4);
-    return;
-  }
-  parseIpv6(ep.ip, dst, off + 4);
-  if (isV4Mapped(dst, off + 4)) {
-    dst.copyWithin(off + 4, off + 16, off + 20);
-    dst.fill(0, off + 8, off + 20);
+  const addr = parseCidr(ep.ip).ip; // a bare address parses as a host prefix
+  if (family === 6 && isV4Mapped(addr)) {
+    dst.set(addr.subarray(12), off + 4);
     dst[off] = 4;
   } else {
-    dst[off] = 6;
+    dst.set(addr, off + 4);
+    dst[off] = family;
   }
 }
 
@@ -100,36 +60,12 @@ export function endpointFamily(src: Uint8Array, index: number): 0 | 4 | 6 {
   return f === 4 || f === 6 ? f : 0;
 }
 
-function formatIpv6(src: Uint8Array, off: number): string {
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push(((src[off + 2 * i] ?? 0) << 8) | (src[off + 2 * i + 1] ?? 0));
-  // RFC 5952: the longest run (first if tied) of two or more zero words becomes "::".
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
-  if (bestStart < 0) return hex(words);
-  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
-}
-
 /** Reads entry `index`; null for an empty entry. Allocates: not for per-packet paths. */
 export function decodeEndpoint(src: Uint8Array, index: number): Endpoint | null {
   const off = checkIndex(src, index);
   const port = ((src[off + 2] ?? 0) << 8) | (src[off + 3] ?? 0);
   if (src[off] === 4) return { ip: `${src[off + 4]}.${src[off + 5]}.${src[off + 6]}.${src[off + 7]}`, port };
-  if (src[off] === 6) return { ip: formatIpv6(src, off + 4), port };
+  if (src[off] === 6) return { ip: formatIp(src.subarray(off + 4, off + ENDPOINT_SIZE)), port };
   return null;
 }
 

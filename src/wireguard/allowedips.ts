@@ -397,7 +397,7 @@ function formatNode<T>(t: Trie<T>, n: number): string {
 }
 
 /** Dotted quad, or RFC 5952 canonical IPv6 (IPv4-mapped addresses in mixed notation). */
-function formatIp(ip: Uint8Array): string {
+export function formatIp(ip: Uint8Array): string {
   if (ip.length === 4) return ip.join('.');
   const g: number[] = [];
   for (let i = 0; i < 16; i += 2) g.push((ip[i]! << 8) | ip[i + 1]!);
