@@ -292,6 +292,16 @@ export class ControlChannel {
     return message;
   }
 
+  /**
+   * An unreliable liveness probe: a bare ack of the receive state. It is WireGuard data, so
+   * any peer (tvpn, or a stock one that drops it) answers with at least a keepalive, and a
+   * peer that lost the session makes WireGuard's timers start a new handshake. Unlike a
+   * message it works while the channel is failed (a stock WireGuard peer).
+   */
+  probe(): void {
+    this.sendAck(this.recvEpoch ?? 0);
+  }
+
   private sendAck(epoch: number): void {
     let sack = 0;
     for (let i = 0; i < RECV_AHEAD; i++) if (this.ahead.has((this.expected + 1 + i) >>> 0)) sack |= 1 << i;

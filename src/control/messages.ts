@@ -64,16 +64,7 @@ export interface ByeMessage {
   reason?: string;
 }
 
-/**
- * The client's liveness probe, like OpenVPN's ping: unlike an empty WireGuard keepalive it
- * is data, so a server that lost the session (restarted) makes WireGuard's own timers start
- * a new handshake within NEW_HANDSHAKE_TIME; the channel's ack is the answer.
- */
-export interface PingMessage {
-  type: 'ping';
-}
-
-export type ControlMessage = HelloMessage | ConfigMessage | AppliedMessage | RefusedMessage | ByeMessage | PingMessage;
+export type ControlMessage = HelloMessage | ConfigMessage | AppliedMessage | RefusedMessage | ByeMessage;
 
 /** JSON bytes of a message; throws if the message would not pass decodeMessage's checks. */
 export function encodeMessage(m: ControlMessage): Uint8Array {
@@ -135,9 +126,6 @@ function validate(v: unknown): ControlMessage {
       if (v.reason !== undefined) m.reason = reason(v.reason, 'reason');
       return m;
     }
-    case 'ping':
-      fields(v, ['type'], []);
-      return { type: 'ping' };
     default:
       throw new Error(`unknown message type ${JSON.stringify(v.type)?.slice(0, 40)}`);
   }

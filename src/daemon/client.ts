@@ -45,7 +45,7 @@ export class Client {
   private config: ConfigMessage | null = null;
   private needHello = true;
   private keepaliveMs: number;
-  private lastPing = -Infinity;
+  private lastProbe = -Infinity;
   private backoff = BACKOFF_MIN;
   private reconnectAt = Infinity;
   private applying: Promise<void> = Promise.resolve();
@@ -169,7 +169,6 @@ export class Client {
         return this.scheduleReconnect(`server said bye${m.reason ? ` (${m.reason})` : ''}`);
       case 'hello':
       case 'applied':
-      case 'ping':
         return;
     }
   }
@@ -205,10 +204,11 @@ export class Client {
   private onTick(t: number): void {
     this.channel.poll(t);
     const hasSession = this.dp.device.hasSession(this.peer, t);
-    if (this.keepaliveMs > 0 && hasSession && t - this.lastPing >= this.keepaliveMs) {
-      // Data, unlike a keepalive: a server that lost our session makes WireGuard rehandshake.
-      this.lastPing = t;
-      this.send({ type: 'ping' });
+    if (this.keepaliveMs > 0 && hasSession && t - this.lastProbe >= this.keepaliveMs) {
+      // Data, unlike a keepalive: every server answers it, and one that lost our session makes WireGuard rehandshake.
+      this.lastProbe = t;
+      this.channel.probe();
+      this.dp.flush();
     }
     const silentFor = t - this.peer.lastReceiveAt;
     if (this.keepaliveMs > 0 && hasSession && silentFor > 3 * this.keepaliveMs + 15_000 && this.reconnectAt === Infinity) {

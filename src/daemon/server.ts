@@ -168,8 +168,6 @@ export class Server {
         this.log.info(`${c.entry.name} disconnected${m.reason ? `: ${m.reason}` : ''}`);
         c.appliedSerial = 0;
         return;
-      case 'ping':
-        return;
       case 'config':
       case 'refused':
         return this.log.warn(`${c.entry.name}: unexpected ${m.type} message from a client`);
