@@ -18,7 +18,8 @@ import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, typ
 import type { DeviceEvent } from '../wireguard/device.js';
 import { formatEndpoint, type Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
-import { DataPath, now } from './datapath.js';
+import { now } from './clock.js';
+import { DataPath } from './datapath.js';
 import type { Logger } from './log.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from './status.js';

@@ -4,7 +4,6 @@
  * one sendmmsg / one tun batch write per round. When the UDP socket is full, tun reading
  * pauses until it is writable again (backpressure instead of drops or spinning).
  */
-import { performance } from 'node:perf_hooks';
 import type { BatchAead } from '../crypto/aead.js';
 import { createBatch, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
@@ -13,6 +12,7 @@ import type { UdpSocket } from '../io/udp.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
 import type { Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
+import { now } from './clock.js';
 
 export interface DataPathOptions {
   tun: Tun;
@@ -31,8 +31,6 @@ export interface DataPathOptions {
 
 const BATCH = 64;
 const TICK_MS = 100;
-
-export const now = (): number => performance.now();
 
 export class DataPath implements DeviceOutput {
   readonly device: Device;

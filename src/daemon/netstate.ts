@@ -6,7 +6,9 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { isIPv4 } from 'node:net';
+import { IoError } from '../io/errors.js';
 import { addAddress, addRoute, configureLink, deleteAddress, deleteRoute, routeGet } from '../io/netconf.js';
+import { formatIp, parseCidr } from '../wireguard/allowedips.js';
 import type { Logger } from './log.js';
 
 export interface NetworkSettings {
@@ -16,6 +18,12 @@ export interface NetworkSettings {
   /** The server's underlay address, kept outside the tunnel when redirecting the gateway. */
   redirectGatewayFor: string | null;
   dns: string[];
+}
+
+/** The connected subnet the kernel routes for an interface address ('10.8.0.5/24' -> '10.8.0.0/24'). */
+function subnetOf(address: string): string {
+  const { ip, bits } = parseCidr(address);
+  return `${formatIp(ip)}/${bits}`;
 }
 
 /** OpenVPN's def1: two halves that beat the default route without replacing it. */
@@ -57,17 +65,29 @@ export class NetState {
       await deleteRoute(r, this.dev).catch(() => undefined);
       this.log.info(`route ${r} removed`);
     }
-    const have = new Set(cur.routes);
-    for (const r of next.routes.filter((r) => !have.has(r))) {
-      await addRoute(r, this.dev);
-      this.log.info(`route ${r} via ${this.dev}`);
-    }
-    cur.routes = [...next.routes];
+    // Only routes added here are recorded, so undoing never removes one the kernel or the admin made.
+    const added = cur.routes.filter((r) => wanted.has(r));
+    for (const r of next.routes.filter((r) => !added.includes(r))) if (await this.addRoute(r, next.address)) added.push(r);
+    cur.routes = added;
     if (next.dns.join() !== cur.dns.join()) {
       await this.revertDns();
       if (next.dns.length > 0) this.dnsUndo = await applyDns(this.dev, next.dns, this.log);
       cur.dns = [...next.dns];
     }
+  }
+
+  /** Adds a route via the tun; false when an equal route exists already (then it is left alone). */
+  private async addRoute(route: string, address: string | null): Promise<boolean> {
+    try {
+      await addRoute(route, this.dev);
+    } catch (err) {
+      if (!(err instanceof IoError) || err.code !== 'EEXIST') throw err;
+      if (address !== null && route === subnetOf(address)) this.log.debug(`route ${route} is ${this.dev}'s own subnet`);
+      else this.log.warn(`route ${route} exists already (another interface or an earlier route); left as it is`);
+      return false;
+    }
+    this.log.info(`route ${route} via ${this.dev}`);
+    return true;
   }
 
   private async applyRedirect(server: string | null): Promise<void> {

@@ -5,6 +5,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { describeControlSocket } from '../config/load.js';
+import { advanceClock } from './clock.js';
 
 export interface PeerStatus {
   name: string;
@@ -47,8 +48,7 @@ export async function serveStatus(socket: string, status: () => Status): Promise
       buf += chunk;
       if (buf.length > MAX_REQUEST) return conn.destroy();
       if (!buf.includes('\n')) return;
-      const cmd = buf.slice(0, buf.indexOf('\n')).trim();
-      conn.end(cmd === 'show' ? JSON.stringify(status()) + '\n' : JSON.stringify({ error: `unknown request '${cmd.slice(0, 40)}'` }) + '\n');
+      conn.end(JSON.stringify(answer(buf.slice(0, buf.indexOf('\n')).trim(), status)) + '\n');
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -64,6 +64,20 @@ export async function serveStatus(socket: string, status: () => Status): Promise
   return server;
 }
 
+function answer(request: string, status: () => Status): Status | { ok: true } | { error: string } {
+  const [cmd, arg] = request.split(' ');
+  try {
+    if (cmd === 'show') return status();
+    if (cmd === 'advance-clock') {
+      advanceClock(Number(arg));
+      return { ok: true };
+    }
+    return { error: `unknown request '${request.slice(0, 40)}'` };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
 function answers(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
     const c = connect(socket, () => {
@@ -75,7 +89,10 @@ function answers(socket: string): Promise<boolean> {
 }
 
 /** Asks a running daemon for its status. */
-export function queryStatus(socket: string, timeoutMs = 3000): Promise<Status> {
+export const queryStatus = (socket: string): Promise<Status> => request<Status>(socket, 'show');
+
+/** One request to a running daemon's control socket: 'show', or 'advance-clock MS' (test hooks). */
+export function request<T>(socket: string, line: string, timeoutMs = 3000): Promise<T> {
   return new Promise((resolve, reject) => {
     const where = describeControlSocket(socket);
     const c = connect(socket);
@@ -85,7 +102,7 @@ export function queryStatus(socket: string, timeoutMs = 3000): Promise<Status> {
       reject(new Error(`no answer from ${where} within ${timeoutMs} ms`));
     }, timeoutMs);
     c.setEncoding('utf8');
-    c.on('connect', () => c.write('show\n'));
+    c.on('connect', () => c.write(line + '\n'));
     c.on('data', (chunk: string) => (buf += chunk));
     c.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -100,9 +117,9 @@ export function queryStatus(socket: string, timeoutMs = 3000): Promise<Status> {
     c.on('end', () => {
       clearTimeout(timer);
       try {
-        const v = JSON.parse(buf) as Status | { error: string };
-        if ('error' in v) reject(new Error(v.error));
-        else resolve(v);
+        const v = JSON.parse(buf) as T | { error: string };
+        if (typeof v === 'object' && v !== null && 'error' in v) reject(new Error(v.error));
+        else resolve(v as T);
       } catch {
         reject(new Error(`malformed answer from ${where}`));
       }

@@ -4,48 +4,22 @@
  * exit) and an exhausted address pool (the server refuses, the client says why).
  * Real processes in two namespaces; both clients run in the client namespace (tun0, tun1).
  */
-import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
-import { createNetnsPair, type Netns, type NetnsPair } from '../helpers/netns.js';
+import { createNetnsPair, type NetnsPair } from '../helpers/netns.js';
 import { describeRoot } from '../helpers/root.js';
-import { sleep } from '../helpers/wait.js';
-
-const BIN = join(new URL('../../', import.meta.url).pathname, 'bin/tvpn');
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-function start(ns: Netns, args: string[]): { child: ChildProcess; log: () => string } {
-  const child = ns.spawn(process.execPath, [BIN, ...args]);
-  let out = '';
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, log: () => out };
-}
-
-const stop = (child: ChildProcess): Promise<number | null> =>
-  child.exitCode !== null
-    ? Promise.resolve(child.exitCode)
-    : new Promise((resolve) => {
-        child.once('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      });
+import { startTvpn, stopProc, until, type Proc } from '../helpers/tvpn.js';
 
 describeRoot('pushed redirect-gateway and an exhausted pool', () => {
   let pair: NetnsPair;
   let dir: string;
-  const children: ChildProcess[] = [];
+  const procs: Proc[] = [];
   const [sk, k1, k2] = [generatePrivateKey(), generatePrivateKey(), generatePrivateKey()];
-  let one: ReturnType<typeof start>;
-  let two: ReturnType<typeof start>;
+  let one: Proc;
+  let two: Proc;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tvpn-push-'));
@@ -62,16 +36,16 @@ describeRoot('pushed redirect-gateway and an exhausted pool', () => {
     writeFileSync(join(dir, 'one.yaml'), client('tun0', '1.key'));
     writeFileSync(join(dir, 'two.yaml'), client('tun1', '2.key'));
     pair = await createNetnsPair({ prefix: 'tvpush', index: 33, ipv6: false });
-    const server = start(pair.a, ['server', '-c', join(dir, 'server.yaml')]);
-    children.push(server.child);
+    const server = startTvpn(pair.a, ['server', '-c', join(dir, 'server.yaml')]);
+    procs.push(server);
     await until('server', () => server.log().includes('listening on'));
-    one = start(pair.b, ['client', '-c', join(dir, 'one.yaml')]);
-    children.push(one.child);
+    one = startTvpn(pair.b, ['client', '-c', join(dir, 'one.yaml')]);
+    procs.push(one);
     await until('client one configured', () => one.log().includes('config 1 applied'));
   }, 60_000);
 
   afterAll(async () => {
-    for (const c of children) await stop(c);
+    for (const p of procs) await stopProc(p);
     await pair?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -87,16 +61,16 @@ describeRoot('pushed redirect-gateway and an exhausted pool', () => {
   });
 
   test('an exhausted pool: the server refuses with a clear line, the client prints the reason', async () => {
-    two = start(pair.b, ['client', '-c', join(dir, 'two.yaml')]);
-    children.push(two.child);
+    two = startTvpn(pair.b, ['client', '-c', join(dir, 'two.yaml')]);
+    procs.push(two);
     await until('refusal', () => two.log().includes('server refused this client: address pool exhausted'));
     expect(two.log()).not.toMatch(/config \d+ applied/);
     expect((await pair.b.ip(['-4', 'addr', 'show', 'dev', 'tun1'])).stdout).not.toMatch(/inet /);
-    expect(await stop(two.child)).toBe(0);
+    expect(await stopProc(two)).toBe(0);
   });
 
   test('on exit the client removes the redirect and the host route', async () => {
-    expect(await stop(one.child)).toBe(0);
+    expect(await stopProc(one)).toBe(0);
     const routes = (await pair.b.ip(['route', 'show'])).stdout;
     expect(routes).not.toMatch(/tun0|0\.0\.0\.0\/1|128\.0\.0\.0\/1/);
     expect(routes).not.toMatch(/^198\.18\.33\.1 /m);

@@ -7,7 +7,6 @@
  *
  * Needs the compiled CLI (npm install builds dist/), root, ping and tcpdump.
  */
-import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,61 +15,11 @@ import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../
 import type { Status } from '../../src/daemon/status.js';
 import { createNetns, createNetnsPair, deleteNetns, type Netns, type NetnsPair } from '../helpers/netns.js';
 import { describeRoot } from '../helpers/root.js';
+import { BIN, addrOf, pings, startProc, startTvpn, stopProc, tcpTransfer, until, type Proc } from '../helpers/tvpn.js';
 import { sleep } from '../helpers/wait.js';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin/tvpn');
-const FIXTURES = join(ROOT, 'test/integration/fixtures');
 const MARKER = 'TVPN-CLEARTEXT-MARKER-7f3a';
 const TRANSFER = 50 * 1024 * 1024;
-
-interface Daemon {
-  child: ChildProcess;
-  log: () => string;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(100);
-  }
-}
-
-function start(ns: Netns, args: string[]): Daemon {
-  const child = ns.spawn(process.execPath, [BIN, ...args]);
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, log: () => out };
-}
-
-async function stop(d: Daemon): Promise<number | null> {
-  if (d.child.exitCode !== null) return d.child.exitCode;
-  const exited = new Promise<number | null>((resolve) => d.child.once('exit', (code) => resolve(code)));
-  d.child.kill('SIGTERM');
-  return exited;
-}
-
-const addrOf = async (ns: Netns, dev: string): Promise<string | null> => {
-  const { stdout } = await ns.ip(['-j', '-4', 'addr', 'show', 'dev', dev]);
-  const info = (JSON.parse(stdout) as { addr_info: { local: string; prefixlen: number }[] }[])[0];
-  const a = info?.addr_info[0];
-  return a ? `${a.local}/${a.prefixlen}` : null;
-};
-
-const pings = (ns: Netns, to: string, count = 3): Promise<boolean> =>
-  ns.exec('ping', ['-c', String(count), '-i', '0.2', '-W', '1', to]).then(
-    () => true,
-    () => false,
-  );
 
 const show = async (ns: Netns): Promise<Status> => JSON.parse((await ns.exec(process.execPath, [BIN, 'show', '--json'])).stdout) as Status;
 
@@ -78,9 +27,9 @@ describeRoot('tvpn server and client in network namespaces', () => {
   let pair: NetnsPair;
   let c2ns: Netns;
   let dir: string;
-  let server: Daemon;
-  let client1: Daemon;
-  let client2: Daemon;
+  let server: Proc;
+  let client1: Proc;
+  let client2: Proc;
   const keys = { server: generatePrivateKey(), c1: generatePrivateKey(), c2: generatePrivateKey() };
 
   const serverYaml = (clientToClient: boolean): string => `
@@ -119,14 +68,14 @@ accept: { routes: true, dns: false, redirect_gateway: false }
     await pair.a.ip(['-batch', '-'], { input: 'addr add 198.18.32.1/24 dev veth-c\nlink set veth-c up\n' });
     await c2ns.ip(['-batch', '-'], { input: 'addr add 198.18.32.2/24 dev veth-s\nlink set veth-s up\n' });
 
-    server = start(pair.a, ['server', '-c', join(dir, 'server.yaml'), '--log-level', 'debug']);
-    await until('server up', async () => server.log().includes('listening on'));
-    client1 = start(pair.b, ['client', '-c', join(dir, 'c1.yaml')]);
-    await until('client one configured', async () => client1.log().includes('config 1 applied'));
+    server = startTvpn(pair.a, ['server', '-c', join(dir, 'server.yaml'), '--log-level', 'debug']);
+    await until('server up', () => server.log().includes('listening on'));
+    client1 = startTvpn(pair.b, ['client', '-c', join(dir, 'c1.yaml')]);
+    await until('client one configured', () => client1.log().includes('config 1 applied'));
   }, 60_000);
 
   afterAll(async () => {
-    for (const d of [client1, client2, server]) if (d) await stop(d);
+    for (const d of [client1, client2, server]) if (d) await stopProc(d);
     await deleteNetns(c2ns);
     await pair?.cleanup();
     rmSync(dir, { recursive: true, force: true });
@@ -152,28 +101,14 @@ accept: { routes: true, dns: false, redirect_gateway: false }
     expect(await pings(pair.a, '10.8.0.10')).toBe(true);
 
     const pcap = join(dir, 'wire.pcap');
-    const capture = pair.a.spawn('tcpdump', ['-i', 'veth-a', '-n', '-s', '0', '-U', '-w', pcap]);
-    let capLog = '';
-    capture.stderr?.on('data', (d: Buffer) => (capLog += d.toString()));
-    await until('tcpdump listening', async () => capLog.includes('listening on'));
-
-    const sink = pair.a.spawn(process.execPath, [join(FIXTURES, 'tcp-sink.mjs'), '10.8.0.1', '5201']);
-    let sinkOut = '';
-    let sinkErr = '';
-    sink.stdout?.on('data', (d: Buffer) => (sinkOut += d.toString()));
-    sink.stderr?.on('data', (d: Buffer) => (sinkErr += d.toString()));
-    await until('sink listening', async () => sinkErr.includes('listening'));
-    const sent = JSON.parse(
-      (await pair.b.exec(process.execPath, [join(FIXTURES, 'tcp-source.mjs'), '10.8.0.1', '5201', String(TRANSFER), MARKER], { timeoutMs: 90_000 })).stdout,
-    ) as { bytes: number; sha256: string };
-    await until('sink done', async () => sinkOut.includes('sha256'));
-    const got = JSON.parse(sinkOut) as { bytes: number; sha256: string };
-    expect(got).toEqual(sent);
-    expect(got.bytes).toBe(TRANSFER);
+    const capture = startProc(pair.a, 'tcpdump', ['-i', 'veth-a', '-n', '-s', '0', '-U', '-w', pcap]);
+    await until('tcpdump listening', () => capture.log().includes('listening on'));
+    const { sent, received } = await tcpTransfer({ to: pair.a, host: '10.8.0.1', port: 5201, from: pair.b, bytes: TRANSFER, marker: MARKER });
+    expect(received).toEqual(sent);
+    expect(received.bytes).toBe(TRANSFER);
 
     await sleep(300);
-    capture.kill('SIGINT');
-    await new Promise((resolve) => capture.once('exit', resolve));
+    await stopProc(capture, 'SIGINT');
     // Link housekeeping (ARP, IPv6 ND and MLD reports) aside, only the tunnel may be on the wire.
     const other = await pair.a.exec('tcpdump', ['-r', pcap, '-n', 'not (udp port 51820) and not arp and not (ip6 and (icmp6 or dst net ff00::/8))']);
     expect(other.stdout.trim()).toBe('');
@@ -208,24 +143,24 @@ accept: { routes: true, dns: false, redirect_gateway: false }
   });
 
   test('5. after the server is killed and restarted, the client reconnects by itself and keeps its address', async () => {
-    expect(await stop(server)).toBe(0);
-    await until('client notices', async () => client1.log().includes('server said bye'));
-    server = start(pair.a, ['server', '-c', join(dir, 'server.yaml'), '--log-level', 'debug']);
-    await until('client reconfigured', async () => (client1.log().match(/config 1 applied/g) ?? []).length >= 2, 40_000);
+    expect(await stopProc(server)).toBe(0);
+    await until('client notices', () => client1.log().includes('server said bye'));
+    server = startTvpn(pair.a, ['server', '-c', join(dir, 'server.yaml'), '--log-level', 'debug']);
+    await until('client reconfigured', () => (client1.log().match(/config 1 applied/g) ?? []).length >= 2, 40_000);
     expect(await addrOf(pair.b, 'tun0')).toBe('10.8.0.10/24');
     expect(await pings(pair.b, '10.8.0.1')).toBe(true);
   }, 60_000);
 
   test('6. a second client gets another address; client-to-client only when enabled', async () => {
-    client2 = start(c2ns, ['client', '-c', join(dir, 'c2.yaml')]);
-    await until('client two configured', async () => client2.log().includes('config 1 applied'));
+    client2 = startTvpn(c2ns, ['client', '-c', join(dir, 'c2.yaml')]);
+    await until('client two configured', () => client2.log().includes('config 1 applied'));
     expect(await addrOf(c2ns, 'tun0')).toBe('10.8.0.11/24');
     expect(await pings(c2ns, '10.8.0.1')).toBe(true);
     expect(await pings(pair.b, '10.8.0.11', 2)).toBe(false);
 
     writeFileSync(join(dir, 'server.yaml'), serverYaml(true));
     server.child.kill('SIGHUP');
-    await until('reload', async () => server.log().includes('reloaded'));
+    await until('reload', () => server.log().includes('reloaded'));
     expect(await until('client to client', () => pings(pair.b, '10.8.0.11', 2))).toBe(true);
     expect(await pings(c2ns, '10.8.0.10', 2)).toBe(true);
     // Reloading kept the other sessions.
@@ -233,7 +168,7 @@ accept: { routes: true, dns: false, redirect_gateway: false }
   }, 60_000);
 
   test('8. after SIGTERM nothing is left: no tun, no routes, no processes', async () => {
-    for (const d of [client1, client2, server]) expect(await stop(d)).toBe(0);
+    for (const d of [client1, client2, server]) expect(await stopProc(d)).toBe(0);
     for (const ns of [pair.a, pair.b, c2ns]) {
       const { stdout } = await ns.ip(['link', 'show']);
       expect(stdout).not.toMatch(/tun0/);
