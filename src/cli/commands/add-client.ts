@@ -13,7 +13,7 @@ import {
   type IpRange,
 } from '../../config/address.js';
 import { ConfigError, fsReason } from '../../config/errors.js';
-import { encodeKey, generatePrivateKey, publicKeyOf } from '../../config/keys.js';
+import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../config/keys.js';
 import { readConfigFile } from '../../config/load.js';
 import {
   addressPlanOf,
@@ -23,6 +23,7 @@ import {
   type AddressPlan,
   type ServerConfig,
 } from '../../config/server.js';
+import { wgQuickConfig } from '../../config/wgquick.js';
 import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 export interface AddClientOptions {
@@ -30,10 +31,14 @@ export interface AddClientOptions {
   /** The server config to add to. */
   config: string;
   address?: string;
-  /** Where to write the client config; default `<name>.yaml` in the current directory. */
+  /** Where to write the client config; default `<name>.yaml` (`<name>.conf` with wgQuick) in the current directory. */
   out?: string;
   /** host:port clients connect to; default the server's listen address if specific, else a placeholder. */
   endpoint?: string;
+  /** A stock WireGuard client: write a wg-quick config instead of a tvpn one. */
+  wgQuick?: boolean;
+  /** Also make a preshared key, kept in `<name>.psk` beside the server config. */
+  psk?: boolean;
 }
 
 export interface AddClientResult {
@@ -83,10 +88,13 @@ function pickAddress(config: ServerConfig, opts: AddClientOptions): { ip: Ip; po
   return { ip: last, pool: formatRange({ first, last: { ...last, value: last.value - 1n } }) };
 }
 
+/** A server config client entry as written. */
+type Entry = Record<string, string | boolean>;
+
 const POOL_NOTE = "dynamic addresses; narrowed by 'tvpn add-client' to make room for static ones";
 
 /** Through the Document API: keeps comments and structure, but re-spaces the file (comment columns, flow padding). */
-function rerender(doc: Document, entry: Record<string, string>, pool: string | null): string {
+function rerender(doc: Document, entry: Entry, pool: string | null): string {
   const root = doc.contents as YAMLMap;
   if (pool !== null) {
     const current = root.get('pool', true);
@@ -114,7 +122,7 @@ const lineStart = (text: string, offset: number): number => text.lastIndexOf('\n
  * gives, so every other byte (aligned comments included) stays as it was; other layouts
  * (no clients yet, flow style) are re-rendered through the Document API.
  */
-function editServerConfig(text: string, entry: Record<string, string>, pool: string | null): string {
+function editServerConfig(text: string, entry: Entry, pool: string | null): string {
   const doc: Document = parseDocument(text);
   const root = doc.contents;
   if (!isMap(root)) throw new Error('server config is not a mapping'); // loadServerConfig has vetted it
@@ -152,9 +160,12 @@ function clientConfigText(opts: {
   endpoint: string;
   placeholder: boolean;
   serverKey: string;
+  presharedKey: string | null;
   privateKey: string;
 }): string {
-  const doc = new Document({ server: { endpoint: opts.endpoint, public_key: opts.serverKey }, private_key: opts.privateKey });
+  const psk = opts.presharedKey === null ? {} : { preshared_key: opts.presharedKey };
+  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk };
+  const doc = new Document({ server, private_key: opts.privateKey });
   doc.commentBefore = [
     ` tvpn client config for '${opts.name}', made by 'tvpn add-client' from ${opts.serverFile}.`,
     " It holds the client's private key: keep it secret (mode 0600). Check it with 'tvpn check -c FILE'.",
@@ -194,6 +205,9 @@ function replaceFile(path: string, text: string, mode: number): void {
   }
 }
 
+/** wg-quick and the WireGuard apps name the tunnel after the file, and accept only such names. */
+const WG_TUNNEL_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+
 /**
  * `tvpn add-client NAME -c server.yaml`: makes the client a key pair and a static address,
  * appends its entry to the server config, and writes a ready client config.
@@ -203,6 +217,10 @@ function replaceFile(path: string, text: string, mode: number): void {
  * pool, the rest of the subnet), the top address of the pool is taken and the pool shrunk by
  * one, writing `pool:` into the server config; a note says so.
  *
+ * With wgQuick the entry is a stock one and the client config a wg-quick file carrying what
+ * the server would push. With psk a preshared key goes to `<name>.psk` beside the server
+ * config (referenced from the entry) and inline into the client config.
+ *
  * The server config is edited in place (see editServerConfig) and re-validated before it is
  * replaced atomically. The client config holds the client's private key inline, so it is one
  * file to hand over; hence it is written with mode 0600, and never over an existing file.
@@ -210,6 +228,7 @@ function replaceFile(path: string, text: string, mode: number): void {
 export function addClient(opts: AddClientOptions): AddClientResult {
   const name = option('client name', () => parseClientName(opts.name));
   const endpoint = opts.endpoint === undefined ? undefined : option('--endpoint', () => parseEndpoint(opts.endpoint!, { ipOnly: false }));
+  const wgQuick = opts.wgQuick === true;
   const { text, mode } = readConfigFile(opts.config);
   const config = parseServerConfig(text, opts.config, mode);
   if (config.clients.some((c) => c.name === name)) {
@@ -221,29 +240,57 @@ export function addClient(opts: AddClientOptions): AddClientResult {
   if (pool !== null) notes.push(`no free address outside the pool, so took ${address} from its top; the pool is now ${pool}`);
 
   const privateKey = generatePrivateKey();
-  const serverText = editServerConfig(text, { name, public_key: encodeKey(publicKeyOf(privateKey)), address }, pool);
-  parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse
+  const presharedKey = opts.psk === true ? generatePresharedKey() : null;
+  const pskFile = `${name}.psk`; // relative, so the server config stays movable with its key files
+  const entry: Entry = {
+    name,
+    public_key: encodeKey(publicKeyOf(privateKey)),
+    ...(presharedKey !== null && { preshared_key_file: pskFile }),
+    address,
+    ...(wgQuick && { stock: true }),
+  };
+  const serverText = editServerConfig(text, entry, pool);
 
   // A server listening on a specific address is reachable there; on all addresses, only the user knows.
   const placeholder = endpoint === undefined && (config.listen.host === '0.0.0.0' || config.listen.host === '::');
   const advertised = endpoint ?? config.listen;
   const endpointText = placeholder ? `<server-host>:${config.listen.port}` : formatEndpoint({ ip: advertised.host, port: advertised.port });
-  const clientFile = opts.out ?? `${name}.yaml`;
-  if (placeholder) notes.push(`set server.endpoint in ${clientFile} to the server's public address (or pass --endpoint HOST:PORT)`);
-  const clientText = clientConfigText({
-    name,
-    serverFile: basename(opts.config),
-    endpoint: endpointText,
-    placeholder,
-    serverKey: encodeKey(publicKeyOf(config.privateKey)),
-    privateKey: encodeKey(privateKey),
-  });
+  const clientFile = opts.out ?? `${name}.${wgQuick ? 'conf' : 'yaml'}`;
+  if (placeholder) {
+    const key = wgQuick ? 'Endpoint' : 'server.endpoint';
+    notes.push(`set ${key} in ${clientFile} to the server's public address (or pass --endpoint HOST:PORT)`);
+  }
+  const tunnel = basename(clientFile).replace(/\.conf$/, '');
+  if (wgQuick && !WG_TUNNEL_NAME.test(tunnel)) {
+    const fix = "at most 15 letters, digits, '_=+.-' plus .conf";
+    notes.push(`wg-quick and the WireGuard apps take the tunnel name from the file name; rename ${clientFile} to ${fix}`);
+  }
+  const clientText = wgQuick
+    ? wgQuickConfig({ server: config, privateKey, address, presharedKey, endpoint: endpointText })
+    : clientConfigText({
+        name,
+        serverFile: basename(opts.config),
+        endpoint: endpointText,
+        placeholder,
+        serverKey: encodeKey(publicKeyOf(config.privateKey)),
+        presharedKey: presharedKey === null ? null : encodeKey(presharedKey),
+        privateKey: encodeKey(privateKey),
+      });
 
-  writeNew(clientFile, clientText);
+  // Undone on failure: files for a client the server does not know are useless.
+  const written: string[] = [];
   try {
+    if (presharedKey !== null) {
+      const path = join(dirname(opts.config), pskFile);
+      writeKeyFile(path, presharedKey);
+      written.push(path);
+    }
+    parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse (this reads the psk file)
+    writeNew(clientFile, clientText);
+    written.push(clientFile);
     replaceFile(opts.config, serverText, mode);
   } catch (err) {
-    unlinkSync(clientFile); // a client config for a client the server does not know is useless
+    for (const path of written) unlinkSync(path);
     throw err;
   }
   notes.push('restart the server to apply the change');
@@ -257,8 +304,10 @@ export function register(program: Command): void {
     .argument('<name>', 'the client\'s name (letters, digits, "_", ".", "@", "-")')
     .requiredOption('-c, --config <file>', 'the server config to add it to')
     .option('--address <ip>', 'static tunnel address (default: the lowest free one outside the pool)')
-    .option('--out <file>', 'where to write the client config (default: <name>.yaml)')
+    .option('--out <file>', 'where to write the client config (default: <name>.yaml, or <name>.conf with --wg-quick)')
     .option('--endpoint <host:port>', "the server's public address for the client config")
+    .option('--wg-quick', 'a stock WireGuard client (official apps, wg-quick): write a wg-quick .conf')
+    .option('--psk', 'also make a preshared key (<name>.psk beside the server config)')
     .action((name: string, opts: Omit<AddClientOptions, 'name'>) => {
       const result = addClient({ ...opts, name });
       const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
