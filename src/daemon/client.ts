@@ -142,6 +142,8 @@ export class Client {
         return this.scheduleReconnect('no answer to handshakes');
       case 'endpoint-changed':
         return this.log.debug(`server endpoint ${formatEndpoint(e.endpoint)}`);
+      case 'cookie-received':
+        return this.log.info('the server is under load: it answered with a cookie, the next handshake attempt carries it');
       case 'keys-zeroed':
       case 'handshake-initiated':
       case 'cookie-sent':

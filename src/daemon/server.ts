@@ -135,6 +135,8 @@ export class Server {
         return this.log.info(`${c.entry.name} gone (session keys erased)`);
       case 'handshake-initiated':
         return this.log.debug(`handshake initiation to ${c.entry.name}`);
+      case 'cookie-received':
+        return this.log.info(`${c.entry.name} is under load: it answered with a cookie`);
     }
   }
 

@@ -58,6 +58,7 @@ export type DeviceEvent =
   | { type: 'handshake-gave-up'; peer: Peer }
   | { type: 'endpoint-changed'; peer: Peer; endpoint: Endpoint }
   | { type: 'cookie-sent'; to: Endpoint }
+  | { type: 'cookie-received'; peer: Peer }
   | { type: 'keys-zeroed'; peer: Peer };
 
 export interface DeviceOutput {
@@ -285,7 +286,8 @@ export class Device {
   private receiveCookieReply(msg: Uint8Array, now: number): void {
     const entry = this.indices.get(readU32(msg, CookieReply.receiver));
     if (!entry) return this.drop('unknown-index');
-    if (!entry.peer.cookieGenerator.consumeReply(msg, now)) this.drop('cookie');
+    if (entry.peer.cookieGenerator.consumeReply(msg, now)) this.output.event?.({ type: 'cookie-received', peer: entry.peer });
+    else this.drop('cookie');
   }
 
   private receiveTransport(datagram: Uint8Array, from: Endpoint, now: number): void {

@@ -422,6 +422,7 @@ describe('DoS defences', () => {
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'through cookies'), net.now);
     net.flush();
     expect(b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(1);
+    expect(a.count('cookie-received')).toBe(1);
     expect(b.sentOfType(MESSAGE_RESPONSE)).toHaveLength(0);
     expect(b.packets).toHaveLength(0);
     net.advance(REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX);
