@@ -1,10 +1,13 @@
 /**
- * The I/O shell around the sans-IO core: tun and UDP readiness drive batched reads, each
- * packet goes through the Device, and what it emits is gathered into batches written with
- * one sendmmsg / one tun batch write per round. When the UDP socket is full, tun reading
- * pauses until it is writable again (backpressure instead of drops or spinning).
+ * The I/O shell around the sans-IO core, batch by batch and without copies:
+ *   tun readBatch (packets at SLOT_HEADER) -> device.encryptBatch (in place) -> sendmmsg/GSO
+ *   recvmmsg/GRO -> device.decryptBatch (in place) -> tun writeBatch (from SLOT_HEADER)
+ * What the core emits outside a batch (handshakes, keepalives, control frames) goes through
+ * a small batch of its own. When the UDP socket is full, tun reading pauses until it is
+ * writable again (backpressure instead of drops or spinning).
  */
 import type { BatchAead } from '../crypto/aead.js';
+import { SLOT_HEADER } from '../crypto/aead.js';
 import { createBatch, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
 import type { Tun } from '../io/tun.js';
@@ -21,8 +24,11 @@ export interface DataPathOptions {
   mtu: number;
   aead: BatchAead;
   forceUnderLoad?: boolean;
-  /** A decrypted IP packet: return true when the caller took it (forwarded or refused); else it goes to the tun. */
-  onPacket?: (packet: Uint8Array, peer: Peer) => boolean;
+  /**
+   * A decrypted IP packet (buf[offset..offset+length)) from peer: return true when the caller
+   * took it (forwarded or refused); otherwise it goes to the tun.
+   */
+  onPacket?: (buf: Uint8Array, offset: number, length: number, peer: Peer) => boolean;
   onControl: (frame: Uint8Array, peer: Peer) => void;
   onEvent: (e: DeviceEvent) => void;
   /** Called on every timer tick after the device's timers ran. */
@@ -36,25 +42,29 @@ export class DataPath implements DeviceOutput {
   readonly device: Device;
   /** Datagrams or packets dropped because an outgoing batch was full while the socket was blocked. */
   overflowDrops = 0;
-  private readonly tunIn: PacketBatch;
-  private readonly udpIn: PacketBatch;
+  /** tun -> UDP: read, encrypted and sent in place. */
+  private readonly outbound: PacketBatch;
+  /** UDP -> tun: received, decrypted and written in place. */
+  private readonly inbound: PacketBatch;
+  /** Datagrams the core emits outside a batch, and single packets for the tun. */
   private readonly udpOut: PacketBatch;
   private readonly tunOut: PacketBatch;
   private udpOutCount = 0;
-  private udpOutSent = 0;
   private tunOutCount = 0;
-  private blocked = false;
+  /** The outbound batch waiting for the socket: [first, end) still to send. */
+  private pendingFirst = 0;
+  private pendingEnd = 0;
   private readonly ticker: NodeJS.Timeout;
   /** Encoded peer entries of endpoints the device sends to (endpoints are immutable). */
   private readonly encoded = new WeakMap<Endpoint, Uint8Array>();
-  /** The last sender seen on receive, so a batch from one peer decodes its address once. */
-  private lastFromRaw: Uint8Array = new Uint8Array(ENDPOINT_SIZE);
+  /** The last sender decoded on receive, so a batch from one peer decodes its address once. */
+  private readonly lastFromRaw = new Uint8Array(ENDPOINT_SIZE);
   private lastFrom: Endpoint | null = null;
 
   constructor(private readonly opts: DataPathOptions) {
     const slot = Math.max(2048, (opts.mtu + 64 + 63) & ~63);
-    this.tunIn = createBatch(BATCH, slot);
-    this.udpIn = createBatch(BATCH, slot);
+    this.outbound = createBatch(BATCH, slot);
+    this.inbound = createBatch(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.tunOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead: opts.aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
@@ -74,43 +84,34 @@ export class DataPath implements DeviceOutput {
     this.opts.udp.close();
   }
 
-  /** Sends what the device emitted outside the I/O callbacks (control frames, handshakes). */
+  /** Sends what the device emitted outside the batches (control frames, handshakes). */
   flush(): void {
-    this.flushUdp();
-    this.flushTun();
+    this.flushSingles();
+    if (this.tunOutCount > 0) {
+      this.opts.tun.writeBatch(this.tunOut, { count: this.tunOutCount, offset: 0 });
+      this.tunOutCount = 0;
+    }
   }
 
-  // ---- DeviceOutput ----
+  // ---- DeviceOutput: what the core emits one at a time ----
 
   sendDatagram(data: Uint8Array, to: Endpoint): void {
     const b = this.udpOut;
-    if (this.udpOutCount === b.slots) {
-      if (this.blocked) {
-        this.overflowDrops++;
-        return;
-      }
-      this.flushUdp();
-      if (this.udpOutCount === b.slots) {
-        this.overflowDrops++;
-        return;
-      }
+    if (this.udpOutCount === b.slots) this.flushSingles();
+    if (this.udpOutCount === b.slots || data.length > b.slotSize) {
+      this.overflowDrops++;
+      return;
     }
     const i = this.udpOutCount++;
     b.buf.set(data, i * b.slotSize);
     b.lens[i] = data.length;
-    let entry = this.encoded.get(to);
-    if (!entry) {
-      entry = new Uint8Array(ENDPOINT_SIZE);
-      encodeEndpoint(to, entry, 0);
-      this.encoded.set(to, entry);
-    }
-    b.addrs.set(entry, i * ENDPOINT_SIZE);
+    b.addrs.set(this.entryFor(to), i * ENDPOINT_SIZE);
   }
 
   deliverPacket(packet: Uint8Array, peer: Peer): void {
-    if (this.opts.onPacket?.(packet, peer)) return;
+    if (this.opts.onPacket?.(packet, 0, packet.length, peer)) return;
     const b = this.tunOut;
-    if (this.tunOutCount === b.slots) this.flushTun();
+    if (this.tunOutCount === b.slots) this.flush();
     const i = this.tunOutCount++;
     b.buf.set(packet, i * b.slotSize);
     b.lens[i] = packet.length;
@@ -124,73 +125,88 @@ export class DataPath implements DeviceOutput {
     this.opts.onEvent(e);
   }
 
-  // ---- readiness ----
+  // ---- the batch loops ----
 
   private readonly onTunReadable = (): void => {
-    const b = this.tunIn;
+    const b = this.outbound;
+    const device = this.device;
     for (;;) {
-      const n = this.opts.tun.readBatch(b);
-      const t = now();
+      const n = this.opts.tun.readBatch(b, { offset: SLOT_HEADER });
+      if (n === 0) break;
+      device.encryptBatch(b, n, now());
+      const peers = device.slotPeer;
       for (let i = 0; i < n; i++) {
-        const len = b.lens[i]!;
-        if (len > 0) this.device.sendPacket(b.buf.subarray(i * b.slotSize, i * b.slotSize + len), t);
+        const endpoint = b.lens[i]! >= 0 ? peers[i]?.endpoint : null;
+        if (endpoint) b.addrs.set(this.entryFor(endpoint), i * ENDPOINT_SIZE);
+        else b.lens[i] = -1;
       }
-      this.flushUdp();
-      if (n < b.slots || this.blocked) break;
+      this.flushSingles();
+      if (!this.sendOutbound(0, n) || n < b.slots) break;
     }
   };
 
+  /** Sends outbound slots [first, end); false (and tun reading paused) when the socket is full. */
+  private sendOutbound(first: number, end: number): boolean {
+    const sent = this.opts.udp.sendBatch(this.outbound, { first, count: end - first });
+    if (first + sent === end) return true;
+    this.pendingFirst = first + sent;
+    this.pendingEnd = end;
+    this.opts.tun.onReadable(null);
+    this.opts.udp.onWritable(() => {
+      if (this.sendOutbound(this.pendingFirst, this.pendingEnd)) {
+        this.opts.tun.onReadable(this.onTunReadable);
+      }
+    });
+    return false;
+  }
+
   private readonly onUdpReadable = (): void => {
-    const b = this.udpIn;
+    const b = this.inbound;
+    const device = this.device;
+    const onPacket = this.opts.onPacket;
     for (;;) {
       const n = this.opts.udp.recvBatch(b);
-      const t = now();
-      for (let i = 0; i < n; i++) {
-        const len = b.lens[i]!;
-        if (len <= 0) continue;
-        const from = this.sender(i);
-        if (from) this.device.receive(b.buf.subarray(i * b.slotSize, i * b.slotSize + len), from, t);
+      if (n === 0) break;
+      device.decryptBatch(b, n, this.sender, now());
+      if (onPacket) {
+        const peers = device.slotPeer;
+        for (let i = 0; i < n; i++) {
+          const len = b.lens[i]!;
+          if (len >= 0 && onPacket(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;
+        }
       }
+      // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write.
+      this.opts.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
       this.flush();
       if (n < b.slots) break;
     }
   };
 
-  private sender(i: number): Endpoint | null {
-    const addrs = this.udpIn.addrs;
+  /** The sender of inbound slot i, decoded once per run of slots from the same address. */
+  private readonly sender = (i: number): Endpoint | null => {
+    const addrs = this.inbound.addrs;
     if (this.lastFrom && endpointEquals(addrs, i, this.lastFromRaw, 0)) return this.lastFrom;
     const ep = decodeEndpoint(addrs, i);
     if (!ep) return null;
     copyEndpoint(addrs, i, this.lastFromRaw, 0);
     this.lastFrom = ep;
     return ep;
-  }
+  };
 
-  // ---- batched writes ----
-
-  private flushUdp(): void {
-    if (this.blocked || this.udpOutCount === 0) return;
-    const want = this.udpOutCount - this.udpOutSent;
-    const sent = this.opts.udp.sendBatch(this.udpOut, { first: this.udpOutSent, count: want });
-    if (sent < want) {
-      this.udpOutSent += sent;
-      this.blocked = true;
-      this.opts.tun.onReadable(null);
-      this.opts.udp.onWritable(() => {
-        this.blocked = false;
-        this.flushUdp();
-        if (!this.blocked) this.opts.tun.onReadable(this.onTunReadable);
-      });
-      return;
+  private entryFor(to: Endpoint): Uint8Array {
+    let entry = this.encoded.get(to);
+    if (!entry) {
+      entry = new Uint8Array(ENDPOINT_SIZE);
+      encodeEndpoint(to, entry, 0);
+      this.encoded.set(to, entry);
     }
-    this.udpOutCount = 0;
-    this.udpOutSent = 0;
+    return entry;
   }
 
-  private flushTun(): void {
-    if (this.tunOutCount === 0) return;
-    // A full tun queue drops in the kernel, as for any interface; nothing to wait for.
-    this.opts.tun.writeBatch(this.tunOut, { count: this.tunOutCount });
-    this.tunOutCount = 0;
+  private flushSingles(): void {
+    if (this.udpOutCount === 0) return;
+    // Rare and small (handshakes, keepalives, control): a full socket drops them like a lost datagram.
+    this.overflowDrops += this.udpOutCount - this.opts.udp.sendBatch(this.udpOut, { count: this.udpOutCount });
+    this.udpOutCount = 0;
   }
 }

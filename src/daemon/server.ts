@@ -72,7 +72,7 @@ export class Server {
         mtu: cfg.interface.mtu,
         aead,
         forceUnderLoad: cfg.underLoad,
-        onPacket: (p, peer) => server!.forward(p, peer),
+        onPacket: (buf, offset, length, peer) => server!.forward(buf, offset, length, peer),
         onControl: (f, peer) => server!.onControl(f, peer),
         onEvent: (e) => server!.onEvent(e),
         onTick: (t) => server!.onTick(t),
@@ -227,15 +227,14 @@ export class Server {
   }
 
   /**
-   * A packet from a client: to another client it is forwarded here (client_to_client) or
-   * refused; anything else goes to the tun and the host's routing.
+   * A packet from a client (buf[offset..offset+length)): to another client it is forwarded
+   * here (client_to_client) or refused; anything else goes to the tun and the host's routing.
    */
-  private forward(packet: Uint8Array, from: Peer): boolean {
+  private forward(buf: Uint8Array, offset: number, length: number, from: Peer): boolean {
     const device = this.dp.device;
-    const version = packet[0]! >> 4;
-    const to = version === 4 ? device.allowedIps.lookupV4(packet, 16) : device.allowedIps.lookupV6(packet, 24);
+    const to = buf[offset]! >> 4 === 4 ? device.allowedIps.lookupV4(buf, offset + 16) : device.allowedIps.lookupV6(buf, offset + 24);
     if (!to || to === from) return false;
-    if (this.cfg.clientToClient) device.sendPacket(packet, now());
+    if (this.cfg.clientToClient) device.sendPacket(buf.subarray(offset, offset + length), now());
     return true;
   }
 

@@ -109,6 +109,16 @@ export interface DeviceOptions {
   forceUnderLoad?: boolean;
 }
 
+/**
+ * Packets in fixed-size slots (src/io's PacketBatch has this shape): slot i starts at
+ * i * slotSize and holds lens[i] bytes; -1 marks a slot with nothing to send or deliver.
+ */
+export interface SlotBatch {
+  readonly slotSize: number;
+  readonly buf: Uint8Array;
+  readonly lens: Int32Array;
+}
+
 /** Largest datagram the device builds: a 64 KiB plaintext plus header, padding and tag. */
 const SCRATCH_SLOT = SLOT_HEADER + 65536 + 16 + TAG_LENGTH;
 const ZERO_PSK = new Uint8Array(32);
@@ -134,10 +144,16 @@ export class Device {
   private handshakeWindowStart = -Infinity;
   private handshakesInWindow = 0;
   private underLoadUntil = -Infinity;
-  // Separate scratch slots for each direction: handling a datagram can trigger sends.
-  private readonly txSlot = new Uint8Array(SCRATCH_SLOT);
-  private readonly rxSlot = new Uint8Array(SCRATCH_SLOT);
-  private readonly lens = new Int32Array(1);
+  // One-slot batches for single packets, one per direction: handling a datagram can trigger sends.
+  private readonly tx: SlotBatch = { slotSize: SCRATCH_SLOT, buf: new Uint8Array(SCRATCH_SLOT), lens: new Int32Array(1) };
+  private readonly rx: SlotBatch = { slotSize: SCRATCH_SLOT, buf: new Uint8Array(SCRATCH_SLOT), lens: new Int32Array(1) };
+  /** Per-slot keypair of the batch being processed. */
+  private readonly slotKeypair: (Keypair | null)[] = [];
+  /**
+   * Per-slot peer of the last encryptBatch (where to send) or decryptBatch (who sent it);
+   * null for slots that carry nothing.
+   */
+  readonly slotPeer: (Peer | null)[] = [];
 
   constructor(opts: DeviceOptions) {
     this.key = x25519Key(opts.privateKey);
@@ -290,52 +306,121 @@ export class Device {
     else this.drop('cookie');
   }
 
+  /** One transport datagram: the batch path with a batch of one. */
   private receiveTransport(datagram: Uint8Array, from: Endpoint, now: number): void {
-    const entry = this.indices.get(readU32(datagram, Transport.receiver));
-    const kp = entry?.keypair;
-    if (!entry || !kp) return this.drop('unknown-index');
-    if (now - kp.created >= REJECT_AFTER_TIME) return this.drop('expired-keypair');
-    const slot = this.rxSlot;
-    slot.set(datagram);
-    this.lens[0] = datagram.length - Transport.content;
-    if (this.aead.openSlots(kp.receiveKey, slot, SCRATCH_SLOT, 0, 1, this.lens) !== 1) return this.drop('authentication');
-    if (!kp.replay.validateCounter(readU32(slot, Transport.counter), readU32(slot, Transport.counter + 4))) return this.drop('replay');
-
-    const peer = entry.peer;
-    this.setEndpoint(peer, from);
-    if (this.receivedWithKeypair(peer, kp)) {
-      this.timersHandshakeComplete(peer);
-      this.sendStaged(peer, now);
-    }
-    this.keepKeyFreshReceiving(peer, now);
-    this.timersAnyAuthenticatedPacketTraversal(peer, now);
-    this.timersAnyAuthenticatedPacketReceived(peer, now);
-    peer.rxBytes += datagram.length;
-    const len = this.lens[0]!;
-    if (len === 0) return; // keepalive
-    this.timersDataReceived(peer, now);
-    this.dispatchPlaintext(peer, slot.subarray(SLOT_HEADER, SLOT_HEADER + len));
+    const rx = this.rx;
+    rx.buf.set(datagram);
+    rx.lens[0] = datagram.length;
+    this.decryptBatch(rx, 1, () => from, now);
+    const len = rx.lens[0]!;
+    const peer = this.slotPeer[0];
+    if (len >= 0 && peer) this.output.deliverPacket(rx.buf.subarray(SLOT_HEADER, SLOT_HEADER + len), peer);
   }
 
-  /** IP packets go to the tun after the cryptokey-routing source check; nibble 0 is control. */
-  private dispatchPlaintext(peer: Peer, p: Uint8Array): void {
-    const version = p[0]! >> 4;
+  /**
+   * Receives a batch of datagrams in place: slot i holds lens[i] bytes (at offset 0) from
+   * from(i). Transport messages are opened in runs that share a keypair (one native call
+   * each); handshake messages are handled one by one. Afterwards lens[i] is the length of an
+   * IP packet at SLOT_HEADER for the tun, from slotPeer[i], or -1.
+   */
+  decryptBatch(b: SlotBatch, count: number, from: (i: number) => Endpoint | null, now: number): void {
+    const { buf, lens, slotSize } = b;
+    for (let i = 0; i < count; i++) {
+      this.slotKeypair[i] = null;
+      this.slotPeer[i] = null;
+      const off = i * slotSize;
+      const len = lens[i]!;
+      lens[i] = -1;
+      if (len < 0) continue; // truncated by the receive
+      if (len < Transport.minSize || buf[off] !== MESSAGE_TRANSPORT || buf[off + 1] !== 0 || buf[off + 2] !== 0 || buf[off + 3] !== 0) {
+        const ep = from(i);
+        if (ep) this.receive(buf.subarray(off, off + len), ep, now);
+        continue;
+      }
+      const entry = this.indices.get(readU32(buf, off + Transport.receiver));
+      const kp = entry?.keypair;
+      if (!entry || !kp) {
+        this.drop('unknown-index');
+        continue;
+      }
+      if (now - kp.created >= REJECT_AFTER_TIME) {
+        this.drop('expired-keypair');
+        continue;
+      }
+      lens[i] = len - Transport.content;
+      this.slotKeypair[i] = kp;
+      this.slotPeer[i] = entry.peer;
+    }
+    this.cryptRuns(b, count, false);
+    for (let i = 0; i < count; i++) {
+      const kp = this.slotKeypair[i];
+      const peer = this.slotPeer[i];
+      if (!kp || !peer) continue;
+      const off = i * slotSize;
+      const len = lens[i]!;
+      lens[i] = -1;
+      if (len < 0) {
+        this.slotPeer[i] = null;
+        this.drop('authentication');
+        continue;
+      }
+      if (!kp.replay.validateCounter(readU32(buf, off + Transport.counter), readU32(buf, off + Transport.counter + 4))) {
+        this.slotPeer[i] = null;
+        this.drop('replay');
+        continue;
+      }
+      const ep = from(i);
+      if (ep) this.setEndpoint(peer, ep);
+      if (this.receivedWithKeypair(peer, kp)) {
+        this.timersHandshakeComplete(peer);
+        this.sendStaged(peer, now);
+      }
+      this.keepKeyFreshReceiving(peer, now);
+      this.timersAnyAuthenticatedPacketTraversal(peer, now);
+      this.timersAnyAuthenticatedPacketReceived(peer, now);
+      peer.rxBytes += Transport.minSize + len;
+      if (len === 0) continue; // keepalive
+      this.timersDataReceived(peer, now);
+      lens[i] = this.dispatchPlaintext(peer, buf, off + SLOT_HEADER, len);
+    }
+  }
+
+  /**
+   * The length of an IP packet at buf[p..] for the tun after the cryptokey-routing source
+   * check, or -1; first nibble 0 is a control frame, handed over here.
+   */
+  private dispatchPlaintext(peer: Peer, buf: Uint8Array, p: number, len: number): number {
+    const version = buf[p]! >> 4;
     if (version === 4) {
-      if (p.length < 20) return this.drop('ip-length');
-      const total = (p[2]! << 8) | p[3]!;
-      if (total < 20 || total > p.length) return this.drop('ip-length');
-      if (this.allowedIps.lookupV4(p, 12) !== peer) return this.drop('source-not-allowed');
-      this.output.deliverPacket(p.subarray(0, total), peer);
-    } else if (version === 6) {
-      if (p.length < 40) return this.drop('ip-length');
-      const total = 40 + ((p[4]! << 8) | p[5]!);
-      if (total > p.length) return this.drop('ip-length');
-      if (this.allowedIps.lookupV6(p, 8) !== peer) return this.drop('source-not-allowed');
-      this.output.deliverPacket(p.subarray(0, total), peer);
-    } else if (version === 0) {
-      this.output.deliverControl(p, peer);
-    } else {
-      this.drop('ip-version');
+      const total = len < 20 ? 0 : (buf[p + 2]! << 8) | buf[p + 3]!;
+      if (total < 20 || total > len) return this.dropped('ip-length');
+      if (this.allowedIps.lookupV4(buf, p + 12) !== peer) return this.dropped('source-not-allowed');
+      return total;
+    }
+    if (version === 6) {
+      const total = len < 40 ? 0 : 40 + ((buf[p + 4]! << 8) | buf[p + 5]!);
+      if (total === 0 || total > len) return this.dropped('ip-length');
+      if (this.allowedIps.lookupV6(buf, p + 8) !== peer) return this.dropped('source-not-allowed');
+      return total;
+    }
+    if (version === 0) this.output.deliverControl(buf.subarray(p, p + len), peer);
+    else this.drop('ip-version');
+    return -1;
+  }
+
+  /** Seals or opens each run of consecutive slots that share a keypair with one AEAD call. */
+  private cryptRuns(b: SlotBatch, count: number, seal: boolean): void {
+    for (let i = 0; i < count; ) {
+      const kp = this.slotKeypair[i];
+      if (!kp) {
+        i++;
+        continue;
+      }
+      let j = i + 1;
+      while (j < count && this.slotKeypair[j] === kp) j++;
+      if (seal) this.aead.sealSlots(kp.sendKey, b.buf, b.slotSize, i, j - i, b.lens);
+      else this.aead.openSlots(kp.receiveKey, b.buf, b.slotSize, i, j - i, b.lens);
+      i = j;
     }
   }
 
@@ -343,13 +428,78 @@ export class Device {
 
   /** An IP packet read from the tun: routed by destination through the allowed IPs. */
   sendPacket(packet: Uint8Array, now: number): void {
-    const version = packet[0]! >> 4;
+    const peer = this.route(packet, 0, packet.length);
+    if (peer) this.sendTo(peer, packet, now);
+  }
+
+  /** The peer an IP packet at buf[p..p+len) goes to, by destination (counted drop if none). */
+  private route(buf: Uint8Array, p: number, len: number): Peer | undefined {
+    const version = buf[p]! >> 4;
     let peer: Peer | undefined;
-    if (version === 4 && packet.length >= 20) peer = this.allowedIps.lookupV4(packet, 16);
-    else if (version === 6 && packet.length >= 40) peer = this.allowedIps.lookupV6(packet, 24);
-    else return this.drop('ip-version');
-    if (!peer) return this.drop('no-route');
-    this.sendTo(peer, packet, now);
+    if (version === 4 && len >= 20) peer = this.allowedIps.lookupV4(buf, p + 16);
+    else if (version === 6 && len >= 40) peer = this.allowedIps.lookupV6(buf, p + 24);
+    else return void this.drop('ip-version');
+    if (!peer) this.drop('no-route');
+    return peer;
+  }
+
+  /**
+   * Encrypts a batch of tun packets in place: slot i holds lens[i] bytes of IP packet at
+   * SLOT_HEADER. Runs that share a keypair are sealed with one native call each. Afterwards
+   * lens[i] is the length of the datagram at offset 0 for slotPeer[i].endpoint, or -1 for a
+   * packet that is not sent from the batch (no route, or staged while a handshake runs).
+   */
+  encryptBatch(b: SlotBatch, count: number, now: number): void {
+    const { buf, lens, slotSize } = b;
+    for (let i = 0; i < count; i++) {
+      this.slotKeypair[i] = null;
+      this.slotPeer[i] = null;
+      const len = lens[i]!;
+      const p = i * slotSize + SLOT_HEADER;
+      lens[i] = -1;
+      if (len <= 0) continue;
+      const peer = this.route(buf, p, len);
+      if (!peer) continue;
+      const kp = this.usableCurrent(peer, now);
+      if (!kp || peer.staged.length > 0 || !peer.endpoint || !this.prepareTransport(b, i, len, kp)) {
+        this.sendTo(peer, buf.subarray(p, p + len), now); // the slow path: stage, handshake
+        continue;
+      }
+      this.slotKeypair[i] = kp;
+      this.slotPeer[i] = peer;
+    }
+    this.cryptRuns(b, count, true);
+    let last: Peer | null = null;
+    for (let i = 0; i < count; i++) {
+      const peer = this.slotPeer[i];
+      if (!peer) continue;
+      lens[i] = SLOT_HEADER + lens[i]!;
+      this.countSent(peer, lens[i]!, true, now);
+      if (peer !== last) this.keepKeyFreshSending(peer, now);
+      last = peer;
+    }
+  }
+
+  /**
+   * Writes slot i's transport header with the keypair's next counter and zero-pads the
+   * plaintext (lens[i] becomes the padded length). False when the keypair's counters are spent.
+   */
+  private prepareTransport(b: SlotBatch, i: number, len: number, kp: Keypair): boolean {
+    const off = i * b.slotSize;
+    if (!kp.takeCounter(b.buf, off + Transport.counter)) return false;
+    writeU32(b.buf, off, MESSAGE_TRANSPORT);
+    writeU32(b.buf, off + Transport.receiver, kp.remoteIndex);
+    const padded = Math.min(paddedLength(len, this.mtu), b.slotSize - SLOT_HEADER - TAG_LENGTH);
+    b.buf.fill(0, off + SLOT_HEADER + len, off + SLOT_HEADER + padded);
+    b.lens[i] = padded;
+    return true;
+  }
+
+  private countSent(peer: Peer, datagramLength: number, data: boolean, now: number): void {
+    peer.txBytes += datagramLength;
+    this.timersAnyAuthenticatedPacketTraversal(peer, now);
+    this.timersAnyAuthenticatedPacketSent(peer);
+    if (data) this.timersDataSent(peer, now);
   }
 
   /** A control frame for the peer: its first byte must be below 0x10 (IP version nibble 0). */
@@ -414,25 +564,17 @@ export class Device {
     this.sendStaged(peer, now);
   }
 
-  /** Pads, encrypts in the scratch slot and sends one transport message. */
+  /** Pads, encrypts in the one-slot batch and sends one transport message. */
   private sendWith(peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number): void {
     const endpoint = peer.endpoint;
-    if (!endpoint) return this.drop('no-endpoint');
-    const slot = this.txSlot;
-    const padded = Math.min(paddedLength(plaintext.length, this.mtu), SCRATCH_SLOT - SLOT_HEADER - TAG_LENGTH);
-    writeU32(slot, 0, MESSAGE_TRANSPORT);
-    writeU32(slot, Transport.receiver, kp.remoteIndex);
-    kp.takeCounter(slot, Transport.counter);
-    slot.set(plaintext, SLOT_HEADER);
-    slot.fill(0, SLOT_HEADER + plaintext.length, SLOT_HEADER + padded);
-    this.lens[0] = padded;
-    this.aead.sealSlots(kp.sendKey, slot, SCRATCH_SLOT, 0, 1, this.lens);
-    const size = SLOT_HEADER + this.lens[0]!;
-    this.timersAnyAuthenticatedPacketTraversal(peer, now);
-    this.timersAnyAuthenticatedPacketSent(peer);
-    if (plaintext.length > 0) this.timersDataSent(peer, now);
-    peer.txBytes += size;
-    this.output.sendDatagram(slot.subarray(0, size), endpoint, peer);
+    if (!endpoint) return void this.drop('no-endpoint');
+    const tx = this.tx;
+    tx.buf.set(plaintext, SLOT_HEADER);
+    if (!this.prepareTransport(tx, 0, plaintext.length, kp)) return;
+    this.aead.sealSlots(kp.sendKey, tx.buf, tx.slotSize, 0, 1, tx.lens);
+    const size = SLOT_HEADER + tx.lens[0]!;
+    this.countSent(peer, size, plaintext.length > 0, now);
+    this.output.sendDatagram(tx.buf.subarray(0, size), endpoint, peer);
   }
 
   // ---- handshake initiation ----
@@ -646,6 +788,12 @@ export class Device {
 
   private drop(reason: DropReason): void {
     this.drops[reason]++;
+  }
+
+  /** drop() for code that returns a length: -1. */
+  private dropped(reason: DropReason): -1 {
+    this.drops[reason]++;
+    return -1;
   }
 }
 

@@ -554,3 +554,102 @@ describe('simultaneous initiation', () => {
     expect(a.packets.map(text)).toContain('from b');
   });
 });
+
+describe('batches (the data path)', () => {
+  const SLOT = 2048;
+  const batch = (n: number) => ({ slotSize: SLOT, buf: new Uint8Array(n * SLOT), lens: new Int32Array(n) });
+  /** Puts packets at SLOT_HEADER of consecutive slots, as the tun read does. */
+  const fill = (b: ReturnType<typeof batch>, packets: Uint8Array[]): void =>
+    packets.forEach((p, i) => {
+      b.buf.set(p, i * SLOT + 16);
+      b.lens[i] = p.length;
+    });
+  /** Moves encrypted datagrams into a receive batch (at offset 0), as the network does. */
+  const wire = (from: ReturnType<typeof batch>, n: number, pick: number[] = [...Array(n).keys()]) => {
+    const to = batch(pick.length);
+    pick.forEach((src, i) => {
+      to.buf.set(from.buf.subarray(src * SLOT, src * SLOT + from.lens[src]!), i * SLOT);
+      to.lens[i] = from.lens[src]!;
+    });
+    return to;
+  };
+  const inner = (b: ReturnType<typeof batch>, i: number): string => text(b.buf.subarray(i * SLOT + 16, i * SLOT + 16 + b.lens[i]!));
+
+  test('encrypt and decrypt a batch in place, interleaved with another peer, in one AEAD call per run', () => {
+    const { net, a, b } = connected();
+    const c = net.node('c', '198.18.0.3');
+    const peerC = a.addPeer(c, ['10.0.0.3/32']);
+    c.addPeer(a, ['10.0.0.1/32']);
+    a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.3', 'hello c'), net.now);
+    net.flush();
+    const out = batch(6);
+    fill(out, ['b0', 'b1', 'c2', 'c3', 'b4', 'nowhere'].map((s) => ipv4('10.0.0.1', s[0] === 'b' ? '10.0.0.2' : s[0] === 'c' ? '10.0.0.3' : '10.9.9.9', s)));
+    const aead = (a.device as unknown as { aead: { sealSlots: (...x: unknown[]) => void } }).aead;
+    const calls: number[] = [];
+    const seal = aead.sealSlots.bind(aead);
+    aead.sealSlots = (...x: unknown[]) => {
+      calls.push(x[4] as number);
+      seal(...x);
+    };
+    a.device.encryptBatch(out, 6, net.now);
+    expect(calls).toEqual([2, 2, 1]); // b0-b1, c2-c3, b4
+    expect(a.device.slotPeer.slice(0, 6).map((p) => (p === peerC ? 'c' : p ? 'b' : null))).toEqual(['b', 'b', 'c', 'c', 'b', null]);
+    expect(out.lens[5]).toBe(-1);
+    expect(a.device.drops['no-route']).toBe(1);
+    // Datagram sizes: header + padded payload + tag.
+    expect(out.lens[0]).toBe(16 + 32 + 16);
+
+    const toB = wire(out, 6, [0, 1, 4]);
+    b.device.decryptBatch(toB, 3, () => a.endpoint, net.now);
+    expect([0, 1, 2].map((i) => inner(toB, i))).toEqual(['b0', 'b1', 'b4']);
+    const toC = wire(out, 6, [2, 3]);
+    c.device.decryptBatch(toC, 2, () => a.endpoint, net.now);
+    expect([0, 1].map((i) => inner(toC, i))).toEqual(['c2', 'c3']);
+  });
+
+  test('a tampered, a replayed and a foreign datagram in a batch drop alone; the rest is delivered', () => {
+    const { net, a, b, peerA } = connected();
+    const out = batch(4);
+    fill(out, ['p0', 'p1', 'p2', 'p3'].map((s) => ipv4('10.0.0.1', '10.0.0.2', s)));
+    a.device.encryptBatch(out, 4, net.now);
+    const rx = wire(out, 4, [0, 1, 1, 2, 3]);
+    rx.buf[3 * SLOT + 40]! ^= 1; // p2 tampered
+    rx.buf[4 * SLOT + 4]! ^= 0xff; // p3 under an unknown receiver index
+    b.device.decryptBatch(rx, 5, () => a.endpoint, net.now);
+    expect(Array.from(rx.lens)).toEqual([22, 22, -1, -1, -1]);
+    expect(b.device.slotPeer.slice(0, 5)).toEqual([peerA, peerA, null, null, null]);
+    expect(b.device.drops).toMatchObject({ replay: 1, authentication: 1, 'unknown-index': 1 });
+  });
+
+  test('handshake messages, keepalives and control frames inside a receive batch are handled, not delivered', () => {
+    const { net, a, b, peerB } = pair();
+    a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'first'), net.now);
+    const init = net.queue.shift()!;
+    const rx = batch(1);
+    rx.buf.set(init.data);
+    rx.lens[0] = init.data.length;
+    b.device.decryptBatch(rx, 1, () => init.from, net.now);
+    expect(rx.lens[0]).toBe(-1);
+    expect(b.sentOfType(MESSAGE_RESPONSE)).toHaveLength(1);
+    net.flush(); // response, keepalive and the staged packet
+    a.device.sendControl(peerB, Uint8Array.of(0x01, 7), net.now);
+    const ctl = net.queue.shift()!;
+    const rx2 = batch(1);
+    rx2.buf.set(ctl.data);
+    rx2.lens[0] = ctl.data.length;
+    b.device.decryptBatch(rx2, 1, () => ctl.from, net.now);
+    expect(rx2.lens[0]).toBe(-1);
+    expect(b.control.at(-1)!.subarray(0, 2)).toEqual(Uint8Array.of(1, 7));
+  });
+
+  test('without a session the packets of a batch are staged and a handshake starts; they arrive once it completes', () => {
+    const { net, a, b } = pair();
+    const out = batch(3);
+    fill(out, ['s0', 's1', 's2'].map((s) => ipv4('10.0.0.1', '10.0.0.2', s)));
+    a.device.encryptBatch(out, 3, net.now);
+    expect(Array.from(out.lens)).toEqual([-1, -1, -1]);
+    expect(a.sentOfType(MESSAGE_INITIATION)).toHaveLength(1);
+    net.flush();
+    expect(b.packets.map(text)).toEqual(['s0', 's1', 's2']);
+  });
+});
