@@ -3,7 +3,10 @@ import { describe, expect, test } from 'vitest';
 import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { SymmetricState } from '../../src/wireguard/noise.js';
-import { KDF } from '../../src/wireguard/primitives.js';
+import { HASH, HMAC, KDF } from '../../src/wireguard/primitives.js';
+import { blake2s } from '@noble/hashes/blake2.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { randomBytes } from 'node:crypto';
 import { x25519, x25519Key } from '../../src/crypto/x25519.js';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -135,6 +138,18 @@ describe('WireGuard KDF (wireguard-go kdf_test.go vectors)', () => {
     expect(KDF(1, hex(key), hex(input)).map(toHex)).toEqual([t0]);
     expect(KDF(2, hex(key), hex(input)).map(toHex)).toEqual([t0, t1]);
     expect(KDF(3, hex(key), hex(input)).map(toHex)).toEqual([t0, t1, t2]);
+  });
+});
+
+describe('HASH and HMAC (node:crypto where OpenSSL has BLAKE2s) agree with @noble/hashes', () => {
+  test('random inputs of every length 0..300, keys of 0..80 bytes', () => {
+    for (let n = 0; n <= 300; n++) {
+      const data = randomBytes(n);
+      const key = randomBytes(n % 81);
+      expect(toHex(HASH(data))).toBe(toHex(blake2s(data)));
+      expect(toHex(HASH(data.subarray(0, n >> 1), data.subarray(n >> 1)))).toBe(toHex(blake2s(data)));
+      expect(toHex(HMAC(key, data))).toBe(toHex(hmac(blake2s, key, data)));
+    }
   });
 });
 
