@@ -1,0 +1,271 @@
+/**
+ * `npm run bench`: tvpn side by side with the raw veth, OpenVPN 2.6 (AES-256-GCM and
+ * ChaCha20-Poly1305, userspace) and wireguard-go on this machine, plus the core's handshake
+ * rate and peer lookups with 10,000 peers. Needs root; installs missing tools with apt.
+ *
+ *   npm run bench                      3 repetitions, 10 s iperf3 runs (~8 minutes)
+ *   npm run bench -- --reps 5          more repetitions (medians are reported)
+ *   npm run bench -- --quick           1 repetition of 3 s runs (a smoke run)
+ *   npm run bench -- --systems tvpn,wireguard-go
+ *   npm run bench -- --handshakes      only the in-process handshake/lookup numbers
+ *   npm run bench -- --soak 10         only the tvpn memory soak, for 10 minutes
+ *
+ * Each system runs in a fresh tvbench-* namespace pair (underlay 198.18.61.0/24, tunnel
+ * 198.19.61.0/24); repetitions interleave the systems so drift hits all alike. Everything
+ * started is stopped by PID and the namespaces are removed, also on failure or Ctrl-C.
+ * Writes bench/results/latest.md and latest.png (quick.* with --quick, partial.* with
+ * --systems, soak.md with --soak; raw-*.json keeps every repetition).
+ * Runs the compiled tree: `npx tsc -p tsconfig.build.json` first after changing src/.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PACKAGE_ROOT } from '../src/version.js';
+import { cleanupStale, createNetnsPair } from '../test/helpers/netns.js';
+import { stopProc } from '../test/helpers/tvpn.js';
+import { runHandshakes, type HandshakeResult } from './handshakes.js';
+import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, startIperfServer, toolVersion, waitQuiet } from './measure.js';
+import { handshakeTable, plotPng, ratioLine, resultsTable, type SystemResult } from './report.js';
+import { runSoak } from './soak.js';
+import { SYSTEMS, type Tunnel, type TunnelSystem } from './tunnels/index.js';
+
+const RESULTS = join(PACKAGE_ROOT, 'bench', 'results');
+/** Machine load (% of all cores) above which a repetition waits, then is flagged as disturbed. */
+const QUIET_PCT = 15;
+const say = (line: string): void => console.log(line);
+
+interface Options {
+  reps: number;
+  seconds: number;
+  quick: boolean;
+  systems: TunnelSystem[];
+  handshakesOnly: boolean;
+  soakMinutes: number | null;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      reps: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      systems: { type: 'string' },
+      handshakes: { type: 'boolean', default: false },
+      soak: { type: 'string' },
+    },
+  });
+  const quick = values.quick ?? false;
+  const reps = Number(values.reps ?? (quick ? 1 : 3));
+  if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error(`--reps must be 1..20, not ${values.reps}`);
+  const names = values.systems?.split(',') ?? SYSTEMS.map((s) => s.name);
+  const unknown = names.filter((n) => !SYSTEMS.some((s) => s.name === n));
+  if (unknown.length > 0) throw new Error(`unknown system ${unknown.join(', ')}; known: ${SYSTEMS.map((s) => s.name).join(', ')}`);
+  const soak = values.soak === undefined ? null : Number(values.soak);
+  if (soak !== null && !(soak >= 1 && soak <= 120)) throw new Error(`--soak takes minutes, 1..120, not ${values.soak}`);
+  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, soakMinutes: soak };
+}
+
+/** Sources newer than their compiled output: the bench would measure old code. */
+function staleOutputs(): string[] {
+  const stale: string[] = [];
+  for (const top of ['src', 'bench']) {
+    for (const rel of readdirSync(join(PACKAGE_ROOT, top), { recursive: true, encoding: 'utf8' })) {
+      if (!rel.endsWith('.ts')) continue;
+      const js = join(PACKAGE_ROOT, 'dist', top, rel.replace(/\.ts$/, '.js'));
+      try {
+        if (statSync(js).mtimeMs >= statSync(join(PACKAGE_ROOT, top, rel)).mtimeMs) continue;
+      } catch {
+        // not compiled at all
+      }
+      stale.push(join(top, rel));
+    }
+  }
+  return stale;
+}
+
+interface RepResult {
+  gbps1: number;
+  gbps4: number;
+  pingMs: number;
+  cpu: number[]; // server, client (% of one core, over both iperf3 runs)
+  rssMb: number[]; // server, client peak (VmHWM)
+  busyBefore: number; // % of the machine other processes used just before it
+}
+
+/** One repetition of one system in a fresh namespace pair: ping, 1 stream, 4 streams. */
+async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): Promise<RepResult> {
+  const busyBefore = await waitQuiet(QUIET_PCT, 30_000);
+  const pair = await createNetnsPair({ prefix: 'tvbench', index: 61, ipv6: false });
+  let tunnel: Tunnel | undefined;
+  try {
+    tunnel = await system.up(pair, mkdtempSync(join(tmp, `${system.name}-`)));
+    const iperfServer = await startIperfServer(pair.a, tunnel.serverAddr);
+    const pingMs = await pingAvg(pair.b, tunnel.serverAddr);
+    const pids = tunnel.pids ? [tunnel.pids.server, tunnel.pids.client] : [];
+    const cpu = new CpuMeter(pids);
+    const gbps1 = await iperf(pair.b, tunnel.serverAddr, seconds, 1);
+    const gbps4 = await iperf(pair.b, tunnel.serverAddr, seconds, 4);
+    const result = { gbps1, gbps4, pingMs, cpu: cpu.percent(), rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
+    await stopProc(iperfServer);
+    return result;
+  } finally {
+    await tunnel?.stop().catch(() => undefined);
+    await pair.cleanup();
+  }
+}
+
+function summarise(system: string, reps: RepResult[], errors: string[]): SystemResult {
+  const m = (f: (r: RepResult) => number | undefined): number => median(reps.map(f).filter((x): x is number => x !== undefined));
+  return {
+    system,
+    reps: reps.length,
+    gbps1: m((r) => r.gbps1),
+    gbps4: m((r) => r.gbps4),
+    pingMs: m((r) => r.pingMs),
+    cpuServer: m((r) => r.cpu[0]),
+    cpuClient: m((r) => r.cpu[1]),
+    rssServerMb: m((r) => r.rssMb[0]),
+    rssClientMb: m((r) => r.rssMb[1]),
+    errors,
+  };
+}
+
+function environment(opts: Options): string {
+  let commit = '?';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();
+    if (execFileSync('git', ['status', '--porcelain', '--', 'src', 'native'], { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim()) commit += '+changes';
+  } catch {
+    // not a git checkout
+  }
+  const versions = [
+    `OpenVPN ${toolVersion('openvpn', ['--version'], /^OpenVPN (\S+)/m)}`,
+    `wireguard-go ${toolVersion('wireguard-go', ['--version'], /wireguard-go v?(\S+)/)}`,
+    `iperf3 ${toolVersion('iperf3', ['--version'], /^iperf (\S+)/m)}`,
+  ];
+  return (
+    `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; Linux ${release()}; Node ${process.version}; ${cpus()[0]?.model ?? '?'} × ${cpus().length} ` +
+    `(both ends and iperf3 share them); tvpn ${commit}; ${versions.join(', ')}; median of ${opts.reps} run(s), iperf3 TCP ${opts.seconds} s client→server, MTU 1420`
+  );
+}
+
+const NOTES =
+  'CPU: utime+stime of each daemon over both iperf3 runs, % of one core (200% = both cores). Peak RSS: VmHWM at the end of a repetition. ' +
+  'Ping: average of 20 at 50 ms intervals on the idle tunnel. veth is the same namespaces without a tunnel (the ceiling).';
+
+async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
+  await cleanupStale('tvbench');
+  const reps = new Map<string, RepResult[]>(opts.systems.map((s) => [s.name, []]));
+  const errors = new Map<string, string[]>(opts.systems.map((s) => [s.name, []]));
+  for (let rep = 1; rep <= opts.reps; rep++) {
+    for (const system of opts.systems) {
+      const t0 = performance.now();
+      try {
+        const r = await measureOnce(system, opts.seconds, tmp);
+        reps.get(system.name)!.push(r);
+        say(
+          `  ${rep}/${opts.reps} ${system.name.padEnd(14)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms, ` +
+            `CPU ${r.cpu.map((c) => c.toFixed(0)).join('/') || '–'} %, RSS ${r.rssMb.map((x) => x.toFixed(1)).join('/') || '–'} MB (${((performance.now() - t0) / 1000).toFixed(0)} s)` +
+            (r.busyBefore > QUIET_PCT ? `, DISTURBED: the machine was ${r.busyBefore.toFixed(0)}% busy before it` : ''),
+        );
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        errors.get(system.name)!.push(msg);
+        say(`  ${rep}/${opts.reps} ${system.name}: FAILED: ${msg}`);
+      }
+    }
+  }
+  const rows = opts.systems.map((s) => summarise(s.name, reps.get(s.name)!, errors.get(s.name)!));
+  const all = [...reps.values()].flat();
+  const disturbed = all.filter((r) => r.busyBefore > QUIET_PCT).length;
+  const quiet = `other load just before each repetition: max ${Math.max(0, ...all.map((r) => r.busyBefore)).toFixed(0)}% of the machine`;
+  const env = `${environment(opts)}; ${quiet}${disturbed > 0 ? ` (WARNING: ${disturbed} of ${all.length} repetitions started on a busy machine)` : ''}`;
+  const ratio = ratioLine(rows);
+  // Only a full run of every system replaces the committed latest.*.
+  const base = opts.quick ? 'quick' : opts.systems.length < SYSTEMS.length ? 'partial' : 'latest';
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, `raw-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env, reps: Object.fromEntries(reps), errors: Object.fromEntries(errors), handshakes }, null, 2) + '\n');
+  const md = [
+    `## tvpn vs OpenVPN 2.6 and wireguard-go${opts.quick ? ' (quick smoke run, not representative)' : ''}`,
+    '',
+    resultsTable(rows),
+    '',
+    `${ratio}.`,
+    '',
+    NOTES,
+    '',
+    env,
+    ...(handshakes ? ['', handshakeTable(handshakes)] : []),
+    '',
+  ].join('\n');
+  writeFileSync(join(RESULTS, `${base}.md`), md);
+  const png = join(RESULTS, `${base}.png`);
+  try {
+    plotPng(rows, png, `TCP through each tunnel: iperf3 ${opts.seconds} s, median of ${opts.reps}, one 2-core machine (bars past the axis are cut, value on top)`);
+  } catch (err) {
+    say(`chart: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  say('');
+  say(resultsTable(rows));
+  say('');
+  if (handshakes) say(handshakeTable(handshakes) + '\n');
+  say(`wrote ${join(RESULTS, `${base}.md`)} and ${png}`);
+  say(ratio);
+}
+
+function printHandshakes(h: HandshakeResult): void {
+  say(`handshakes: ${Math.round(h.handshakesPerSecond)} /s over ${h.timed} initiations (${h.verified} sampled completed); lookups with ${h.peers} peers: allowed-IPs ${h.allowedIpsNs.toFixed(0)} ns, static key ${h.staticKeyNs.toFixed(0)} ns`);
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  const stale = staleOutputs();
+  if (stale.length > 0) say(`warning: dist/ is older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run npx tsc -p tsconfig.build.json`);
+
+  if (opts.handshakesOnly) {
+    const h = runHandshakes();
+    say(handshakeTable(h));
+    printHandshakes(h);
+    return;
+  }
+  if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, tun devices, apt); --handshakes alone does not');
+
+  // Ctrl-C or a kill: exit through the harness's exit hook, which kills by PID and removes the namespaces.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+  const tmp = mkdtempSync(join(tmpdir(), 'tvpn-bench-'));
+  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+  await ensureTools(say);
+  // A hard limit, counted from here (apt is done): twice the expected time.
+  const expectedS = opts.soakMinutes !== null ? opts.soakMinutes * 60 + 60 : opts.reps * opts.systems.length * (2 * opts.seconds + 20) + 120;
+  setTimeout(() => {
+    console.error(`bench: over its ${2 * expectedS} s limit, stopping`);
+    process.exit(1);
+  }, 2 * expectedS * 1000).unref();
+
+  if (opts.soakMinutes !== null) {
+    await cleanupStale('tvsoak');
+    say(`tvpn soak for ${opts.soakMinutes} min`);
+    const md = await runSoak(opts.soakMinutes, tmp, say);
+    mkdirSync(RESULTS, { recursive: true });
+    writeFileSync(join(RESULTS, 'soak.md'), `## tvpn memory soak\n\n${md}\n\n${environment({ ...opts, reps: 1 }).split('; median')[0]}\n`);
+    say('\n' + md + `\nwrote ${join(RESULTS, 'soak.md')}`);
+    return;
+  }
+
+  say(`handshakes and lookups, in process, 10,000 peers...`);
+  const handshakes = runHandshakes();
+  printHandshakes(handshakes);
+  say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of ping + iperf3 ${opts.seconds} s x1 and x4`);
+  await benchTunnels(opts, tmp, handshakes);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);
