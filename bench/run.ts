@@ -157,6 +157,7 @@ const NOTES =
 
 async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
   await cleanupStale('tvbench');
+  const env0 = environment(opts); // before: the tree measured is the one at the start
   const reps = new Map<string, RepResult[]>(opts.systems.map((s) => [s.name, []]));
   const errors = new Map<string, string[]>(opts.systems.map((s) => [s.name, []]));
   for (let rep = 1; rep <= opts.reps; rep++) {
@@ -181,7 +182,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
   const all = [...reps.values()].flat();
   const disturbed = all.filter((r) => r.busyBefore > QUIET_PCT).length;
   const quiet = `other load just before each repetition: max ${Math.max(0, ...all.map((r) => r.busyBefore)).toFixed(0)}% of the machine`;
-  const env = `${environment(opts)}; ${quiet}${disturbed > 0 ? ` (WARNING: ${disturbed} of ${all.length} repetitions started on a busy machine)` : ''}`;
+  const env = `${env0}; ${quiet}${disturbed > 0 ? ` (WARNING: ${disturbed} of ${all.length} repetitions started on a busy machine)` : ''}`;
   const ratio = ratioLine(rows);
   // Only a full run of every system replaces the committed latest.*.
   const base = opts.quick ? 'quick' : opts.systems.length < SYSTEMS.length ? 'partial' : 'latest';
@@ -248,9 +249,10 @@ async function main(): Promise<void> {
   if (opts.soakMinutes !== null) {
     await cleanupStale('tvsoak');
     say(`tvpn soak for ${opts.soakMinutes} min`);
+    const env = environment({ ...opts, reps: 1 }).split('; median')[0];
     const md = await runSoak(opts.soakMinutes, tmp, say);
     mkdirSync(RESULTS, { recursive: true });
-    writeFileSync(join(RESULTS, 'soak.md'), `## tvpn memory soak\n\n${md}\n\n${environment({ ...opts, reps: 1 }).split('; median')[0]}\n`);
+    writeFileSync(join(RESULTS, 'soak.md'), `## tvpn memory soak\n\n${md}\n\n${env}\n`);
     say('\n' + md + `\nwrote ${join(RESULTS, 'soak.md')}`);
     return;
   }
