@@ -37,6 +37,8 @@ export interface DataPathOptions {
 
 const BATCH = 64;
 const TICK_MS = 100;
+/** Tun packets are read where they get encrypted in place: behind room for the WireGuard header. */
+const AT_SLOT_HEADER = { offset: SLOT_HEADER } as const;
 
 export class DataPath implements DeviceOutput {
   readonly device: Device;
@@ -131,7 +133,7 @@ export class DataPath implements DeviceOutput {
     const b = this.outbound;
     const device = this.device;
     for (;;) {
-      const n = this.opts.tun.readBatch(b, { offset: SLOT_HEADER });
+      const n = this.opts.tun.readBatch(b, AT_SLOT_HEADER);
       if (n === 0) break;
       device.encryptBatch(b, n, now());
       const peers = device.slotPeer;
