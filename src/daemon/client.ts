@@ -9,10 +9,7 @@ import { isIP } from 'node:net';
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
-import { bestAead } from '../crypto/backends.js';
 import { configureLink } from '../io/netconf.js';
-import { Tun } from '../io/tun.js';
-import { UdpSocket } from '../io/udp.js';
 import { ControlChannel } from '../control/channel.js';
 import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import type { DeviceEvent } from '../wireguard/device.js';
@@ -56,12 +53,10 @@ export class Client {
   private constructor(
     private readonly cfg: ClientConfig,
     private readonly log: Logger,
-    private readonly tun: Tun,
-    private readonly udp: UdpSocket,
     private readonly dp: DataPath,
     server: Endpoint,
   ) {
-    this.net = new NetState(tun.name, log);
+    this.net = new NetState(dp.tun.name, log);
     this.keepaliveMs = cfg.keepalive * 1000;
     this.peer = dp.device.addPeer({
       publicKey: cfg.server.publicKey,
@@ -78,34 +73,28 @@ export class Client {
 
   static async start(cfg: ClientConfig, log: Logger): Promise<Client> {
     const server = await resolveServer(cfg.server.host, cfg.server.port);
-    const tun = Tun.open({ name: cfg.interface.name });
-    let udp: UdpSocket | null = null;
+    const mtu = cfg.interface.mtu ?? DEFAULT_MTU;
+    let client: Client | null = null;
+    const dp = await DataPath.open({
+      tunName: cfg.interface.name,
+      configureTun: (name) => configureLink(name, { mtu, txqueuelen: 1000, up: true }),
+      udp: { gro: true },
+      privateKey: cfg.privateKey,
+      mtu,
+      onControl: (f) => client!.onControl(f),
+      onEvent: (e) => client!.onEvent(e),
+      onTick: (t) => client!.onTick(t),
+    });
     try {
-      const mtu = cfg.interface.mtu ?? DEFAULT_MTU;
-      await configureLink(tun.name, { mtu, txqueuelen: 1000, up: true });
-      udp = UdpSocket.open({ gro: true });
-      let client: Client | null = null;
-      const aead = bestAead();
-      const dp = new DataPath({
-        tun,
-        udp,
-        privateKey: cfg.privateKey,
-        mtu,
-        aead,
-        onControl: (f) => client!.onControl(f),
-        onEvent: (e) => client!.onEvent(e),
-        onTick: (t) => client!.onTick(t),
-      });
-      client = new Client(cfg, log, tun, udp, dp, server);
-      await client.net.apply(client.settings());
-      client.status = await serveStatus(cfg.controlSocket, () => client.snapshotStatus());
-      log.info(`client ${tun.name} connecting to ${formatEndpoint(server)}${isIP(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${aead.name} AEAD`);
-      dp.device.connect(client.peer, now());
+      const c = (client = new Client(cfg, log, dp, server));
+      await c.net.apply(c.settings());
+      c.status = await serveStatus(cfg.controlSocket, () => c.snapshotStatus());
+      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${isIP(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
+      dp.device.connect(c.peer, now());
       dp.flush();
-      return client;
+      return c;
     } catch (err) {
-      udp?.close();
-      tun.close();
+      dp.close();
       throw err;
     }
   }
@@ -252,9 +241,9 @@ export class Client {
     const p = this.peer;
     return {
       role: 'client',
-      interface: this.tun.name,
+      interface: this.dp.tun.name,
       publicKey: encodeKey(this.dp.device.publicKey),
-      listenPort: this.udp.port,
+      listenPort: this.dp.udp.port,
       address: this.net.address,
       peers: [
         {
@@ -280,6 +269,6 @@ export class Client {
     await this.net.undo();
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     this.dp.close();
-    this.log.info(`client stopped, ${this.tun.name} removed`);
+    this.log.info(`client stopped, ${this.dp.tun.name} removed`);
   }
 }

@@ -10,19 +10,21 @@ import type { BatchAead } from '../crypto/aead.js';
 import { SLOT_HEADER } from '../crypto/aead.js';
 import { createBatch, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
-import type { Tun } from '../io/tun.js';
-import type { UdpSocket } from '../io/udp.js';
+import { Tun } from '../io/tun.js';
+import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
+import { bestAead } from '../crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
 import type { Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 
 export interface DataPathOptions {
-  tun: Tun;
-  udp: UdpSocket;
+  tunName: string;
+  /** Brings the new tun up (MTU, address) before any traffic flows. */
+  configureTun: (name: string) => Promise<void>;
+  udp: UdpBindOptions;
   privateKey: Uint8Array;
   mtu: number;
-  aead: BatchAead;
   forceUnderLoad?: boolean;
   /**
    * A decrypted IP packet (buf[offset..offset+length)) from peer: return true when the caller
@@ -63,15 +65,35 @@ export class DataPath implements DeviceOutput {
   private readonly lastFromRaw = new Uint8Array(ENDPOINT_SIZE);
   private lastFrom: Endpoint | null = null;
 
-  constructor(private readonly opts: DataPathOptions) {
+  /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
+  static async open(opts: DataPathOptions): Promise<DataPath> {
+    const tun = Tun.open({ name: opts.tunName });
+    let udp: UdpSocket | null = null;
+    try {
+      await opts.configureTun(tun.name);
+      udp = UdpSocket.open(opts.udp);
+      return new DataPath(tun, udp, bestAead(), opts);
+    } catch (err) {
+      udp?.close();
+      tun.close();
+      throw err;
+    }
+  }
+
+  private constructor(
+    readonly tun: Tun,
+    readonly udp: UdpSocket,
+    readonly aead: BatchAead,
+    private readonly opts: DataPathOptions,
+  ) {
     const slot = Math.max(2048, (opts.mtu + 64 + 63) & ~63);
     this.outbound = createBatch(BATCH, slot);
     this.inbound = createBatch(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.tunOut = createBatch(BATCH, slot);
-    this.device = new Device({ privateKey: opts.privateKey, output: this, aead: opts.aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
-    opts.tun.onReadable(this.onTunReadable);
-    opts.udp.onReadable(this.onUdpReadable);
+    this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
+    tun.onReadable(this.onTunReadable);
+    udp.onReadable(this.onUdpReadable);
     this.ticker = setInterval(() => {
       const t = now();
       this.device.tick(t);
@@ -82,15 +104,15 @@ export class DataPath implements DeviceOutput {
 
   close(): void {
     clearInterval(this.ticker);
-    this.opts.tun.close();
-    this.opts.udp.close();
+    this.tun.close();
+    this.udp.close();
   }
 
   /** Sends what the device emitted outside the batches (control frames, handshakes). */
   flush(): void {
     this.flushSingles();
     if (this.tunOutCount > 0) {
-      this.opts.tun.writeBatch(this.tunOut, { count: this.tunOutCount, offset: 0 });
+      this.tun.writeBatch(this.tunOut, { count: this.tunOutCount, offset: 0 });
       this.tunOutCount = 0;
     }
   }
@@ -133,7 +155,7 @@ export class DataPath implements DeviceOutput {
     const b = this.outbound;
     const device = this.device;
     for (;;) {
-      const n = this.opts.tun.readBatch(b, AT_SLOT_HEADER);
+      const n = this.tun.readBatch(b, AT_SLOT_HEADER);
       if (n === 0) break;
       device.encryptBatch(b, n, now());
       const peers = device.slotPeer;
@@ -149,14 +171,14 @@ export class DataPath implements DeviceOutput {
 
   /** Sends outbound slots [first, end); false (and tun reading paused) when the socket is full. */
   private sendOutbound(first: number, end: number): boolean {
-    const sent = this.opts.udp.sendBatch(this.outbound, { first, count: end - first });
+    const sent = this.udp.sendBatch(this.outbound, { first, count: end - first });
     if (first + sent === end) return true;
     this.pendingFirst = first + sent;
     this.pendingEnd = end;
-    this.opts.tun.onReadable(null);
-    this.opts.udp.onWritable(() => {
+    this.tun.onReadable(null);
+    this.udp.onWritable(() => {
       if (this.sendOutbound(this.pendingFirst, this.pendingEnd)) {
-        this.opts.tun.onReadable(this.onTunReadable);
+        this.tun.onReadable(this.onTunReadable);
       }
     });
     return false;
@@ -167,7 +189,7 @@ export class DataPath implements DeviceOutput {
     const device = this.device;
     const onPacket = this.opts.onPacket;
     for (;;) {
-      const n = this.opts.udp.recvBatch(b);
+      const n = this.udp.recvBatch(b);
       if (n === 0) break;
       device.decryptBatch(b, n, this.sender, now());
       if (onPacket) {
@@ -178,7 +200,7 @@ export class DataPath implements DeviceOutput {
         }
       }
       // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write.
-      this.opts.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
+      this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
       this.flush();
       if (n < b.slots) break;
     }
@@ -208,7 +230,7 @@ export class DataPath implements DeviceOutput {
   private flushSingles(): void {
     if (this.udpOutCount === 0) return;
     // Rare and small (handshakes, keepalives, control): a full socket drops them like a lost datagram.
-    this.overflowDrops += this.udpOutCount - this.opts.udp.sendBatch(this.udpOut, { count: this.udpOutCount });
+    this.overflowDrops += this.udpOutCount - this.udp.sendBatch(this.udpOut, { count: this.udpOutCount });
     this.udpOutCount = 0;
   }
 }

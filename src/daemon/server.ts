@@ -8,10 +8,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../config/server.js';
-import { bestAead } from '../crypto/backends.js';
 import { addAddress, configureLink } from '../io/netconf.js';
-import { Tun } from '../io/tun.js';
-import { UdpSocket } from '../io/udp.js';
 import { ControlChannel } from '../control/channel.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { LeasePool } from '../server/leases.js';
@@ -45,50 +42,44 @@ export class Server {
   private constructor(
     private cfg: ServerConfig,
     private readonly log: Logger,
-    private readonly tun: Tun,
-    private readonly udp: UdpSocket,
     private readonly leases: LeasePool,
     private readonly dp: DataPath,
   ) {}
 
   static async start(cfg: ServerConfig, log: Logger): Promise<Server> {
-    const tun = Tun.open({ name: cfg.interface.name });
-    let udp: UdpSocket | null = null;
+    let server: Server | null = null;
+    const dp = await DataPath.open({
+      tunName: cfg.interface.name,
+      configureTun: async (name) => {
+        await configureLink(name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
+        await addAddress(name, cfg.interface.address.text);
+        await configureLink(name, { up: true });
+      },
+      udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
+      privateKey: cfg.privateKey,
+      mtu: cfg.interface.mtu,
+      forceUnderLoad: cfg.underLoad,
+      onPacket: (buf, offset, length, peer) => server!.forward(buf, offset, length, peer),
+      onControl: (f, peer) => server!.onControl(f, peer),
+      onEvent: (e) => server!.onEvent(e),
+      onTick: (t) => server!.onTick(t),
+    });
     try {
-      await configureLink(tun.name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
-      await addAddress(tun.name, cfg.interface.address.text);
-      await configureLink(tun.name, { up: true });
-      udp = UdpSocket.open({ address: cfg.listen.host, port: cfg.listen.port, gro: true });
       mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
       const reserved = [cfg.interface.address.ip, ...cfg.clients.flatMap((c) => (c.address ? [c.address] : []))];
       const leases = new LeasePool({ first: cfg.pool.first, last: cfg.pool.last, reserved, file: join(cfg.stateDir, 'leases.json') });
       for (const w of leases.load()) log.warn(w);
-      let server: Server | null = null;
-      const aead = bestAead();
-      const dp = new DataPath({
-        tun,
-        udp,
-        privateKey: cfg.privateKey,
-        mtu: cfg.interface.mtu,
-        aead,
-        forceUnderLoad: cfg.underLoad,
-        onPacket: (buf, offset, length, peer) => server!.forward(buf, offset, length, peer),
-        onControl: (f, peer) => server!.onControl(f, peer),
-        onEvent: (e) => server!.onEvent(e),
-        onTick: (t) => server!.onTick(t),
-      });
-      server = new Server(cfg, log, tun, udp, leases, dp);
-      for (const entry of cfg.clients) server.addClient(entry);
-      server.status = await serveStatus(cfg.controlSocket, () => server.snapshotStatus());
+      const s = (server = new Server(cfg, log, leases, dp));
+      for (const entry of cfg.clients) s.addClient(entry);
+      s.status = await serveStatus(cfg.controlSocket, () => s.snapshotStatus());
       log.info(
-        `server ${tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: udp.port })}, ` +
-          `${cfg.clients.length} client(s), ${aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
+        `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
+          `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
       );
       warnIfNotForwarding(cfg, log);
-      return server;
+      return s;
     } catch (err) {
-      udp?.close();
-      tun.close();
+      dp.close();
       throw err;
     }
   }
@@ -270,9 +261,9 @@ export class Server {
     const device = this.dp.device;
     return {
       role: 'server',
-      interface: this.tun.name,
+      interface: this.dp.tun.name,
       publicKey: encodeKey(device.publicKey),
-      listenPort: this.udp.port,
+      listenPort: this.dp.udp.port,
       address: this.cfg.interface.address.text,
       peers: [...this.clients.values()].map((c) => ({
         name: c.entry.name,
@@ -302,7 +293,7 @@ export class Server {
     }
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     this.dp.close();
-    this.log.info(`server stopped, ${this.tun.name} removed`);
+    this.log.info(`server stopped, ${this.dp.tun.name} removed`);
   }
 }
 
