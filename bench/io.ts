@@ -18,7 +18,7 @@ import { type Endpoint, encodeEndpoint, parseEndpoint } from '../src/io/endpoint
 import { addAddress, configureLink } from '../src/io/netconf.js';
 import { Tun } from '../src/io/tun.js';
 import { UdpSocket } from '../src/io/udp.js';
-import { cleanupStale, createNetnsPair, type NetnsPair } from '../test/helpers/netns.js';
+import { cleanupStale, createNetnsPair, type NetnsPair } from '../src/lab/netns.js';
 import { buildUdpPacket } from '../test/helpers/packets.js';
 
 const BATCH = 64;

@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import type { Netns } from '../test/helpers/netns.js';
+import type { Netns } from '../src/lab/netns.js';
 import { startProc, until, type Proc } from '../test/helpers/tvpn.js';
 
 export const IPERF_PORT = 5201;

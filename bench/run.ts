@@ -23,7 +23,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../src/version.js';
-import { cleanupStale, createNetnsPair } from '../test/helpers/netns.js';
+import { cleanupStale, createNetnsPair } from '../src/lab/netns.js';
 import { stopProc } from '../test/helpers/tvpn.js';
 import { runHandshakes, type HandshakeResult } from './handshakes.js';
 import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, startIperfServer, toolVersion, waitQuiet } from './measure.js';

@@ -6,7 +6,7 @@
  */
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNetnsPair } from '../test/helpers/netns.js';
+import { createNetnsPair } from '../src/lab/netns.js';
 import { stopProc } from '../test/helpers/tvpn.js';
 import { iperf, median, memoryMb, startIperfServer } from './measure.js';
 import { tvpn } from './tunnels/tvpn.js';

@@ -7,7 +7,7 @@
  * RFC 2544's benchmarking range so no traffic can leave for a real network; MTU 1420 for every
  * tunnel (OpenVPN's default of 1500 would fragment its UDP on a 1500-byte veth).
  */
-import type { NetnsPair } from '../../test/helpers/netns.js';
+import type { NetnsPair } from '../../src/lab/netns.js';
 import { pings, stopProc, until, type Proc } from '../../test/helpers/tvpn.js';
 
 export const TUNNEL_MTU = 1420;

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { PACKAGE_ROOT } from '../../src/version.js';
-import type { Netns } from '../../test/helpers/netns.js';
+import type { Netns } from '../../src/lab/netns.js';
 import { startProc, until, type Proc } from '../../test/helpers/tvpn.js';
 import { daemonTunnel, logsOf, TUNNEL_MTU, tunnelAddr, untilPing, type TunnelSystem } from './common.js';
 

@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { Netns } from './netns.js';
+import type { Netns } from '../../src/lab/netns.js';
 import { sleep } from './wait.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;

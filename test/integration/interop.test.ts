@@ -19,7 +19,7 @@ import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../
 import { stripWgQuick } from '../../src/config/wgquick.js';
 import { request, type Status } from '../../src/daemon/status.js';
 import { REJECT_AFTER_TIME, REKEY_AFTER_TIME } from '../../src/wireguard/constants.js';
-import { createNetnsPair, type Netns, type NetnsPair } from '../helpers/netns.js';
+import { createNetnsPair, type Netns, type NetnsPair } from '../../src/lab/netns.js';
 import { canRoot, ROOT_SKIP_REASON } from '../helpers/root.js';
 import { BIN, pings, startProc, startTvpn, stopProc, tcpTransfer, until, type Proc } from '../helpers/tvpn.js';
 
@@ -188,7 +188,8 @@ describeInterop(name('interop 2: wireguard-go server, tvpn client with static ad
     await pair.a.ip(['addr', 'add', '10.8.0.1/24', 'dev', wg.ifname]);
     await pair.a.ip(['link', 'set', wg.ifname, 'up']);
     client = startTvpn(pair.b, ['client', '-c', join(dir, 'client.yaml'), '--log-level', 'debug'], { TVPN_TEST_HOOKS: '1' });
-    await until('client handshake', () => client.log().includes('handshake with server'));
+    // "connecting" is logged once the static address and routes are in place; the handshake may come first.
+    await until('client configured and handshake', () => client.log().includes('connecting to') && client.log().includes('handshake with server'));
   }, 60_000);
 
   afterAll(async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
-import { createNetnsPair, type NetnsPair } from '../helpers/netns.js';
+import { createNetnsPair, type NetnsPair } from '../../src/lab/netns.js';
 import { describeRoot } from '../helpers/root.js';
 import { startTvpn, stopProc, until, type Proc } from '../helpers/tvpn.js';
 

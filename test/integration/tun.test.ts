@@ -15,7 +15,7 @@ import { IoError, ioErrorFrom, ioErrorFromErrno } from '../../src/io/errors.js';
 import { addAddress, addRoute, configureLink, deleteRoute, routeGet, setLinkDown } from '../../src/io/netconf.js';
 import { Tun } from '../../src/io/tun.js';
 import { UdpSocket } from '../../src/io/udp.js';
-import { cleanupStale, createNetns, deleteNetns, type Netns } from '../helpers/netns.js';
+import { cleanupStale, createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';
 import { buildUdpPacket, expandIpv6, parseUdpPacket } from '../helpers/packets.js';
 import { describeRoot } from '../helpers/root.js';
 import { waitFor } from '../helpers/wait.js';

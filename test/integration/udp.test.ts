@@ -20,7 +20,7 @@ import {
 } from '../../src/io/endpoint.js';
 import { IoError } from '../../src/io/errors.js';
 import { UdpSocket } from '../../src/io/udp.js';
-import { cleanupStale, createNetnsPair, type NetnsPair, withNetnsPair } from '../helpers/netns.js';
+import { cleanupStale, createNetnsPair, type NetnsPair, withNetnsPair } from '../../src/lab/netns.js';
 import { canRoot, describeRoot } from '../helpers/root.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import type { Status } from '../../src/daemon/status.js';
-import { createNetns, createNetnsPair, deleteNetns, type Netns, type NetnsPair } from '../helpers/netns.js';
+import { createNetns, createNetnsPair, deleteNetns, type Netns, type NetnsPair } from '../../src/lab/netns.js';
 import { describeRoot } from '../helpers/root.js';
 import { BIN, addrOf, pings, startProc, startTvpn, stopProc, tcpTransfer, until, type Proc } from '../helpers/tvpn.js';
 import { sleep } from '../helpers/wait.js';

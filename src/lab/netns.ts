@@ -1,5 +1,5 @@
 /**
- * Network-namespace harness for tests and benchmarks (needs root; see root.ts for skipping).
+ * Throwaway network namespaces for `tvpn demo`, the tests and the benchmarks (needs root).
  *
  * A pair is two fresh namespaces joined by a veth pair created directly inside them (nothing
  * is created in the root namespace), with lo up, underlay addresses from 198.18.0.0/15
@@ -32,7 +32,7 @@
 import { type ChildProcess, execFile, execFileSync, spawn, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { runInNetns } from '../../src/io/netns.js';
+import { runInNetns } from '../io/netns.js';
 
 export interface ExecResult {
   stdout: string;
