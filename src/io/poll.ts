@@ -11,6 +11,8 @@ export abstract class PolledHandle {
   private errorCb: ((err: IoError) => void) | null = null;
   private events = 0;
   private redispatchQueued = false;
+  /** Kept here: the per-event checks would otherwise cross into native code for the fd. */
+  private isClosed = false;
 
   protected constructor(private readonly native: NativeHandle) {}
 
@@ -28,7 +30,7 @@ export abstract class PolledHandle {
   }
 
   get closed(): boolean {
-    return this.native.fd < 0;
+    return this.isClosed;
   }
 
   /**
@@ -63,13 +65,14 @@ export abstract class PolledHandle {
     this.readableCb = null;
     this.writableCb = null;
     this.events = 0;
+    this.isClosed = true;
     this.native.close();
   }
 
   private update(): void {
     const events = (this.readableCb ? POLL_READABLE : 0) | (this.writableCb ? POLL_WRITABLE : 0);
     if (events === this.events) return;
-    if (this.closed) throw new IoError(`${this.describe()} is closed`, 'ERR_TVPN_CLOSED', 0);
+    if (this.isClosed) throw new IoError(`${this.describe()} is closed`, 'ERR_TVPN_CLOSED', 0);
     this.native.poll(events, this.dispatch);
     this.events = events;
   }
@@ -93,7 +96,7 @@ export abstract class PolledHandle {
       this.update();
       cb();
     }
-    if (events & POLL_READABLE && this.readableCb && !this.closed) {
+    if (events & POLL_READABLE && this.readableCb && !this.isClosed) {
       this.readableCb();
       this.queueRedispatch();
     }
@@ -101,11 +104,11 @@ export abstract class PolledHandle {
 
   /** Data the addon holds back (GRO segments) raises no event: come back for it. */
   private queueRedispatch(): void {
-    if (this.redispatchQueued || this.closed || !this.hasPending()) return;
+    if (this.redispatchQueued || this.isClosed || !this.hasPending()) return;
     this.redispatchQueued = true;
     setImmediate(() => {
       this.redispatchQueued = false;
-      if (this.readableCb && !this.closed && this.hasPending()) {
+      if (this.readableCb && !this.isClosed && this.hasPending()) {
         this.readableCb();
         this.queueRedispatch();
       }

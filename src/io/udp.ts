@@ -58,6 +58,8 @@ export interface UdpStats {
 export class UdpSocket extends PolledHandle {
   private sendDropped = 0;
   private lastSendErrno = 0;
+  /** Whether the last receive filled every slot asked for: only then can GRO segments be left over. */
+  private lastRecvFull = false;
 
   private constructor(
     private readonly sock: NativeUdp,
@@ -96,7 +98,7 @@ export class UdpSocket extends PolledHandle {
   }
 
   protected override hasPending(): boolean {
-    return this.sock.groPending;
+    return this.lastRecvFull && this.sock.groPending;
   }
 
   protected override operation(): IoOperation {
@@ -149,6 +151,7 @@ export class UdpSocket extends PolledHandle {
     const [first, count, offset] = resolveRange(b, range);
     const r = this.sock.recv(b.buf, b.slotSize, offset, b.lens, b.addrs, first, count);
     if (r < 0) throw ioErrorFromErrno(-r, this.operation());
+    this.lastRecvFull = r === count;
     return r;
   }
 

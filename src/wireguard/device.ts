@@ -45,6 +45,7 @@ import {
   initialState,
 } from './handshake.js';
 import { IndexTable } from './indextable.js';
+import { Jitter } from './jitter.js';
 import { Keypair } from './keypair.js';
 import { CookieReply, Initiation, Response, Transport, messageType, readU32, writeU32 } from './messages.js';
 import type { SymmetricState } from './noise.js';
@@ -139,6 +140,7 @@ export class Device {
   private readonly output: DeviceOutput;
   private readonly aead: BatchAead;
   private readonly rng: (n: number) => Uint8Array;
+  private readonly jitter: Jitter;
   private readonly wallClock: () => number;
   private readonly underLoadThreshold: number;
   private handshakeWindowStart = -Infinity;
@@ -168,6 +170,7 @@ export class Device {
     this.responderStart = initialState(this.publicKey);
     this.cookieChecker = new CookieChecker(this.publicKey, this.rng);
     this.indices = new IndexTable(() => readU32(this.rng(4), 0));
+    this.jitter = new Jitter(this.rng, REKEY_TIMEOUT_JITTER_MAX);
   }
 
   // ---- configuration ----
@@ -746,12 +749,8 @@ export class Device {
     }
   }
 
-  private jitter(): number {
-    return readU32(this.rng(4), 0) % REKEY_TIMEOUT_JITTER_MAX;
-  }
-
   private timersDataSent(peer: Peer, now: number): void {
-    if (!peer.isPending(Timer.NewHandshake)) peer.mod(Timer.NewHandshake, now + NEW_HANDSHAKE_TIME + this.jitter());
+    if (!peer.isPending(Timer.NewHandshake)) peer.mod(Timer.NewHandshake, now + NEW_HANDSHAKE_TIME + this.jitter.draw());
   }
 
   private timersDataReceived(peer: Peer, now: number): void {
@@ -769,7 +768,7 @@ export class Device {
   }
 
   private timersHandshakeInitiated(peer: Peer, now: number): void {
-    peer.mod(Timer.RetransmitHandshake, now + REKEY_TIMEOUT + this.jitter());
+    peer.mod(Timer.RetransmitHandshake, now + REKEY_TIMEOUT + this.jitter.draw());
   }
 
   private timersHandshakeComplete(peer: Peer): void {
