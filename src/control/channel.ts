@@ -38,6 +38,8 @@ export interface ControlChannelOptions {
   maxRetries?: number;
   /** Randomness for the epoch; injected so tests are deterministic. */
   rng?: (n: number) => Uint8Array;
+  /** Told each retransmission deadline as it is set, so poll() can be called then. */
+  onDeadline?: (at: number) => void;
 }
 
 export interface ChannelStats {
@@ -81,6 +83,7 @@ export class ControlChannel {
   private readonly maxRto: number;
   private readonly maxRetries: number;
   private readonly rng: (n: number) => Uint8Array;
+  private readonly onDeadline: ((at: number) => void) | null;
 
   // Send side: `queue` holds every unacked frame in seq order, queue[i].seq === base + i.
   private sendEpoch = 0;
@@ -109,6 +112,7 @@ export class ControlChannel {
     this.maxRto = maxRto;
     this.maxRetries = maxRetries;
     this.rng = opts.rng ?? randomBytes;
+    this.onDeadline = opts.onDeadline ?? null;
     this.reset();
   }
 
@@ -214,6 +218,7 @@ export class ControlChannel {
   private transmit(e: Outgoing, now: number): void {
     e.sent = true;
     e.deadline = now + Math.min(this.rto * 2 ** e.retries, this.maxRto);
+    this.onDeadline?.(e.deadline);
     const { seq, msgId, fragIndex, fragCount, payload } = e;
     this.send(encodeFrame({ type: 'data', epoch: this.sendEpoch, seq, base: this.base, msgId, fragIndex, fragCount, payload }));
   }

@@ -68,6 +68,7 @@ export class Client {
     this.channel = new ControlChannel({
       send: (frame) => dp.device.sendControl(this.peer, frame, now()),
       maxFrameSize: (cfg.interface.mtu ?? DEFAULT_MTU) - CONTROL_HEADROOM,
+      onDeadline: (at) => dp.wakeAt(at),
     });
   }
 
@@ -193,26 +194,35 @@ export class Client {
 
   // ---- liveness ----
 
-  private onTick(t: number): void {
-    this.channel.poll(t);
+  /** Probes, the silence check and a due reconnection; returns the next of their deadlines. */
+  private onTick(t: number): number {
+    let next = this.channel.poll(t);
     const hasSession = this.dp.device.hasSession(this.peer, t);
-    if (this.keepaliveMs > 0 && hasSession && t - this.lastProbe >= this.keepaliveMs) {
-      // Data, unlike a keepalive: every server answers it, and one that lost our session makes WireGuard rehandshake.
-      this.lastProbe = t;
-      this.channel.probe();
-      this.dp.flush();
-    }
-    const silentFor = t - this.peer.lastReceiveAt;
-    if (this.keepaliveMs > 0 && hasSession && silentFor > 3 * this.keepaliveMs + 15_000 && this.reconnectAt === Infinity) {
-      this.scheduleReconnect(`server silent for ${Math.round(silentFor / 1000)} s`);
+    if (this.keepaliveMs > 0 && hasSession) {
+      if (t - this.lastProbe >= this.keepaliveMs) {
+        // Data, unlike a keepalive: every server answers it, and one that lost our session makes WireGuard rehandshake.
+        this.lastProbe = t;
+        this.channel.probe();
+        this.dp.flush();
+      }
+      const silentUntil = this.peer.lastReceiveAt + 3 * this.keepaliveMs + 15_000; // three keepalives and a rekey's worth
+      if (t > silentUntil) this.scheduleReconnect(`server silent for ${Math.round((t - this.peer.lastReceiveAt) / 1000)} s`);
+      else next = Math.min(next, silentUntil);
+      next = Math.min(next, this.lastProbe + this.keepaliveMs);
     }
     if (t >= this.reconnectAt) void this.reconnect();
+    return Math.min(next, this.reconnectAt);
   }
 
   private scheduleReconnect(reason: string): void {
     if (this.stopped || this.reconnectAt !== Infinity) return;
-    this.reconnectAt = now() + this.backoff;
+    this.reconnectIn(this.backoff);
     this.log.warn(`${reason}: reconnecting in ${Math.round(this.backoff / 1000)} s`);
+  }
+
+  private reconnectIn(ms: number): void {
+    this.reconnectAt = now() + ms;
+    this.dp.wakeAt(this.reconnectAt);
   }
 
   /** A fresh start with the server: new DNS lookup, sessions and control state forgotten. */
@@ -224,7 +234,7 @@ export class Client {
     try {
       server = await resolveServer(this.cfg.server.host, this.cfg.server.port);
     } catch (err) {
-      this.reconnectAt = now() + wait;
+      this.reconnectIn(wait);
       this.log.warn(`${err instanceof Error ? err.message : String(err)}; retrying`);
       return;
     }

@@ -5,6 +5,10 @@
  * What the core emits outside a batch (handshakes, keepalives, control frames) goes through
  * a small batch of its own. When the UDP socket is full, tun reading pauses until it is
  * writable again (backpressure instead of drops or spinning).
+ *
+ * Timers run when something is due, not on a fixed tick: one timeout, armed for the device's
+ * earliest deadline and whatever the owner asks for (wakeAt), at most MAX_SLEEP_MS apart. An
+ * idle tunnel wakes about once a second, like OpenVPN, instead of ten times.
  */
 import type { BatchAead } from '../crypto/aead.js';
 import { SLOT_HEADER } from '../crypto/aead.js';
@@ -16,7 +20,7 @@ import { bestAead } from '../crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
 import type { Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
-import { now } from './clock.js';
+import { now, onClockAdvanced } from './clock.js';
 
 export interface DataPathOptions {
   tunName: string;
@@ -33,12 +37,13 @@ export interface DataPathOptions {
   onPacket?: (buf: Uint8Array, offset: number, length: number, peer: Peer) => boolean;
   onControl: (frame: Uint8Array, peer: Peer) => void;
   onEvent: (e: DeviceEvent) => void;
-  /** Called on every timer tick after the device's timers ran. */
-  onTick?: (now: number) => void;
+  /** Runs after the device's timers whenever timers run; returns the owner's next deadline (Infinity for none). */
+  onTick?: (now: number) => number;
 }
 
 const BATCH = 64;
-const TICK_MS = 100;
+/** The longest the timers sleep: a backstop for owner state that changes without a wakeAt. */
+const MAX_SLEEP_MS = 1000;
 /** Tun packets are read where they get encrypted in place: behind room for the WireGuard header. */
 const AT_SLOT_HEADER = { offset: SLOT_HEADER } as const;
 
@@ -58,7 +63,10 @@ export class DataPath implements DeviceOutput {
   /** The outbound batch waiting for the socket: [first, end) still to send. */
   private pendingFirst = 0;
   private pendingEnd = 0;
-  private readonly ticker: NodeJS.Timeout;
+  private timer: NodeJS.Timeout | null = null;
+  /** When the armed timer runs (clock ms), Infinity when none is armed. */
+  private wakeTime = Infinity;
+  private readonly stopClockListener: () => void;
   /** Encoded peer entries of endpoints the device sends to (endpoints are immutable). */
   private readonly encoded = new WeakMap<Endpoint, Uint8Array>();
   /** The last sender decoded on receive, so a batch from one peer decodes its address once. */
@@ -94,16 +102,16 @@ export class DataPath implements DeviceOutput {
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
     tun.onReadable(this.onTunReadable);
     udp.onReadable(this.onUdpReadable);
-    this.ticker = setInterval(() => {
-      const t = now();
-      this.device.tick(t);
-      opts.onTick?.(t);
-      this.flush();
-    }, TICK_MS);
+    // Deadlines armed on the old clock are due now (test hook).
+    this.stopClockListener = onClockAdvanced(() => this.arm(-Infinity));
+    this.arm(now() + MAX_SLEEP_MS);
   }
 
   close(): void {
-    clearInterval(this.ticker);
+    this.stopClockListener();
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.wakeTime = -Infinity; // nothing arms it again
     this.tun.close();
     this.udp.close();
   }
@@ -115,7 +123,35 @@ export class DataPath implements DeviceOutput {
       this.tun.writeBatch(this.tunOut, { count: this.tunOutCount, offset: 0 });
       this.tunOutCount = 0;
     }
+    this.armDevice();
   }
+
+  /** Runs the timers no later than `at` (clock ms): for the owner's deadlines set between runs. */
+  wakeAt(at: number): void {
+    if (at < this.wakeTime) this.arm(at);
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.wakeTime = at;
+    this.timer = setTimeout(this.runTimers, Math.max(0, Math.ceil(at - now())));
+  }
+
+  /** The device sets its deadlines while it handles packets: a cheap check after each batch. */
+  private armDevice(): void {
+    const at = this.device.nextTimerAt();
+    if (at < this.wakeTime) this.arm(at);
+  }
+
+  private readonly runTimers = (): void => {
+    this.timer = null;
+    this.wakeTime = Infinity;
+    const t = now();
+    this.device.tick(t);
+    const ownerNext = this.opts.onTick?.(t) ?? Infinity;
+    this.flush();
+    this.wakeAt(Math.max(t + 1, Math.min(ownerNext, t + MAX_SLEEP_MS))); // never a past deadline again: no spinning
+  };
 
   // ---- DeviceOutput: what the core emits one at a time ----
 
@@ -167,6 +203,7 @@ export class DataPath implements DeviceOutput {
       this.flushSingles();
       if (!this.sendOutbound(0, n) || n < b.slots) break;
     }
+    this.armDevice();
   };
 
   /** Sends outbound slots [first, end); false (and tun reading paused) when the socket is full. */

@@ -97,6 +97,7 @@ export class Server {
       : new ControlChannel({
           send: (frame) => this.dp.device.sendControl(peer, frame, now()),
           maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
+          onDeadline: (at) => this.dp.wakeAt(at),
         });
     this.clients.set(peer, { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0 });
   }
@@ -213,8 +214,11 @@ export class Server {
     this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}, routes [${push.routes.join(', ')}]`);
   }
 
-  private onTick(t: number): void {
-    for (const c of this.clients.values()) c.channel?.poll(t);
+  /** Retransmits what is due on the control channels; returns the next deadline. */
+  private onTick(t: number): number {
+    let next = Infinity;
+    for (const c of this.clients.values()) if (c.channel) next = Math.min(next, c.channel.poll(t));
+    return next;
   }
 
   /**

@@ -49,7 +49,7 @@ import { Jitter } from './jitter.js';
 import { Keypair } from './keypair.js';
 import { CookieReply, Initiation, Response, Transport, messageType, readU32, writeU32 } from './messages.js';
 import type { SymmetricState } from './noise.js';
-import { Peer, Timer, TIMER_COUNT, type PeerConfig } from './peer.js';
+import { Peer, Timer, TIMER_COUNT, type PeerConfig, type TimerBound } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { tai64n, tai64nAfter } from './tai64n.js';
 
@@ -134,6 +134,7 @@ export class Device {
   private readonly key: X25519Key;
   private readonly responderStart: SymmetricState;
   private readonly peers = new Map<string, Peer>();
+  private readonly timerBound: TimerBound = { earliest: Infinity };
   private readonly indices: IndexTable;
   private readonly cookieChecker: CookieChecker;
   private readonly rateLimiter = new RateLimiter();
@@ -181,7 +182,7 @@ export class Device {
     if (this.peers.has(id)) throw new Error(`peer ${Buffer.from(config.publicKey).toString('base64')} is already configured`);
     if (id === Buffer.from(this.publicKey).toString('hex')) throw new Error('a peer cannot have the device\'s own public key');
     const hs = new Handshake(config.publicKey, config.presharedKey ?? ZERO_PSK, x25519(this.key, config.publicKey), initialState(config.publicKey));
-    const peer = new Peer(config, hs);
+    const peer = new Peer(config, hs, this.timerBound);
     for (const cidr of config.allowedIps ?? []) this.allowedIps.insert(cidr, peer);
     this.peers.set(id, peer);
     return peer;
@@ -700,21 +701,27 @@ export class Device {
   /** Runs every timer that is due. Call it at nextTimerAt(), or periodically. */
   tick(now: number): void {
     this.rateLimiter.gc(now);
+    // Rebuilt from what stays pending; timers set meanwhile (on any peer) lower it through mod().
+    this.timerBound.earliest = Infinity;
     for (const peer of this.peers.values()) {
+      let earliest = Infinity;
       for (let t = 0; t < TIMER_COUNT; t++) {
         if (peer.timers[t]! <= now) {
           peer.timers[t] = Infinity;
           this.expire(peer, t as Timer, now);
         }
       }
+      for (let t = 0; t < TIMER_COUNT; t++) earliest = Math.min(earliest, peer.timers[t]!);
+      if (earliest < this.timerBound.earliest) this.timerBound.earliest = earliest;
     }
   }
 
-  /** The earliest pending deadline, Infinity when nothing is pending. */
+  /**
+   * No timer is due before this (Infinity when none is pending). Exact right after tick();
+   * between ticks it may be earlier than the real next deadline, never later.
+   */
   nextTimerAt(): number {
-    let at = Infinity;
-    for (const peer of this.peers.values()) for (let t = 0; t < TIMER_COUNT; t++) at = Math.min(at, peer.timers[t]!);
-    return at;
+    return this.timerBound.earliest;
   }
 
   private expire(peer: Peer, t: Timer, now: number): void {

@@ -17,6 +17,15 @@ export const enum Timer {
 }
 export const TIMER_COUNT = 5;
 
+/**
+ * The earliest deadline the peers of one device have set, shared by them: a lower bound (a
+ * timer deleted since does not raise it), made exact by Device.tick. It tells the I/O shell
+ * when to run the timers without a scan of every peer after every packet.
+ */
+export interface TimerBound {
+  earliest: number;
+}
+
 export interface PeerConfig {
   publicKey: Uint8Array;
   presharedKey?: Uint8Array;
@@ -54,6 +63,7 @@ export class Peer {
   constructor(
     config: PeerConfig,
     readonly handshake: Handshake,
+    private readonly bound: TimerBound,
   ) {
     this.publicKey = Uint8Array.from(config.publicKey);
     this.id = Buffer.from(this.publicKey).toString('hex');
@@ -68,6 +78,7 @@ export class Peer {
 
   mod(t: Timer, at: number): void {
     this.timers[t] = at;
+    if (at < this.bound.earliest) this.bound.earliest = at;
   }
 
   del(t: Timer): void {

@@ -207,6 +207,16 @@ describe('control channel', () => {
     expect(c.idle).toBe(true);
   });
 
+  it('tells onDeadline each retransmission deadline as it sets it', () => {
+    let now = 0;
+    const told: number[] = [];
+    const c = new ControlChannel({ maxFrameSize: 100, rto: 200, maxRto: 500, maxRetries: 3, send: () => undefined, onDeadline: (at) => told.push(at) });
+    c.sendMessage(text('hi'), 0);
+    expect(told).toEqual([200]); // armed by the first send, before any poll
+    for (let d = c.poll(now); d !== Infinity; d = c.poll(now)) now = d;
+    expect(told).toEqual([200, 600, 1100, 1600]);
+  });
+
   it('honours rto, maxRto and maxRetries', () => {
     const times: number[] = [];
     let now = 0;

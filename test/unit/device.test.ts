@@ -188,6 +188,24 @@ describe('rekeying', () => {
 });
 
 describe('timers', () => {
+  test('nextTimerAt is never after a pending deadline, and exact after tick', () => {
+    const { net, a, b, peerA, peerB } = connected();
+    const earliest = (peer: typeof peerB): number => Math.min(...peer.timers);
+    for (let step = 0; step < 40; step++) {
+      if (step % 3 === 0) a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
+      if (step % 7 === 0) b.device.sendPacket(ipv4('10.0.0.2', '10.0.0.1'), net.now);
+      net.flush();
+      expect(a.device.nextTimerAt()).toBeLessThanOrEqual(earliest(peerB));
+      expect(b.device.nextTimerAt()).toBeLessThanOrEqual(earliest(peerA));
+      net.advance(1_500);
+      a.device.tick(net.now);
+      b.device.tick(net.now);
+      expect(a.device.nextTimerAt()).toBe(earliest(peerB));
+      expect(b.device.nextTimerAt()).toBe(earliest(peerA));
+    }
+    expect(a.device.nextTimerAt()).toBeGreaterThan(net.now);
+  });
+
   test('passive keepalive: data received and nothing sent for KEEPALIVE_TIMEOUT', () => {
     const { net, a, b } = connected();
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
