@@ -139,8 +139,7 @@ export class DataPath implements DeviceOutput {
 
   /** The device sets its deadlines while it handles packets: a cheap check after each batch. */
   private armDevice(): void {
-    const at = this.device.nextTimerAt();
-    if (at < this.wakeTime) this.arm(at);
+    this.wakeAt(this.device.nextTimerAt());
   }
 
   private readonly runTimers = (): void => {
