@@ -231,7 +231,9 @@ export class ControlChannel {
     // The bitmap is re-read on every ack, so a receiver that lost its buffer (restarted)
     // stops vouching for those frames and they become due again.
     this.queue.forEach((e, i) => {
-      e.sacked = i >= 1 && i <= RECV_AHEAD && ((f.sack >>> (i - 1)) & 1) === 1;
+      const sacked = i >= 1 && i <= RECV_AHEAD && ((f.sack >>> (i - 1)) & 1) === 1;
+      if (e.sacked && !sacked && e.sent) this.onDeadline?.(e.deadline); // due again, maybe already overdue
+      e.sacked = sacked;
     });
     this.fillWindow(now);
   }

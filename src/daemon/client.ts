@@ -123,6 +123,7 @@ export class Client {
         this.log.info(`handshake with server ${this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : ''}`);
         this.backoff = BACKOFF_MIN;
         this.reconnectAt = Infinity;
+        this.dp.wakeAt(now()); // the session's first probe and silence deadline
         if (this.needHello) {
           this.needHello = false;
           this.send({ type: 'hello', version: PROTOCOL_VERSION, accept: this.cfg.accept });

@@ -146,10 +146,15 @@ export class DataPath implements DeviceOutput {
     this.timer = null;
     this.wakeTime = Infinity;
     const t = now();
-    this.device.tick(t);
-    const ownerNext = this.opts.onTick?.(t) ?? Infinity;
-    this.flush();
-    this.wakeAt(Math.max(t + 1, Math.min(ownerNext, t + MAX_SLEEP_MS))); // never a past deadline again: no spinning
+    let ownerNext = Infinity;
+    try {
+      this.device.tick(t);
+      ownerNext = this.opts.onTick?.(t) ?? Infinity;
+      this.flush();
+    } finally {
+      // Re-armed even when a handler threw (the daemon logs it and carries on); never at a past deadline: no spinning.
+      this.wakeAt(Math.max(t + 1, Math.min(ownerNext, t + MAX_SLEEP_MS)));
+    }
   };
 
   // ---- DeviceOutput: what the core emits one at a time ----

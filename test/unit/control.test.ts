@@ -261,6 +261,21 @@ describe('control channel', () => {
     expect(a.idle).toBe(true);
   });
 
+  it('a frame whose selective ack is withdrawn is reported due again through onDeadline', () => {
+    const frames: Uint8Array[] = [];
+    const told: number[] = [];
+    const a = new ControlChannel({ maxFrameSize: 1400, send: (f) => frames.push(f), onDeadline: (at) => told.push(at) });
+    for (let i = 0; i < 3; i++) a.sendMessage(text(`m${i}`), 0);
+    const epoch = (decodeFrame(frames[0]!) as { epoch: number }).epoch;
+    a.receive(encodeFrame({ type: 'ack', epoch, ack: 0, sack: 0b11 }), 5); // frames 1 and 2 arrived, 0 did not
+    told.length = 0;
+    a.poll(1000); // frame 0 is retransmitted; 1 and 2 stay covered
+    expect(told).toEqual([3000]);
+    told.length = 0;
+    a.receive(encodeFrame({ type: 'ack', epoch, ack: 0, sack: 0 }), 1500); // the receiver restarted: 1 and 2 are due again
+    expect(told).toEqual([1000, 1000]);
+  });
+
   it('starts over when the peer restarts with a new epoch', () => {
     const link = new Link({ seed: 11, maxDelay: 20 });
     link.chans.a.sendMessage(text('a1'), 0);
