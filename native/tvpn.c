@@ -41,6 +41,8 @@
 #include <openssl/evp.h>
 #include <uv.h>
 
+#include "tun_offload.h"
+
 /* Older libc headers (Debian 12's are fine, others are not) lack the UDP offload options. */
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -299,6 +301,7 @@ typedef struct {
   char name[IFNAMSIZ]; /* TUN */
   int family;          /* UDP: AF_INET or AF_INET6 */
   bool gso_refused;    /* UDP: the kernel refused UDP_SEGMENT once; plain sends from then on */
+  bool merge_refused;  /* TUN: the kernel refused a coalesced TCP run once; packets one by one from then on */
   gro_state *gro;      /* UDP: non-NULL when UDP_GRO is on */
   uint32_t socket_errors;
   int last_socket_error;
@@ -598,9 +601,12 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   if (fd < 0) return throw_errno(env, errno, "open /dev/net/tun");
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0);
+  /* IFF_VNET_HDR: every packet carries a virtio_net_hdr, so writes can hand the kernel
+   * coalesced TCP runs (tun_offload.c). */
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, sizeof name);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+  int hdr_len = TUN_VNET_HDR_LEN;
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) {
     int err = errno;
     close(fd);
     return throw_errno(env, err, "ioctl TUNSETIFF");
@@ -623,23 +629,28 @@ static napi_value tun_get_name(napi_env env, napi_callback_info info) {
 }
 
 /* tun.read(buf, slotSize, offset, lens, first, count) -> packets read into slots
- * first.. (0 when none is ready) or -errno when the first read fails. One read() per packet:
- * a TUN fd has no batch read, but the batch saves the JS round trips. */
+ * first.. (0 when none is ready) or -errno when the first read fails; lens[i] is -1 for a
+ * packet that cannot be used. One readv() per packet (the vnet header apart): a TUN fd has
+ * no batch read, but the batch saves the JS round trips. */
 static napi_value tun_read(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   batch b;
   io_handle *h = OPEN_THIS(6, argv, NULL);
   if (!h || !arg_batch(env, argv, false, &b)) return NULL;
+  uint8_t hdr[TUN_VNET_HDR_LEN];
   size_t n = 0;
   while (n < b.count) {
     size_t i = b.first + n;
-    ssize_t r = read(h->fd, b.buf + i * b.slot + b.offset, b.slot - b.offset);
+    uint8_t *p = b.buf + i * b.slot + b.offset;
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {p, b.slot - b.offset}};
+    ssize_t r = readv(h->fd, iov, 2);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || n > 0) break;
       return make_int(env, -errno);
     }
-    b.lens[i] = (int32_t)r;
+    size_t len = r > TUN_VNET_HDR_LEN ? (size_t)r - TUN_VNET_HDR_LEN : 0;
+    b.lens[i] = len > 0 && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
     n++;
   }
   return make_int(env, (int64_t)n);
@@ -647,28 +658,88 @@ static napi_value tun_read(napi_env env, napi_callback_info info) {
 
 /* tun.write(buf, slotSize, offset, lens, first, count) -> slots consumed (written, or
  * skipped because lens[i] < 0). Fewer than count: EAGAIN (wait for writability) or an error
- * on the next slot, which the next call reports as -errno without consuming anything. */
+ * on the next slot, which the next call reports as -errno without consuming anything.
+ * Consecutive segments of one TCP flow go in as one coalesced packet (tun_offload.c). */
 static napi_value tun_write(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   batch b;
   io_handle *h = OPEN_THIS(6, argv, NULL);
   if (!h || !arg_batch(env, argv, false, &b) || !check_out_lens(env, &b)) return NULL;
-  size_t n = 0;
+  uint8_t hdr[TUN_MERGE_HDR_MAX];
+  struct iovec iov[TUN_RUN_MAX + 1];
+  size_t end = b.first + b.count, n = 0;
   while (n < b.count) {
     size_t i = b.first + n;
     if (b.lens[i] < 0) {
       n++;
       continue;
     }
-    ssize_t r = write(h->fd, b.buf + i * b.slot + b.offset, (size_t)b.lens[i]);
+    size_t run = h->merge_refused ? 1 : tun_tcp_run(b.buf, b.slot, b.offset, b.lens, i, end), iovcnt = 2;
+    if (run > 1) {
+      iovcnt = tun_tcp_merge(b.buf, b.slot, b.offset, b.lens, i, run, hdr, iov);
+    } else {
+      tun_plain_header(hdr);
+      iov[0] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
+      iov[1] = (struct iovec){b.buf + i * b.slot + b.offset, (size_t)b.lens[i]};
+    }
+    ssize_t r = writev(h->fd, iov, (int)iovcnt);
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (run > 1 && errno == EINVAL) {
+        /* Only validated segments are merged: the kernel does not take coalesced packets. */
+        h->merge_refused = true;
+        continue;
+      }
       if (n > 0) break;
       return make_int(env, -errno);
     }
-    n++;
+    n += run;
   }
   return make_int(env, (int64_t)n);
+}
+
+/* tcpCoalesce(buf, slotSize, offset, lens, first, count, out) -> [slots, bytes]: what
+ * tun.write hands the kernel for the slots from `first`: `slots` of them as one write of
+ * `bytes` (vnet header, then the packet) copied into out. The same code as tun.write, without
+ * a tun, so tests can check coalescing without root. */
+static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
+  size_t argc = 7, out_len;
+  napi_value argv[7], result;
+  batch b;
+  uint8_t *out;
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_type_error(env, NULL, "missing arguments");
+    return NULL;
+  }
+  if (!arg_batch(env, argv, false, &b) || !check_out_lens(env, &b) || !arg_bytes(env, argv[6], "out", &out, &out_len)) return NULL;
+  if (b.count == 0 || b.lens[b.first] < 0) {
+    throw_range(env, "slot `first` must hold a packet");
+    return NULL;
+  }
+  uint8_t hdr[TUN_MERGE_HDR_MAX];
+  struct iovec iov[TUN_RUN_MAX + 1];
+  size_t run = tun_tcp_run(b.buf, b.slot, b.offset, b.lens, b.first, b.first + b.count), iovcnt = 2;
+  if (run > 1) {
+    iovcnt = tun_tcp_merge(b.buf, b.slot, b.offset, b.lens, b.first, run, hdr, iov);
+  } else {
+    tun_plain_header(hdr);
+    iov[0] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
+    iov[1] = (struct iovec){b.buf + b.first * b.slot + b.offset, (size_t)b.lens[b.first]};
+  }
+  size_t bytes = 0;
+  for (size_t k = 0; k < iovcnt; k++) {
+    if (bytes + iov[k].iov_len > out_len) {
+      throw_range(env, "out is too small (65545 bytes always suffice)");
+      return NULL;
+    }
+    memcpy(out + bytes, iov[k].iov_base, iov[k].iov_len);
+    bytes += iov[k].iov_len;
+  }
+  NAPI_OK(env, napi_create_array_with_length(env, 2, &result));
+  NAPI_OK(env, napi_set_element(env, result, 0, make_int(env, (int64_t)run)));
+  NAPI_OK(env, napi_set_element(env, result, 1, make_int(env, (int64_t)bytes)));
+  return result;
 }
 
 /* ===================================================================================== */
@@ -1359,6 +1430,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FUNCTION("openUdp", open_udp),
       FUNCTION("aeadSeal", aead_seal),
       FUNCTION("aeadOpen", aead_open),
+      FUNCTION("tcpCoalesce", tcp_coalesce),
       FUNCTION("netnsEnter", netns_enter),
       FUNCTION("netnsRestore", netns_restore),
       {"ENDPOINT_SIZE", NULL, NULL, NULL, NULL, make_int(env, ENDPOINT_SIZE), napi_enumerable, NULL},

@@ -82,6 +82,11 @@ export interface NativeAddon {
   /** The BatchAead contract of src/crypto/aead.ts. */
   aeadSeal(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): void;
   aeadOpen(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): number;
+  /**
+   * What a tun write hands the kernel for the slots from `first`: [slots, bytes], that many
+   * slots as one write of `bytes` (virtio_net_hdr, then the packet) copied into out. For tests.
+   */
+  tcpCoalesce(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number, out: Uint8Array): [number, number];
   /** Moves the calling thread into the namespace at path; returns a token for netnsRestore. */
   netnsEnter(path: string): number;
   netnsRestore(token: number): void;

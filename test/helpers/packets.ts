@@ -1,6 +1,7 @@
 /**
- * Building and parsing IPv4/IPv6 UDP packets with correct checksums, for writing raw
- * packets into a TUN device and checking what comes out of one.
+ * Building and parsing IPv4/IPv6 UDP packets, and building TCP segments, with correct
+ * checksums: for writing raw packets into a TUN device, checking what comes out of one, and
+ * checking the addon's TCP coalescing against the segments it merged.
  */
 import { ENDPOINT_SIZE, encodeEndpoint } from '../../src/io/endpoint.js';
 
@@ -67,20 +68,110 @@ export function buildUdpPacket(p: UdpPacket): Uint8Array {
   return pkt;
 }
 
-function pseudoHeader(src: Uint8Array, dst: Uint8Array, udpLen: number): Uint8Array {
+function pseudoHeader(src: Uint8Array, dst: Uint8Array, len: number, protocol = 17): Uint8Array {
   const v4 = src.length === 4;
   const ph = new Uint8Array(v4 ? 12 : 40);
   const view = new DataView(ph.buffer);
   ph.set(src, 0);
   ph.set(dst, src.length);
   if (v4) {
-    ph[9] = 17;
-    view.setUint16(10, udpLen);
+    ph[9] = protocol;
+    view.setUint16(10, len);
   } else {
-    view.setUint32(32, udpLen);
-    ph[39] = 17;
+    view.setUint32(32, len);
+    ph[39] = protocol;
   }
   return ph;
+}
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+
+export interface TcpSegment {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  seq: number;
+  ack: number;
+  /** Default ACK. */
+  flags?: number;
+  window?: number;
+  /** TCP options, a multiple of 4 bytes. */
+  options?: Uint8Array;
+  payload: Uint8Array;
+  /** IPv4 only: identification (default 1), DF (default true), TOS (default 0). */
+  id?: number;
+  df?: boolean;
+  tos?: number;
+  /** TTL or hop limit (default 64). */
+  ttl?: number;
+}
+
+/** A complete IPv4 or IPv6 packet (by the addresses' family) carrying one TCP segment. */
+export function buildTcpPacket(s: TcpSegment): Uint8Array {
+  const src = addrBytes(s.src);
+  const dst = addrBytes(s.dst);
+  const v4 = src.length === 4;
+  const hdr = v4 ? 20 : 40;
+  const options = s.options ?? new Uint8Array(0);
+  const tcpLen = 20 + options.length + s.payload.length;
+  const pkt = new Uint8Array(hdr + tcpLen);
+  const view = new DataView(pkt.buffer);
+  if (v4) {
+    pkt[0] = 0x45;
+    pkt[1] = s.tos ?? 0;
+    view.setUint16(2, pkt.length);
+    view.setUint16(4, s.id ?? 1);
+    view.setUint16(6, (s.df ?? true) ? 0x4000 : 0);
+    pkt[8] = s.ttl ?? 64;
+    pkt[9] = 6;
+    pkt.set(src, 12);
+    pkt.set(dst, 16);
+    view.setUint16(10, ~sum16(pkt.subarray(0, 20)) & 0xffff);
+  } else {
+    pkt[0] = 0x60;
+    view.setUint16(4, tcpLen);
+    pkt[6] = 6;
+    pkt[7] = s.ttl ?? 64;
+    pkt.set(src, 8);
+    pkt.set(dst, 24);
+  }
+  view.setUint16(hdr, s.sport);
+  view.setUint16(hdr + 2, s.dport);
+  view.setUint32(hdr + 4, s.seq >>> 0);
+  view.setUint32(hdr + 8, s.ack >>> 0);
+  pkt[hdr + 12] = ((20 + options.length) / 4) << 4;
+  pkt[hdr + 13] = s.flags ?? TCP_ACK;
+  view.setUint16(hdr + 14, s.window ?? 502);
+  pkt.set(options, hdr + 20);
+  pkt.set(s.payload, hdr + 20 + options.length);
+  view.setUint16(hdr + 16, ~sum16(pkt.subarray(hdr), sum16(pseudoHeader(src, dst, tcpLen, 6))) & 0xffff);
+  return pkt;
+}
+
+/** Recomputes an IPv4/IPv6 TCP packet's checksums (IPv4 header, TCP) in place. */
+export function fixTcpChecksums(pkt: Uint8Array): void {
+  const view = new DataView(pkt.buffer, pkt.byteOffset, pkt.byteLength);
+  const v4 = (pkt[0] ?? 0) >> 4 === 4;
+  const hdr = v4 ? 20 : 40;
+  if (v4) {
+    view.setUint16(10, 0);
+    view.setUint16(10, ~sum16(pkt.subarray(0, 20)) & 0xffff);
+  }
+  const src = v4 ? pkt.subarray(12, 16) : pkt.subarray(8, 24);
+  const dst = v4 ? pkt.subarray(16, 20) : pkt.subarray(24, 40);
+  view.setUint16(hdr + 16, 0);
+  view.setUint16(hdr + 16, ~sum16(pkt.subarray(hdr), sum16(pseudoHeader(src, dst, pkt.length - hdr, 6))) & 0xffff);
+}
+
+/** The one's-complement sum of a TCP packet's pseudo-header, folded: what a NEEDS_CSUM packet carries in its checksum field. */
+export function tcpPseudoSum(pkt: Uint8Array): number {
+  const v4 = (pkt[0] ?? 0) >> 4 === 4;
+  const hdr = v4 ? 20 : 40;
+  return sum16(pseudoHeader(v4 ? pkt.subarray(12, 16) : pkt.subarray(8, 24), v4 ? pkt.subarray(16, 20) : pkt.subarray(24, 40), pkt.length - hdr, 6));
 }
 
 function formatAddr(b: Uint8Array): string {

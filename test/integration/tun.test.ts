@@ -1,7 +1,8 @@
 /**
  * TUN devices inside a throwaway network namespace: raw IP packets written into a TUN reach
- * a UDP socket behind it, datagrams routed to the TUN come out of readBatch intact, plus
- * naming, multi-queue, error messages and the device disappearing under a reader.
+ * a UDP socket behind it, datagrams routed to the TUN come out of readBatch intact, a run of
+ * TCP segments goes into the kernel as one coalesced packet, plus naming, multi-queue, error
+ * messages and the device disappearing under a reader.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { addAddress, addRoute, configureLink, deleteRoute, routeGet, setLinkDown
 import { Tun } from '../../src/io/tun.js';
 import { UdpSocket } from '../../src/io/udp.js';
 import { cleanupStale, createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';
-import { buildUdpPacket, expandIpv6, parseUdpPacket } from '../helpers/packets.js';
+import { TCP_ACK, TCP_PSH, buildTcpPacket, buildUdpPacket, expandIpv6, parseUdpPacket, type TcpSegment } from '../helpers/packets.js';
 import { describeRoot } from '../helpers/root.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -191,6 +192,48 @@ describeRoot('TUN in a network namespace', () => {
     expect(tun.writeBatch(b, { offset: OFFSET })).toBe(4);
     expect(tun.stats.writeDropped).toBe(3);
     expect(tun.stats.lastWriteError).toBeInstanceOf(IoError);
+    tun.close();
+  });
+
+  it('writes a run of TCP segments as one packet, which the kernel, forwarding it, cuts back into the same segments', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-gso' }));
+    await addAddress(tun.name, '10.99.5.1/24', { netns: ns.name });
+    await addAddress(tun.name, 'fd99:5::1/64', { netns: ns.name });
+    await configureLink(tun.name, { mtu: 1420, txqueuelen: 1000, up: true }, { netns: ns.name });
+    await ns.exec('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    const rxPackets = async (): Promise<number> => Number((await ns.exec('cat', [`/sys/class/net/${tun.name}/statistics/rx_packets`])).stdout);
+    const out = createBatch(64, SLOT);
+    const got = createBatch(64, SLOT);
+    for (const [src, dst] of [['10.99.5.2', '10.99.5.3'], ['fd99:5::2', 'fd99:5::3']] as const) {
+      // 11 segments to another host on the tun's subnet: routed straight back out of the tun.
+      const segs: TcpSegment[] = Array.from({ length: 11 }, (_, k) => ({
+        src,
+        dst,
+        sport: 40000,
+        dport: 5201,
+        seq: 7000 + k * 1340,
+        ack: 1,
+        flags: k === 10 ? TCP_ACK | TCP_PSH : TCP_ACK,
+        id: 300 + k,
+        payload: payloadFor(k, k === 10 ? 222 : 1340),
+      }));
+      const before = await rxPackets();
+      fill(out, segs.map(buildTcpPacket));
+      expect(tun.writeBatch(out, { count: segs.length, offset: OFFSET })).toBe(segs.length);
+      expect((await rxPackets()) - before, `${src}: one write for the run`).toBe(1);
+      const forwarded: Uint8Array[] = [];
+      await waitFor(`${src}: the forwarded segments`, () => {
+        const n = tun.readBatch(got, { offset: OFFSET });
+        for (let i = 0; i < n; i++) {
+          const p = got.buf.slice(i * SLOT + OFFSET, i * SLOT + OFFSET + got.lens[i]!);
+          if (p[p[0]! >> 4 === 4 ? 9 : 6] === 6) forwarded.push(p); // TCP only: forwarding back out also sends redirects
+        }
+        return forwarded.length >= segs.length;
+      });
+      // The same segments, one hop further (TTL or hop limit 63), checksums complete.
+      expect(forwarded).toEqual(segs.map((seg) => buildTcpPacket({ ...seg, ttl: 63 })));
+    }
+    expect(tun.stats.writeDropped).toBe(0);
     tun.close();
   });
 
