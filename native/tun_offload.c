@@ -8,10 +8,11 @@
  *
  * Only plain runs are merged, as Linux's tcp_gro_receive would: IPv4 without options and
  * not fragmented, or IPv6 with TCP as the next header; same addresses, ports, TOS/traffic
- * class, TTL/hop limit, DF, ack, window and TCP options; consecutive sequence numbers;
- * flags ACK (PSH allowed on the last); equal payload sizes but for a shorter last one; each
- * segment's checksums verified (the merged packet is handed over as checksum-complete, so a
- * bad segment must not hide inside it). Anything else is written alone, unchanged.
+ * class, TTL/hop limit, DF, ack, window and TCP options; consecutive sequence numbers and
+ * IPv4 IDs; flags ACK (PSH allowed on the last); equal payload sizes but for a shorter last
+ * one; at most 64 KiB in all; each segment's checksums verified (the merged packet is handed
+ * over as checksum-complete, so a bad segment must not hide inside it). Anything else is
+ * written alone, unchanged.
  *
  * Reads carry the header too; offloads are not enabled for reads (no TUNSETOFFLOAD), so the
  * kernel segments and checksums before it hands packets over; a NEEDS_CSUM packet is still
@@ -97,12 +98,11 @@ typedef struct {
   uint8_t flags;
 } tcp_seg;
 
-/* Whether the packet is a TCP segment eligible for merging, with valid checksums. */
+/* Whether the packet is a TCP segment that may be merged, by its headers (checksums apart). */
 static bool seg_parse(const uint8_t *p, uint32_t len, tcp_seg *s) {
   if (len < 20) return false;
   if (p[0] >> 4 == 4) {
     if (p[0] != 0x45 || p[9] != 6 || rd16(p + 2) != len || (rd16(p + 6) & 0x3fff) != 0) return false;
-    if (csum_fold(csum_add(0, p, 20)) != 0xffff) return false;
     s->v6 = false;
     s->iphl = 20;
   } else if (p[0] >> 4 == 6) {
@@ -119,24 +119,32 @@ static bool seg_parse(const uint8_t *p, uint32_t len, tcp_seg *s) {
   s->plen = len - s->iphl - s->tcphl;
   s->seq = rd32(th + 4);
   s->flags = th[13];
-  if (s->plen == 0 || (th[12] & 0x0f) != 0 || (s->flags & ~TCP_PSH) != TCP_ACK || rd16(th + 18) != 0) return false;
-  uint32_t tcp_len = len - s->iphl;
-  return csum_fold(csum_add(pseudo_sum(p, s->v6, tcp_len), th, tcp_len)) == 0xffff;
+  return s->plen > 0 && (th[12] & 0x0f) == 0 && (s->flags & ~TCP_PSH) == TCP_ACK && rd16(th + 18) == 0;
 }
 
-/* Whether segment q (parsed as s) continues the run that began with `first` and ended with `prev`. */
+/* The IPv4 header checksum and the TCP checksum: a merged packet is handed over as checksum-complete. */
+static bool seg_checksums_ok(const uint8_t *p, const tcp_seg *s) {
+  if (!s->v6 && csum_fold(csum_add(0, p, 20)) != 0xffff) return false;
+  uint32_t tcp_len = (uint32_t)s->tcphl + s->plen;
+  return csum_fold(csum_add(pseudo_sum(p, s->v6, tcp_len), p + s->iphl, tcp_len)) == 0xffff;
+}
+
+/* Whether segment q (parsed as s) continues the run that began with `first` and ended with
+ * `prev`, `total` bytes long so far as one packet. */
 static bool seg_follows(const uint8_t *first, const tcp_seg *fs, const uint8_t *prev, const tcp_seg *ps, const uint8_t *q,
-                        const tcp_seg *s, uint32_t run_len) {
+                        const tcp_seg *s, uint32_t total) {
   if (s->v6 != fs->v6 || s->tcphl != fs->tcphl || ps->flags & TCP_PSH || ps->plen != fs->plen || s->plen > fs->plen) return false;
-  if (s->seq != ps->seq + ps->plen || run_len + s->plen > 65535) return false;
+  if (s->seq != ps->seq + ps->plen || total + s->plen > 65535) return false;
   const uint8_t *fth = first + fs->iphl, *th = q + s->iphl;
   if (fs->v6) {
     /* version, traffic class, flow label; hop limit; addresses */
     if (memcmp(first, q, 4) != 0 || first[7] != q[7] || memcmp(first + 8, q + 8, 32) != 0) return false;
   } else {
-    /* TOS; DF; TTL; addresses. The IP ID must count up unless DF is set (as GRO checks). */
+    /* TOS; DF; TTL; addresses. The IDs must count up: the kernel numbers the segments it cuts
+     * a forwarded run into that way (GRO also merges fixed IDs, but marks them so; the
+     * virtio header cannot). */
     if (first[1] != q[1] || (first[6] & 0x40) != (q[6] & 0x40) || first[8] != q[8] || memcmp(first + 12, q + 12, 8) != 0) return false;
-    if (!(q[6] & 0x40) && rd16(q + 4) != (uint16_t)(rd16(prev + 4) + 1)) return false;
+    if (rd16(q + 4) != (uint16_t)(rd16(prev + 4) + 1)) return false;
   }
   /* ports; ack; window; options */
   return memcmp(fth, th, 4) == 0 && memcmp(fth + 8, th + 8, 4) == 0 && memcmp(fth + 14, th + 14, 2) == 0 &&
@@ -150,12 +158,16 @@ size_t tun_tcp_run(const uint8_t *buf, size_t slot, size_t offset, const int32_t
   if (!seg_parse(p0, (uint32_t)lens[first], &fs)) return 1;
   ps = fs;
   const uint8_t *prev = p0;
-  uint32_t run_len = (fs.v6 ? 0 : fs.iphl) + fs.tcphl + fs.plen; /* what the IP length field will hold */
+  uint32_t total = fs.iphl + fs.tcphl + fs.plen; /* the merged packet's size so far */
   size_t n = 1;
+  /* Headers first, checksums only for segments that do merge: a lone packet is written as it
+   * is and the kernel checks it. */
   while (first + n < end && n < TUN_RUN_MAX && lens[first + n] >= 0) {
     const uint8_t *q = buf + (first + n) * slot + offset;
-    if (!seg_parse(q, (uint32_t)lens[first + n], &s) || !seg_follows(p0, &fs, prev, &ps, q, &s, run_len)) break;
-    run_len += s.plen;
+    if (!seg_parse(q, (uint32_t)lens[first + n], &s) || !seg_follows(p0, &fs, prev, &ps, q, &s, total)) break;
+    if (n == 1 && !seg_checksums_ok(p0, &fs)) return 1;
+    if (!seg_checksums_ok(q, &s)) break;
+    total += s.plen;
     ps = s;
     prev = q;
     n++;
@@ -208,6 +220,8 @@ bool tun_read_fixup(const uint8_t *hdr, uint8_t *p, size_t len) {
   if ((size_t)csum_start + csum_offset + 2 > len) return false;
   uint8_t *field = p + csum_start + csum_offset;
   /* The field holds the pseudo-header sum: the checksum covers it and the rest from csum_start. */
-  wr16(field, (uint16_t)~csum_fold(csum_add(0, p + csum_start, len - csum_start)));
+  uint16_t sum = (uint16_t)~csum_fold(csum_add(0, p + csum_start, len - csum_start));
+  if (sum == 0 && csum_offset == 6) sum = 0xffff; /* UDP: 0 means "no checksum" */
+  wr16(field, sum);
   return true;
 }

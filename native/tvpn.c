@@ -606,10 +606,11 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, sizeof name);
   int hdr_len = TUN_VNET_HDR_LEN;
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0) {
+  const char *failed = ioctl(fd, TUNSETIFF, &ifr) < 0 ? "ioctl TUNSETIFF" : ioctl(fd, TUNSETVNETHDRSZ, &hdr_len) < 0 ? "ioctl TUNSETVNETHDRSZ" : NULL;
+  if (failed) {
     int err = errno;
     close(fd);
-    return throw_errno(env, err, "ioctl TUNSETIFF");
+    return throw_errno(env, err, failed);
   }
   if (!(obj = new_handle(env, KIND_TUN, &h))) {
     close(fd);
@@ -667,14 +668,15 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   if (!h || !arg_batch(env, argv, false, &b) || !check_out_lens(env, &b)) return NULL;
   uint8_t hdr[TUN_MERGE_HDR_MAX];
   struct iovec iov[TUN_RUN_MAX + 1];
-  size_t end = b.first + b.count, n = 0;
+  size_t end = b.first + b.count, n = 0, plain_until = 0;
   while (n < b.count) {
     size_t i = b.first + n;
     if (b.lens[i] < 0) {
       n++;
       continue;
     }
-    size_t run = h->merge_refused ? 1 : tun_tcp_run(b.buf, b.slot, b.offset, b.lens, i, end), iovcnt = 2;
+    bool plain = h->merge_refused || i < plain_until;
+    size_t run = plain ? 1 : tun_tcp_run(b.buf, b.slot, b.offset, b.lens, i, end), iovcnt = 2;
     if (run > 1) {
       iovcnt = tun_tcp_merge(b.buf, b.slot, b.offset, b.lens, i, run, hdr, iov);
     } else {
@@ -685,9 +687,11 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
     ssize_t r = writev(h->fd, iov, (int)iovcnt);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (run > 1 && errno == EINVAL) {
-        /* Only validated segments are merged: the kernel does not take coalesced packets. */
-        h->merge_refused = true;
+      if (run > 1 && errno != EAGAIN) {
+        /* Only validated segments are merged, so EINVAL means this kernel takes no coalesced
+         * packets. Either way the run goes again one packet at a time, each with its own error. */
+        if (errno == EINVAL) h->merge_refused = true;
+        plain_until = i + run;
         continue;
       }
       if (n > 0) break;

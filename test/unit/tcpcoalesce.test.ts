@@ -24,14 +24,14 @@ interface Vnet {
   csumOffset: number;
 }
 
-function coalesce(packets: (Uint8Array | null)[], first = 0): { slots: number; vnet: Vnet; packet: Uint8Array } {
-  const b = createBatch(packets.length, SLOT);
+function coalesce(packets: (Uint8Array | null)[], first = 0, slot = SLOT): { slots: number; vnet: Vnet; packet: Uint8Array } {
+  const b = createBatch(packets.length, slot);
   packets.forEach((p, i) => {
-    if (p) b.buf.set(p, i * SLOT + OFFSET);
+    if (p) b.buf.set(p, i * slot + OFFSET);
     b.lens[i] = p ? p.length : -1;
   });
-  const out = new Uint8Array(65545);
-  const [slots, bytes] = loadNative().tcpCoalesce(b.buf, SLOT, OFFSET, b.lens, first, packets.length - first, out);
+  const out = new Uint8Array(10 + 65535);
+  const [slots, bytes] = loadNative().tcpCoalesce(b.buf, slot, OFFSET, b.lens, first, packets.length - first, out);
   const v = new DataView(out.buffer);
   const vnet = { flags: out[0]!, gsoType: out[1]!, hdrLen: v.getUint16(2, true), gsoSize: v.getUint16(4, true), csumStart: v.getUint16(6, true), csumOffset: v.getUint16(8, true) };
   return { slots, vnet, packet: out.slice(10, bytes) };
@@ -142,11 +142,13 @@ describe('TCP coalescing for tun writes', () => {
     expect(coalesce(packets(segs)).slots).toBe(expected);
   });
 
-  test('without DF, IPv4 IDs must count up (wrapping at 2^16)', () => {
-    const counting = flow(3, { df: false }).map((s, k) => ({ ...s, id: (65535 + k) & 0xffff }));
+  test.each([false, true])('IPv4 IDs must count up (wrapping at 2^16), DF: %s', (df) => {
+    const counting = flow(3, { df }).map((s, k) => ({ ...s, id: (65535 + k) & 0xffff }));
     expect(coalesce(packets(counting)).slots).toBe(3);
     counting[1]!.id = 900;
     expect(coalesce(packets(counting)).slots).toBe(1);
+    // Fixed IDs (GRO merges them with DF, marked FIXEDID, which a virtio header cannot say).
+    expect(coalesce(packets(counting.map((s) => ({ ...s, id: 0 })))).slots).toBe(1);
   });
 
   test('a segment with a bad TCP or IPv4 header checksum is never merged', () => {
@@ -171,11 +173,15 @@ describe('TCP coalescing for tun writes', () => {
     expect(coalesce([longer, padded[1]!, padded[2]!]).slots).toBe(1);
   });
 
-  test('a run stops before 64 KiB and at 64 segments', () => {
+  test('a run stops before 64 KiB in all and at 64 segments', () => {
     const big = coalesce(packets(flow(60)));
     expect(big.slots).toBe(47); // 20 + 32 + 47 * 1368 = 64,348; one more would pass 65,535
     expect(big.packet.length).toBeLessThanOrEqual(65535);
     expect(segment(big.packet, big.vnet)).toHaveLength(47);
     expect(coalesce(packets(flow(70, { size: 100 }))).slots).toBe(64);
+    // IPv6: the 40-byte header counts too (40 + 32 + 64,000 + 1,495 would be 65,567).
+    const v6 = coalesce(packets(flow(3, { v6: true, size: 32000, lastSize: 1495 })), 0, 32768);
+    expect(v6.slots).toBe(2);
+    expect(v6.packet.length).toBe(40 + 32 + 64000);
   });
 });
