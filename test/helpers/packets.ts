@@ -34,32 +34,50 @@ function udpChecksum(pseudo: Uint8Array, udp: Uint8Array): number {
   return c === 0 ? 0xffff : c;
 }
 
-/** A complete IPv4 or IPv6 packet (by the addresses' family) carrying one UDP datagram. */
-export function buildUdpPacket(p: UdpPacket): Uint8Array {
-  const src = addrBytes(p.src);
-  const dst = addrBytes(p.dst);
-  const udpLen = 8 + p.payload.length;
+interface IpFields {
+  protocol: number;
+  /** IPv4 only: identification (default 0), DF (default true), TOS (default 0). */
+  id?: number;
+  df?: boolean;
+  tos?: number;
+  /** TTL or hop limit (default 64). */
+  ttl?: number;
+}
+
+/** A packet of `payloadLen` bytes behind an IPv4 (checksummed) or IPv6 header, by the addresses' family; returns it and its header length. */
+function ipPacket(src: Uint8Array, dst: Uint8Array, payloadLen: number, f: IpFields): { pkt: Uint8Array; view: DataView; hdr: number } {
   const v4 = src.length === 4;
   const hdr = v4 ? 20 : 40;
-  const pkt = new Uint8Array(hdr + udpLen);
+  const pkt = new Uint8Array(hdr + payloadLen);
   const view = new DataView(pkt.buffer);
   if (v4) {
     pkt[0] = 0x45;
+    pkt[1] = f.tos ?? 0;
     view.setUint16(2, pkt.length);
-    view.setUint16(6, 0x4000); // DF
-    pkt[8] = 64;
-    pkt[9] = 17;
+    view.setUint16(4, f.id ?? 0);
+    view.setUint16(6, (f.df ?? true) ? 0x4000 : 0);
+    pkt[8] = f.ttl ?? 64;
+    pkt[9] = f.protocol;
     pkt.set(src, 12);
     pkt.set(dst, 16);
     view.setUint16(10, ~sum16(pkt.subarray(0, 20)) & 0xffff);
   } else {
     pkt[0] = 0x60;
-    view.setUint16(4, udpLen);
-    pkt[6] = 17;
-    pkt[7] = 64;
+    view.setUint16(4, payloadLen);
+    pkt[6] = f.protocol;
+    pkt[7] = f.ttl ?? 64;
     pkt.set(src, 8);
     pkt.set(dst, 24);
   }
+  return { pkt, view, hdr };
+}
+
+/** A complete IPv4 or IPv6 packet (by the addresses' family) carrying one UDP datagram. */
+export function buildUdpPacket(p: UdpPacket): Uint8Array {
+  const src = addrBytes(p.src);
+  const dst = addrBytes(p.dst);
+  const udpLen = 8 + p.payload.length;
+  const { pkt, view, hdr } = ipPacket(src, dst, udpLen, { protocol: 17 });
   view.setUint16(hdr, p.sport);
   view.setUint16(hdr + 2, p.dport);
   view.setUint16(hdr + 4, udpLen);
@@ -89,7 +107,8 @@ export const TCP_SYN = 0x02;
 export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
 
-export interface TcpSegment {
+/** A TCP segment and its IP header (IpFields; the IPv4 identification defaults to 1 here). */
+export interface TcpSegment extends Omit<IpFields, 'protocol'> {
   src: string;
   dst: string;
   sport: number;
@@ -102,43 +121,15 @@ export interface TcpSegment {
   /** TCP options, a multiple of 4 bytes. */
   options?: Uint8Array;
   payload: Uint8Array;
-  /** IPv4 only: identification (default 1), DF (default true), TOS (default 0). */
-  id?: number;
-  df?: boolean;
-  tos?: number;
-  /** TTL or hop limit (default 64). */
-  ttl?: number;
 }
 
 /** A complete IPv4 or IPv6 packet (by the addresses' family) carrying one TCP segment. */
 export function buildTcpPacket(s: TcpSegment): Uint8Array {
   const src = addrBytes(s.src);
   const dst = addrBytes(s.dst);
-  const v4 = src.length === 4;
-  const hdr = v4 ? 20 : 40;
   const options = s.options ?? new Uint8Array(0);
   const tcpLen = 20 + options.length + s.payload.length;
-  const pkt = new Uint8Array(hdr + tcpLen);
-  const view = new DataView(pkt.buffer);
-  if (v4) {
-    pkt[0] = 0x45;
-    pkt[1] = s.tos ?? 0;
-    view.setUint16(2, pkt.length);
-    view.setUint16(4, s.id ?? 1);
-    view.setUint16(6, (s.df ?? true) ? 0x4000 : 0);
-    pkt[8] = s.ttl ?? 64;
-    pkt[9] = 6;
-    pkt.set(src, 12);
-    pkt.set(dst, 16);
-    view.setUint16(10, ~sum16(pkt.subarray(0, 20)) & 0xffff);
-  } else {
-    pkt[0] = 0x60;
-    view.setUint16(4, tcpLen);
-    pkt[6] = 6;
-    pkt[7] = s.ttl ?? 64;
-    pkt.set(src, 8);
-    pkt.set(dst, 24);
-  }
+  const { pkt, view, hdr } = ipPacket(src, dst, tcpLen, { ...s, protocol: 6, id: s.id ?? 1 });
   view.setUint16(hdr, s.sport);
   view.setUint16(hdr + 2, s.dport);
   view.setUint32(hdr + 4, s.seq >>> 0);
