@@ -151,7 +151,9 @@ static bool seg_follows(const uint8_t *first, const tcp_seg *fs, const uint8_t *
          memcmp(fth + 20, th + 20, (size_t)fs->tcphl - 20) == 0;
 }
 
-size_t tun_tcp_run(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t end) {
+/* How many slots from `first` (before `end`) form one run of one TCP flow; 1 when slot
+ * `first` goes alone. Slots with lens[i] < 0 end a run. */
+static size_t tcp_run(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t end) {
   if (lens[first] < 0) return 1;
   const uint8_t *p0 = buf + first * slot + offset;
   tcp_seg fs, ps, s;
@@ -175,11 +177,14 @@ size_t tun_tcp_run(const uint8_t *buf, size_t slot, size_t offset, const int32_t
   return n;
 }
 
-size_t tun_tcp_merge(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t n, uint8_t *hdr,
-                     struct iovec *iov) {
+/* Describes a run of n >= 2 slots as one GSO packet: hdr receives the vnet header and the
+ * merged IP and TCP headers, iov[0] points at them and iov[1..n] at each segment's payload in
+ * place. Returns the iovec count (n + 1). */
+static size_t tcp_merge(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t n, uint8_t *hdr,
+                        struct iovec *iov) {
   const uint8_t *p0 = buf + first * slot + offset, *last = buf + (first + n - 1) * slot + offset;
   tcp_seg fs;
-  seg_parse(p0, (uint32_t)lens[first], &fs); /* tun_tcp_run accepted it */
+  seg_parse(p0, (uint32_t)lens[first], &fs); /* tcp_run accepted it */
   uint16_t hl = (uint16_t)(fs.iphl + fs.tcphl);
   uint8_t *ip = hdr + TUN_VNET_HDR_LEN;
   memcpy(ip, p0, hl);
@@ -209,7 +214,15 @@ size_t tun_tcp_merge(const uint8_t *buf, size_t slot, size_t offset, const int32
   return n + 1;
 }
 
-void tun_plain_header(uint8_t *hdr) { vnet_put(hdr, 0, VNET_GSO_NONE, 0, 0, 0, 0); }
+size_t tun_write_iov(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t end, bool merge,
+                     uint8_t *hdr, struct iovec *iov, size_t *slots) {
+  *slots = merge ? tcp_run(buf, slot, offset, lens, first, end) : 1;
+  if (*slots > 1) return tcp_merge(buf, slot, offset, lens, first, *slots, hdr, iov);
+  vnet_put(hdr, 0, VNET_GSO_NONE, 0, 0, 0, 0);
+  iov[0] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
+  iov[1] = (struct iovec){(void *)(buf + first * slot + offset), (size_t)lens[first]};
+  return 2;
+}
 
 bool tun_read_fixup(const uint8_t *hdr, uint8_t *p, size_t len) {
   uint16_t csum_start, csum_offset;

@@ -9,22 +9,16 @@
 
 #define TUN_VNET_HDR_LEN 10 /* struct virtio_net_hdr, the tun's default TUNSETVNETHDRSZ */
 #define TUN_RUN_MAX 64      /* segments merged into one write at most */
-/* Room tun_tcp_merge needs for the vnet header and the run's IP and TCP headers. */
+/* Room tun_write_iov needs in hdr: the vnet header and a run's IP and TCP headers. */
 #define TUN_MERGE_HDR_MAX (TUN_VNET_HDR_LEN + 40 + 60)
 
-/* How many slots from `first` (before `end`) form one run of one TCP flow that can be written
- * as a single packet; 1 when slot `first` is written alone. Packets are lens[i] bytes at
- * buf + i * slot + offset; slots with lens[i] < 0 end a run. */
-size_t tun_tcp_run(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t end);
-
-/* Describes a run of n >= 2 slots as one GSO packet: hdr (TUN_MERGE_HDR_MAX bytes) receives the
- * vnet header and the merged IP and TCP headers, iov[0] points at them and iov[1..n] at each
- * segment's payload in place. Returns the iovec count (n + 1). */
-size_t tun_tcp_merge(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t n, uint8_t *hdr,
-                     struct iovec *iov);
-
-/* The vnet header of a packet written as it is. */
-void tun_plain_header(uint8_t *hdr);
+/* The iovecs of the next tun write from slot `first` (which holds a packet; `end` bounds the
+ * batch): with `merge`, a run of one TCP flow as one GSO packet when one forms, else the
+ * packet alone behind a plain header. *slots is set to how many slots the write covers; the
+ * iovec count is returned. hdr: TUN_MERGE_HDR_MAX bytes; iov: TUN_RUN_MAX + 1 entries.
+ * Packets are lens[i] bytes at buf + i * slot + offset; slots with lens[i] < 0 end a run. */
+size_t tun_write_iov(const uint8_t *buf, size_t slot, size_t offset, const int32_t *lens, size_t first, size_t end, bool merge,
+                     uint8_t *hdr, struct iovec *iov, size_t *slots);
 
 /* Applies a read packet's vnet header to it (completes a NEEDS_CSUM checksum); false when the
  * packet cannot be used (a GSO packet, which tvpn never enables, or a bad checksum offset). */

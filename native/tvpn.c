@@ -675,15 +675,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
       n++;
       continue;
     }
-    bool plain = h->merge_refused || i < plain_until;
-    size_t run = plain ? 1 : tun_tcp_run(b.buf, b.slot, b.offset, b.lens, i, end), iovcnt = 2;
-    if (run > 1) {
-      iovcnt = tun_tcp_merge(b.buf, b.slot, b.offset, b.lens, i, run, hdr, iov);
-    } else {
-      tun_plain_header(hdr);
-      iov[0] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
-      iov[1] = (struct iovec){b.buf + i * b.slot + b.offset, (size_t)b.lens[i]};
-    }
+    size_t run, iovcnt = tun_write_iov(b.buf, b.slot, b.offset, b.lens, i, end, !h->merge_refused && i >= plain_until, hdr, iov, &run);
     ssize_t r = writev(h->fd, iov, (int)iovcnt);
     if (r < 0) {
       if (errno == EINTR) continue;
@@ -723,14 +715,7 @@ static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
   }
   uint8_t hdr[TUN_MERGE_HDR_MAX];
   struct iovec iov[TUN_RUN_MAX + 1];
-  size_t run = tun_tcp_run(b.buf, b.slot, b.offset, b.lens, b.first, b.first + b.count), iovcnt = 2;
-  if (run > 1) {
-    iovcnt = tun_tcp_merge(b.buf, b.slot, b.offset, b.lens, b.first, run, hdr, iov);
-  } else {
-    tun_plain_header(hdr);
-    iov[0] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
-    iov[1] = (struct iovec){b.buf + b.first * b.slot + b.offset, (size_t)b.lens[b.first]};
-  }
+  size_t run, iovcnt = tun_write_iov(b.buf, b.slot, b.offset, b.lens, b.first, b.first + b.count, true, hdr, iov, &run);
   size_t bytes = 0;
   for (size_t k = 0; k < iovcnt; k++) {
     if (bytes + iov[k].iov_len > out_len) {
