@@ -972,6 +972,21 @@ static bool is_socket_error(int err) {
   }
 }
 
+typedef enum { RECV_RETRY, RECV_STOP, RECV_FAIL } recv_verdict;
+
+/* What a receive does after recvmmsg failed with err, n datagrams into the call: retry
+ * (interrupted, or a pending ICMP error, noted, up to SOCKET_ERROR_RETRIES per call), stop
+ * with what it has (nothing waiting, or a socket error once datagrams are in), or fail with
+ * -err. */
+static recv_verdict recv_failed(io_handle *h, int err, size_t n, int *retries) {
+  if (err == EINTR) return RECV_RETRY;
+  if (is_socket_error(err) && (*retries)++ < SOCKET_ERROR_RETRIES) {
+    note_socket_error(h, err);
+    return RECV_RETRY;
+  }
+  return err == EAGAIN || n > 0 || is_socket_error(err) ? RECV_STOP : RECV_FAIL;
+}
+
 /* Plain receive: recvmmsg straight into the slots. */
 static int64_t recv_plain(io_handle *h, const batch *b) {
   struct mmsghdr mm[MMSG_CHUNK];
@@ -994,12 +1009,9 @@ static int64_t recv_plain(io_handle *h, const batch *b) {
     int r = recvmmsg(h->fd, mm, want, MSG_DONTWAIT, NULL);
     if (r < 0) {
       int err = errno;
-      if (err == EINTR) continue;
-      if (is_socket_error(err) && retries++ < SOCKET_ERROR_RETRIES) {
-        note_socket_error(h, err);
-        continue;
-      }
-      if (err == EAGAIN || n > 0 || is_socket_error(err)) break;
+      recv_verdict v = recv_failed(h, err, n, &retries);
+      if (v == RECV_RETRY) continue;
+      if (v == RECV_STOP) break;
       return -err;
     }
     for (int k = 0; k < r; k++) {
@@ -1050,12 +1062,9 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
     int r = recvmmsg(h->fd, g->mm, GRO_MSGS, MSG_DONTWAIT, NULL);
     if (r < 0) {
       int err = errno;
-      if (err == EINTR) continue;
-      if (is_socket_error(err) && retries++ < SOCKET_ERROR_RETRIES) {
-        note_socket_error(h, err);
-        continue;
-      }
-      if (err == EAGAIN || n > 0 || is_socket_error(err)) break;
+      recv_verdict v = recv_failed(h, err, n, &retries);
+      if (v == RECV_RETRY) continue;
+      if (v == RECV_STOP) break;
       return -err;
     }
     for (int k = 0; k < r; k++) {
