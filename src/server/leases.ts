@@ -15,6 +15,8 @@
  * - Address changes are written through at once, so acquire() may throw a write error (the
  *   lease is kept in memory and the next acquire() or flush() retries the write); last-seen
  *   times are written by the next flush(), which the daemon calls at shutdown.
+ * - Each write goes to leases.json and then to leases.json.bak, each atomically; a damaged
+ *   leases.json is set aside and the backup, the same or one write older, is loaded instead.
  *
  * IPv4 and IPv6 ranges both work; addresses are handled as bigints.
  */
@@ -49,6 +51,8 @@ interface StoredLease {
 }
 
 const FILE_VERSION = 1;
+/** The second copy of the lease file. */
+const BACKUP = '.bak';
 /** A WireGuard public key: 32 bytes in base64. */
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
@@ -86,27 +90,19 @@ export class LeasePool {
 
   /**
    * Reads the lease file if there is one. A file that cannot be parsed is renamed aside
-   * (leases.json.corrupt-<ms>) and the pool starts empty; stored leases that conflict with
-   * the configuration are dropped. Returns warnings for the log.
+   * (leases.json.corrupt-<ms>) and the backup is read instead; stored leases that conflict
+   * with the configuration are dropped. Returns warnings for the log.
    */
   load(): string[] {
     if (this.file === null) return [];
-    let text: string;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    let stored: StoredLease[];
-    try {
-      stored = parseFile(text);
-    } catch (e) {
-      const aside = `${this.file}.corrupt-${Date.now()}`;
-      renameSync(this.file, aside);
-      return [`lease file ${this.file} is corrupt (${(e as Error).message}); moved to ${aside}, starting with no leases`];
-    }
     const warnings: string[] = [];
+    let stored = readLeases(this.file, warnings);
+    if (stored === null) {
+      const backup = readLeases(`${this.file}${BACKUP}`, warnings);
+      stored = backup ?? [];
+      warnings.push(backup ? `restored ${backup.length} lease(s) from ${this.file}${BACKUP}` : `starting with no leases`);
+      this.dirty = this.reassigned = true; // rewrite both copies
+    }
     this.leases.clear();
     this.used.clear();
     for (const s of stored) {
@@ -168,28 +164,17 @@ export class LeasePool {
   }
 
   /**
-   * Writes the leases if they changed: tmp file (mode 0600), fsync, rename over the old one,
-   * fsync the directory; a crash leaves the old file or the new one, never a mix.
+   * Writes the leases if they changed, to the file and then to its backup: each through a
+   * tmp file (mode 0600), fsync, rename and a directory fsync, so a crash leaves an old copy
+   * or a new one, never a mix, and at least one of the two is whole.
    */
   flush(): void {
     if (this.file === null || !this.dirty) return;
     const stored: StoredLease[] = [...this.leases].map(([key, l]) => ({ key, address: this.format(l.address), name: l.name, lastSeen: l.lastSeen }));
     const data = Buffer.from(JSON.stringify({ version: FILE_VERSION, leases: stored }, null, 2) + '\n');
-    const dir = dirname(this.file);
-    const tmp = `${this.file}.tmp`;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    try {
-      withFd(tmp, 'w', (fd) => {
-        fchmodSync(fd, 0o600); // a stale tmp file keeps its old mode
-        for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-        fsyncSync(fd);
-      });
-      renameSync(tmp, this.file);
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    withFd(dir, 'r', fsyncSync); // makes the rename itself durable
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+    writeAtomically(this.file, data);
+    writeAtomically(`${this.file}${BACKUP}`, data);
     this.dirty = this.reassigned = false;
   }
 
@@ -214,6 +199,41 @@ export class LeasePool {
     const groups = Array.from({ length: 8 }, (_, i) => ((a >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
     return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address; // RFC 5952 form
   }
+}
+
+/** The stored leases, or null (with a warning) when the file is damaged; [] when there is none. */
+function readLeases(file: string, warnings: string[]): StoredLease[] | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return file.endsWith(BACKUP) ? null : [];
+    throw e;
+  }
+  try {
+    return parseFile(text);
+  } catch (e) {
+    const aside = `${file}.corrupt-${Date.now()}`;
+    renameSync(file, aside);
+    warnings.push(`lease file ${file} is corrupt (${(e as Error).message}); moved to ${aside}`);
+    return null;
+  }
+}
+
+function writeAtomically(file: string, data: Buffer): void {
+  const tmp = `${file}.tmp`;
+  try {
+    withFd(tmp, 'w', (fd) => {
+      fchmodSync(fd, 0o600); // a stale tmp file keeps its old mode
+      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
+      fsyncSync(fd);
+    });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  withFd(dirname(file), 'r', fsyncSync); // makes the rename itself durable
 }
 
 function withFd(path: string, flags: string, use: (fd: number) => void): void {

@@ -93,7 +93,7 @@ describe('LeasePool', () => {
     const p = pool();
     p.acquire(key(1), 'a', 1);
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(readdirSync(join(dir, 'state'))).toEqual(['leases.json']);
+    expect(readdirSync(join(dir, 'state')).sort()).toEqual(['leases.json', 'leases.json.bak']);
     expect(pool().load()).toEqual([]);
   });
 
@@ -104,7 +104,7 @@ describe('LeasePool', () => {
     fsFault.failWrites = true;
     expect(() => p.acquire(key(2), 'b', 2)).toThrow(/ENOSPC/);
     expect(readFileSync(file, 'utf8')).toBe(before);
-    expect(readdirSync(join(dir, 'state'))).toEqual(['leases.json']);
+    expect(readdirSync(join(dir, 'state')).sort()).toEqual(['leases.json', 'leases.json.bak']);
     fsFault.failWrites = false;
     expect(p.acquire(key(2), 'b', 3)).toBe('10.8.0.4'); // the lease was kept; the retry writes it
     const q = pool();
@@ -112,20 +112,37 @@ describe('LeasePool', () => {
     expect(q.leaseOf(key(2))).toBe('10.8.0.4');
   });
 
-  it('moves a corrupt file aside and starts empty', () => {
-    pool().acquire(key(1), 'a', 1);
-    for (const garbage of ['{"version": 1, "leases": [', '{"version": 2, "leases": []}', '{"version": 1, "leases": [{"key": "x"}]}']) {
+  it('moves a corrupt file aside and restores every lease from the backup', () => {
+    const p0 = pool();
+    expect(p0.acquire(key(1), 'a', 1)).toBe('10.8.0.2');
+    expect(p0.acquire(key(3), 'c', 2)).toBe('10.8.0.4');
+    for (const garbage of ['{"version": 1, "leases": [', '{"version": 2, "leases": []}', '{"version": 1, "leases": [{"key": "x"}]}', '']) {
       writeFileSync(file, garbage);
       const p = pool();
       const warnings = p.load();
-      expect(warnings).toHaveLength(1);
+      expect(warnings).toHaveLength(2);
       expect(warnings[0]).toMatch(/corrupt.*moved to .*leases\.json\.corrupt-/);
-      expect(existsSync(file)).toBe(false);
-      expect(p.size).toBe(0);
-      expect(p.acquire(key(2), 'b', 2)).toBe('10.8.0.2');
+      expect(warnings[1]).toMatch(/restored [23] lease\(s\) from .*leases\.json\.bak/);
+      expect(p.leaseOf(key(1))).toBe('10.8.0.2'); // the client comes back with its address
+      expect(p.leaseOf(key(3))).toBe('10.8.0.4');
+      expect(p.acquire(key(2), 'b', 3)).toBe('10.8.0.5');
       expect(existsSync(file)).toBe(true);
+      p.release(key(2));
     }
     expect(readdirSync(join(dir, 'state')).filter((f) => f.includes('.corrupt-')).length).toBeGreaterThan(0);
+  });
+
+  it('starts empty, with a warning, when the file and its backup are both damaged', () => {
+    pool().acquire(key(1), 'a', 1);
+    writeFileSync(file, 'garbage');
+    writeFileSync(`${file}.bak`, '{"version": 1');
+    const p = pool();
+    const warnings = p.load();
+    expect(warnings).toHaveLength(3);
+    expect(warnings[2]).toBe('starting with no leases');
+    expect(p.size).toBe(0);
+    expect(p.acquire(key(2), 'b', 2)).toBe('10.8.0.2');
+    expect(pool().load()).toEqual([]); // both copies rewritten whole
   });
 
   it('drops stored leases the configuration no longer allows', () => {
