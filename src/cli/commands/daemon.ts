@@ -1,10 +1,13 @@
 /**
  * `tvpn server -c FILE` and `tvpn client -c FILE`: run until SIGINT/SIGTERM, then undo
  * everything and exit 0. SIGHUP makes the server re-read its clients list.
+ *
+ * Exit codes, for supervisors (systemd's RestartPreventExitStatus=2): 2 when the config or
+ * the command line is wrong (restarting cannot help); 1 for every other failure, at start-up
+ * (no permission for tun, port in use) or at run time (a bug), after undoing what it can.
  */
 import type { Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
-import { ConfigError } from '../../config/errors.js';
 import type { LogLevel } from '../../config/load.js';
 import { loadServerConfig } from '../../config/server.js';
 import { Client } from '../../daemon/client.js';
@@ -23,7 +26,7 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadServerConfig(opts.config);
       const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
-      const server = await start(() => Server.start(cfg, log));
+      const server = await Server.start(cfg, log);
       process.on('SIGHUP', () => {
         try {
           server.reload(loadServerConfig(opts.config));
@@ -41,36 +44,35 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadClientConfig(opts.config);
       const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
-      await runUntilSignal(await start(() => Client.start(cfg, log)), log);
+      await runUntilSignal(await Client.start(cfg, log), log);
     });
 }
 
 const logLevel = (cmd: Command): LogLevel | undefined => (cmd.optsWithGlobals() as { logLevel?: LogLevel }).logLevel;
 
-/** Start-up failures (no permission for tun, port in use...) are bad input too: exit code 2. */
-async function start<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new ConfigError(err instanceof Error ? err.message : String(err));
-  }
-}
-
+/** Runs until a signal (exit 0) or a bug (exit 1); either way routes, tun and leases are undone first. */
 function runUntilSignal(daemon: Daemon, log: Logger): Promise<void> {
-  // A bug must not take the tunnel down for everyone: log it and carry on.
-  process.on('uncaughtException', (err) => log.error(`internal error (please report): ${err.stack ?? String(err)}`));
   return new Promise((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    const stop = (why: string, code: number): void => {
       if (stopping) return;
       stopping = true;
-      log.info(`${signal}: shutting down`);
-      daemon.stop().then(resolve, (err: unknown) => {
+      log.info(`${why}: shutting down`);
+      const done = (): void => {
+        if (code === 0) resolve();
+        else process.exit(code);
+      };
+      daemon.stop().then(done, (err: unknown) => {
         log.error(`shutdown: ${err instanceof Error ? err.message : String(err)}`);
-        resolve();
+        done();
       });
     };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+    // State after an unexpected exception cannot be trusted: undo and exit 1 so the supervisor restarts us.
+    process.on('uncaughtException', (err) => {
+      log.error(`internal error (please report): ${err.stack ?? String(err)}`);
+      stop('internal error', 1);
+    });
+    process.on('SIGINT', () => stop('SIGINT', 0));
+    process.on('SIGTERM', () => stop('SIGTERM', 0));
   });
 }
