@@ -3,7 +3,7 @@
  * declares its interface. Everything here is low level; use the wrappers in this directory
  * (Tun, UdpSocket, runInNetns, the native AEAD backend) instead of calling it directly.
  *
- * Conventions of the addon (see native/tvpn.c): bad arguments throw TypeError/RangeError;
+ * Conventions of the addon (see native/napi_util.h): bad arguments throw TypeError/RangeError;
  * opening things throws an Error with errno/code/syscall (turned into one-line messages by
  * errors.ts); batch calls return a count >= 0 or -errno and never throw for I/O conditions.
  * Batches are fixed-size slots in one buffer, see batch.ts.

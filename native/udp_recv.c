@@ -1,0 +1,198 @@
+/* UDP receives: recvmmsg straight into the slots, or with UDP GRO on into scratch buffers
+ * whose coalesced datagrams are split back into slots. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "constants.h"
+#include "endpoint.h"
+#include "udp.h"
+
+#define MMSG_CHUNK 64          /* messages per recvmmsg call (stack arrays) */
+#define GRO_MSGS 16            /* coalesced datagrams received per recvmmsg with GRO on */
+#define GRO_BUF_SIZE 65536     /* a coalesced datagram is at most 64 KiB unless gro_max_size was raised */
+#define SOCKET_ERROR_RETRIES 8 /* pending ICMP errors skipped per receive call */
+
+/* One coalesced datagram received with GRO on, split into slots across calls. */
+typedef struct {
+  const uint8_t *data;
+  uint32_t len, seg, pos;
+  uint8_t ep[ENDPOINT_SIZE];
+} gro_msg;
+
+struct gro_state {
+  uint8_t *data; /* GRO_MSGS buffers of GRO_BUF_SIZE */
+  struct mmsghdr mm[GRO_MSGS];
+  struct iovec iov[GRO_MSGS];
+  sockaddr_any names[GRO_MSGS];
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctrl[GRO_MSGS];
+  gro_msg msg[GRO_MSGS];
+  unsigned count, next; /* msg[next .. count-1] still hold undelivered segments */
+};
+
+gro_state *gro_state_new(void) {
+  gro_state *g = calloc(1, sizeof *g);
+  if (!g) return NULL;
+  g->data = malloc((size_t)GRO_MSGS * GRO_BUF_SIZE);
+  if (!g->data) {
+    free(g);
+    return NULL;
+  }
+  for (unsigned i = 0; i < GRO_MSGS; i++) {
+    g->iov[i].iov_base = g->data + (size_t)i * GRO_BUF_SIZE;
+    g->iov[i].iov_len = GRO_BUF_SIZE;
+    g->mm[i].msg_hdr.msg_iov = &g->iov[i];
+    g->mm[i].msg_hdr.msg_iovlen = 1;
+  }
+  return g;
+}
+
+void gro_state_free(gro_state *g) {
+  if (!g) return;
+  free(g->data);
+  free(g);
+}
+
+bool gro_pending(const gro_state *g) { return g->next < g->count; }
+
+/* Errors a receive reports for the socket, not for the call: a pending ICMP error stored by
+ * the kernel (connected sockets only) comes out of the next recv and is gone after it. */
+static bool is_socket_error(int err) {
+  switch (err) {
+    case EAGAIN: case EINTR: case EBADF: case EFAULT: case EINVAL: case ENOTSOCK: case ENOMEM:
+      return false;
+    default:
+      return true;
+  }
+}
+
+typedef enum { RECV_RETRY, RECV_STOP, RECV_FAIL } recv_verdict;
+
+/* What a receive does after recvmmsg failed with err, n datagrams into the call: retry
+ * (interrupted, or a pending ICMP error, noted, up to SOCKET_ERROR_RETRIES per call), stop
+ * with what it has (nothing waiting, or a socket error once datagrams are in), or fail with
+ * -err. */
+static recv_verdict recv_failed(io_handle *h, int err, size_t n, int *retries) {
+  if (err == EINTR) return RECV_RETRY;
+  if (is_socket_error(err) && (*retries)++ < SOCKET_ERROR_RETRIES) {
+    note_socket_error(h, err);
+    return RECV_RETRY;
+  }
+  return err == EAGAIN || n > 0 || is_socket_error(err) ? RECV_STOP : RECV_FAIL;
+}
+
+/* Plain receive: recvmmsg straight into the slots. */
+static int64_t recv_plain(io_handle *h, const batch *b) {
+  struct mmsghdr mm[MMSG_CHUNK];
+  struct iovec iov[MMSG_CHUNK];
+  sockaddr_any names[MMSG_CHUNK];
+  size_t n = 0;
+  int retries = 0;
+  while (n < b->count) {
+    unsigned want = b->count - n > MMSG_CHUNK ? MMSG_CHUNK : (unsigned)(b->count - n);
+    for (unsigned k = 0; k < want; k++) {
+      size_t i = b->first + n + k;
+      iov[k].iov_base = b->buf + i * b->slot + b->offset;
+      iov[k].iov_len = b->slot - b->offset;
+      memset(&mm[k].msg_hdr, 0, sizeof mm[k].msg_hdr);
+      mm[k].msg_hdr.msg_iov = &iov[k];
+      mm[k].msg_hdr.msg_iovlen = 1;
+      mm[k].msg_hdr.msg_name = &names[k];
+      mm[k].msg_hdr.msg_namelen = sizeof names[k];
+    }
+    int r = recvmmsg(h->fd, mm, want, MSG_DONTWAIT, NULL);
+    if (r < 0) {
+      int err = errno;
+      recv_verdict v = recv_failed(h, err, n, &retries);
+      if (v == RECV_RETRY) continue;
+      if (v == RECV_STOP) break;
+      return -err;
+    }
+    for (int k = 0; k < r; k++) {
+      size_t i = b->first + n + (size_t)k;
+      /* A datagram larger than the slot was cut short: report it as unusable. */
+      b->lens[i] = (mm[k].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)mm[k].msg_len;
+      sockaddr_to_endpoint(&names[k], b->addrs + i * ENDPOINT_SIZE);
+    }
+    n += (size_t)r;
+    if ((unsigned)r < want) break;
+  }
+  return (int64_t)n;
+}
+
+/* Takes a GRO receive's datagrams into g->msg: segment size from the UDP_GRO cmsg (0: one
+ * datagram). */
+static void gro_take(gro_state *g, int received) {
+  for (int k = 0; k < received; k++) {
+    struct msghdr *mh = &g->mm[k].msg_hdr;
+    gro_msg *m = &g->msg[k];
+    m->data = g->data + (size_t)k * GRO_BUF_SIZE;
+    m->len = g->mm[k].msg_len;
+    m->seg = 0;
+    m->pos = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+      if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+        int seg;
+        memcpy(&seg, CMSG_DATA(c), sizeof seg);
+        m->seg = seg > 0 ? (uint32_t)seg : 0;
+      }
+    }
+    sockaddr_to_endpoint(&g->names[k], m->ep);
+  }
+  g->count = (unsigned)received;
+  g->next = 0;
+}
+
+/* GRO receive: the kernel may coalesce same-flow datagrams into one of up to 64 KiB, whose
+ * UDP_GRO cmsg gives the segment size. Receive into scratch buffers and split them into
+ * slots; segments that do not fit this call stay pending for the next one. */
+static int64_t recv_gro(io_handle *h, const batch *b) {
+  gro_state *g = h->udp.gro;
+  size_t n = 0, cap = b->slot - b->offset;
+  int retries = 0;
+  while (n < b->count) {
+    if (g->next < g->count) {
+      gro_msg *m = &g->msg[g->next];
+      size_t i = b->first + n;
+      uint32_t len = m->len - m->pos;
+      if (m->seg && len > m->seg) len = m->seg;
+      if (len > cap) {
+        b->lens[i] = -1;
+      } else {
+        memcpy(b->buf + i * b->slot + b->offset, m->data + m->pos, len);
+        b->lens[i] = (int32_t)len;
+      }
+      memcpy(b->addrs + i * ENDPOINT_SIZE, m->ep, ENDPOINT_SIZE);
+      m->pos += len;
+      if (m->pos >= m->len) g->next++;
+      n++;
+      continue;
+    }
+    for (unsigned k = 0; k < GRO_MSGS; k++) {
+      struct msghdr *mh = &g->mm[k].msg_hdr;
+      mh->msg_name = &g->names[k];
+      mh->msg_namelen = sizeof g->names[k];
+      mh->msg_control = g->ctrl[k].buf;
+      mh->msg_controllen = sizeof g->ctrl[k].buf;
+      mh->msg_flags = 0;
+    }
+    int r = recvmmsg(h->fd, g->mm, GRO_MSGS, MSG_DONTWAIT, NULL);
+    if (r < 0) {
+      int err = errno;
+      recv_verdict v = recv_failed(h, err, n, &retries);
+      if (v == RECV_RETRY) continue;
+      if (v == RECV_STOP) break;
+      return -err;
+    }
+    gro_take(g, r);
+    if (r == 0) break;
+  }
+  return (int64_t)n;
+}
+
+int64_t udp_recv_batch(io_handle *h, const batch *b) { return h->udp.gro ? recv_gro(h, b) : recv_plain(h, b); }
