@@ -4,8 +4,8 @@
  * udp_recv.c (UDP sockets with recvmmsg/sendmmsg, GSO and GRO; endpoint.c the peer entries),
  * handle.c (the handle objects and their readiness polling), aead.c (batched
  * ChaCha20-Poly1305), netns.c (network namespaces); napi_util.c holds the N-API helpers and
- * the argument conventions. Here: the per-environment state and the exported
- * ENDPOINT_SIZE, which src/io/native.ts checks against TypeScript's at load.
+ * the argument conventions. Here: the per-environment state and the exported constants
+ * (constants.h), which src/addon/addon.ts checks against TypeScript's at load.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,7 +27,12 @@ static bool export_constants(napi_env env, napi_value exports) {
     const char *name;
     int32_t value;
   } constants[] = {
+      {"SLOT_HEADER", SLOT_HEADER},
+      {"TAG_LENGTH", TAG_LENGTH},
       {"ENDPOINT_SIZE", ENDPOINT_SIZE},
+      {"MAX_SLOT_SIZE", MAX_SLOT_SIZE},
+      {"GSO_MAX_SEGMENTS", GSO_MAX_SEGMENTS},
+      {"GSO_MAX_BYTES", GSO_MAX_BYTES},
   };
   napi_property_descriptor props[ARRAY_LEN(constants)];
   for (size_t i = 0; i < ARRAY_LEN(constants); i++) {

@@ -1,5 +1,5 @@
-/* Numbers used by several of the addon's files; TypeScript mirrors some of them
- * (src/crypto/aead.ts, src/io/endpoint.ts, src/io/batch.ts). */
+/* The numbers the TypeScript side mirrors. addon.c exports each under the same name, and
+ * src/addon/addon.ts fails at load when one differs from TypeScript's (a stale build). */
 #ifndef TVPN_CONSTANTS_H
 #define TVPN_CONSTANTS_H
 

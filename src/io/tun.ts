@@ -11,9 +11,10 @@
  *   });
  */
 import { constants } from 'node:os';
+import type { NativeTun } from '../addon/addon.js';
+import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
-import { loadNative, type NativeTun } from './native.js';
 import { PolledHandle } from './poll.js';
 
 const { EAGAIN, EBADF, EFAULT } = constants.errno;
@@ -63,7 +64,7 @@ export class Tun extends PolledHandle {
     const name = opts.name ?? '';
     if (name !== '') checkInterfaceName(name);
     try {
-      return new Tun(loadNative().openTun(name, opts.multiQueue ?? false));
+      return new Tun(ioAddon().openTun(name, opts.multiQueue ?? false));
     } catch (err) {
       throw ioErrorFrom(err, { op: 'tun-open', name });
     }

@@ -15,10 +15,11 @@
  *   if (sent < n) sock.onWritable(() => resume(sent));
  */
 import { constants } from 'node:os';
+import type { NativeUdp } from '../addon/addon.js';
+import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
 import { ENDPOINT_SIZE, type Endpoint, encodeEndpoint, formatEndpoint } from './endpoint.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
-import { loadNative, type NativeUdp } from './native.js';
 import { PolledHandle } from './poll.js';
 
 const { EAGAIN, EAFNOSUPPORT, EBADF, EFAULT, ENOTSOCK } = constants.errno;
@@ -83,7 +84,7 @@ export class UdpSocket extends PolledHandle {
       const local = new Uint8Array(ENDPOINT_SIZE);
       encodeEndpoint({ ip: address, port }, local, 0);
       try {
-        return new UdpSocket(loadNative().openUdp(local, bufferBytes, opts.v6Only ?? false, opts.gro ?? false), address);
+        return new UdpSocket(ioAddon().openUdp(local, bufferBytes, opts.v6Only ?? false, opts.gro ?? false), address);
       } catch (err) {
         throw ioErrorFrom(err, { op: 'udp-bind', address, port });
       }
