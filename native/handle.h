@@ -31,6 +31,7 @@ struct io_handle {
     struct {
       char name[IFNAMSIZ];
       bool merge_refused; /* the kernel refused a coalesced TCP run once: packets one by one from then on */
+      uint64_t oversized; /* packets read that did not fit their slot, dropped */
     } tun;
     struct {
       int family;         /* AF_INET or AF_INET6 */
@@ -38,6 +39,7 @@ struct io_handle {
       gro_state *gro;     /* non-NULL when UDP_GRO is on */
       uint32_t socket_errors;
       int last_socket_error;
+      uint64_t oversized; /* datagrams (or GRO segments) received that did not fit their slot, dropped */
     } udp;
   };
 };

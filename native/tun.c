@@ -59,6 +59,12 @@ static napi_value tun_get_name(napi_env env, napi_callback_info info) {
   return s;
 }
 
+/* tun.oversized: packets read that did not fit their slot (dropped). */
+static napi_value tun_get_oversized(napi_env env, napi_callback_info info) {
+  io_handle *h = ANY_THIS();
+  return h ? make_int(env, (int64_t)h->tun.oversized) : NULL;
+}
+
 /* tun.read(buf, slotSize, offset, lens, first, count) -> packets read into slots
  * first.. (0 when none is ready) or -errno when the first read fails; lens[i] is -1 for a
  * packet that cannot be used. One readv() per packet (the vnet header apart): a TUN fd has
@@ -68,20 +74,28 @@ static napi_value tun_read(napi_env env, napi_callback_info info) {
   batch b;
   io_handle *h = OPEN_THIS(6, argv, NULL);
   if (!h || !arg_batch(env, argv, false, &b)) return NULL;
-  uint8_t hdr[TUN_VNET_HDR_LEN];
-  size_t n = 0;
+  uint8_t hdr[TUN_VNET_HDR_LEN], spill;
+  size_t n = 0, cap = b.slot - b.offset;
   while (n < b.count) {
     size_t i = b.first + n;
     uint8_t *p = b.buf + i * b.slot + b.offset;
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {p, b.slot - b.offset}};
-    ssize_t r = readv(h->fd, iov, 2);
+    struct iovec iov[3] = {{hdr, sizeof hdr}, {p, cap}, {&spill, 1}};
+    ssize_t r = readv(h->fd, iov, 3);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || n > 0) break;
       return make_int(env, -errno);
     }
+    /* A packet longer than its slot (an MTU above it) is cut short, and the kernel returns
+     * only what it copied (tun_chr_read_iter caps the length): one spill byte past the slot
+     * tells a cut packet from one that fits exactly. */
     size_t len = r > TUN_VNET_HDR_LEN ? (size_t)r - TUN_VNET_HDR_LEN : 0;
-    b.lens[i] = len > 0 && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
+    if (len > cap) {
+      h->tun.oversized++;
+      b.lens[i] = -1;
+    } else {
+      b.lens[i] = len > 0 && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
+    }
     n++;
   }
   return make_int(env, (int64_t)n);
@@ -154,6 +168,7 @@ static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
 bool tun_register(napi_env env, napi_value exports) {
   const napi_property_descriptor methods[] = {
       GETTER("name", tun_get_name, KIND_TUN),
+      GETTER("oversized", tun_get_oversized, KIND_TUN),
       METHOD("read", tun_read, KIND_TUN),
       METHOD("write", tun_write, KIND_TUN),
   };

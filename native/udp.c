@@ -120,7 +120,7 @@ static napi_value udp_connect(napi_env env, napi_callback_info info) {
   return make_undefined(env);
 }
 
-/* Getters: port, gro, gso, groPending, socketErrors, lastSocketError. */
+/* Getters: port, gro, gso, groPending, socketErrors, lastSocketError, oversized. */
 static napi_value udp_get_port(napi_env env, napi_callback_info info) {
   io_handle *h = ANY_THIS();
   sockaddr_any sa;
@@ -156,6 +156,11 @@ static napi_value udp_get_last_socket_error(napi_env env, napi_callback_info inf
   return h ? make_int(env, h->udp.last_socket_error) : NULL;
 }
 
+static napi_value udp_get_oversized(napi_env env, napi_callback_info info) {
+  io_handle *h = ANY_THIS();
+  return h ? make_int(env, (int64_t)h->udp.oversized) : NULL;
+}
+
 /* udp.bufferSizes() -> [receive, send] as the kernel reports them (twice what was set). */
 static napi_value udp_buffer_sizes(napi_env env, napi_callback_info info) {
   int rcv = 0, snd = 0;
@@ -174,7 +179,7 @@ static napi_value udp_buffer_sizes(napi_env env, napi_callback_info info) {
 
 /* udp.recv(buf, slotSize, offset, lens, addrs, first, count) -> datagrams received into
  * slots first.. with their senders in addrs (0 when none is ready), or -errno. lens[i] is -1
- * for a datagram that did not fit its slot. A result equal to
+ * for a datagram that did not fit its slot (counted in udp.oversized). A result equal to
  * count means more may be waiting: call again. */
 static napi_value udp_recv(napi_env env, napi_callback_info info) {
   napi_value argv[7];
@@ -295,6 +300,7 @@ bool udp_register(napi_env env, napi_value exports) {
       GETTER("groPending", udp_get_pending, KIND_UDP),
       GETTER("socketErrors", udp_get_socket_errors, KIND_UDP),
       GETTER("lastSocketError", udp_get_last_socket_error, KIND_UDP),
+      GETTER("oversized", udp_get_oversized, KIND_UDP),
       METHOD("bufferSizes", udp_buffer_sizes, KIND_UDP),
       METHOD("connect", udp_connect, KIND_UDP),
       METHOD("recv", udp_recv, KIND_UDP),

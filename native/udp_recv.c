@@ -1,5 +1,6 @@
 /* UDP receives: recvmmsg straight into the slots, or with UDP GRO on into scratch buffers
- * whose coalesced datagrams are split back into slots. */
+ * whose coalesced datagrams are split back into slots. A datagram or segment that does not
+ * fit its slot is dropped (lens[i] = -1) and counted in h->udp.oversized. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -115,8 +116,14 @@ static int64_t recv_plain(io_handle *h, const batch *b) {
     }
     for (int k = 0; k < r; k++) {
       size_t i = b->first + n + (size_t)k;
-      /* A datagram larger than the slot was cut short: report it as unusable. */
-      b->lens[i] = (mm[k].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)mm[k].msg_len;
+      /* msg_len is what was copied (no MSG_TRUNC in the call's flags); a datagram cut short
+       * at the end of its slot is flagged. */
+      if (mm[k].msg_hdr.msg_flags & MSG_TRUNC) {
+        h->udp.oversized++;
+        b->lens[i] = -1;
+      } else {
+        b->lens[i] = (int32_t)mm[k].msg_len;
+      }
       sockaddr_to_endpoint(&names[k], b->addrs + i * ENDPOINT_SIZE);
     }
     n += (size_t)r;
@@ -126,11 +133,13 @@ static int64_t recv_plain(io_handle *h, const batch *b) {
 }
 
 /* Takes a GRO receive's datagrams into g->msg: segment size from the UDP_GRO cmsg (0: one
- * datagram). */
-static void gro_take(gro_state *g, int received) {
+ * datagram). One cut short by the scratch buffer keeps its whole segments; the cut one is
+ * dropped and counted, and a datagram with nothing left is skipped. */
+static void gro_take(io_handle *h, gro_state *g, int received) {
+  unsigned count = 0;
   for (int k = 0; k < received; k++) {
     struct msghdr *mh = &g->mm[k].msg_hdr;
-    gro_msg *m = &g->msg[k];
+    gro_msg *m = &g->msg[count];
     m->data = g->data + (size_t)k * GRO_BUF_SIZE;
     m->len = g->mm[k].msg_len;
     m->seg = 0;
@@ -142,9 +151,15 @@ static void gro_take(gro_state *g, int received) {
         m->seg = seg > 0 ? (uint32_t)seg : 0;
       }
     }
+    if (mh->msg_flags & MSG_TRUNC) {
+      h->udp.oversized++;
+      m->len = m->seg ? m->len - m->len % m->seg : 0;
+      if (m->len == 0) continue;
+    }
     sockaddr_to_endpoint(&g->names[k], m->ep);
+    count++;
   }
-  g->count = (unsigned)received;
+  g->count = count;
   g->next = 0;
 }
 
@@ -162,6 +177,7 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
       uint32_t len = m->len - m->pos;
       if (m->seg && len > m->seg) len = m->seg;
       if (len > cap) {
+        h->udp.oversized++;
         b->lens[i] = -1;
       } else {
         memcpy(b->buf + i * b->slot + b->offset, m->data + m->pos, len);
@@ -189,7 +205,7 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
       if (v == RECV_STOP) break;
       return -err;
     }
-    gro_take(g, r);
+    gro_take(h, g, r);
     if (r == 0) break;
   }
   return (int64_t)n;

@@ -35,6 +35,8 @@ export interface NativeHandle {
 
 export interface NativeTun extends NativeHandle {
   readonly name: string;
+  /** Packets read that did not fit their slot (dropped: lens[i] -1). */
+  readonly oversized: number;
   /** Packets read into slots first.. at `offset` (0 when none is ready), or -errno. */
   read(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number): number;
   /** Slots consumed (written, or skipped for lens[i] < 0), or -errno for slot `first`. */
@@ -54,6 +56,8 @@ export interface NativeUdp extends NativeHandle {
   readonly socketErrors: number;
   /** errno of the last one, 0 if none. */
   readonly lastSocketError: number;
+  /** Datagrams (or GRO segments) received that did not fit their slot (dropped: lens[i] -1). */
+  readonly oversized: number;
   /** [receive, send] buffer sizes as the kernel reports them. */
   bufferSizes(): [number, number];
   /** Fixes the peer to entry `index` of addrs; entries of family 0 then send to it. */

@@ -42,6 +42,8 @@ export function checkInterfaceName(name: string): void {
 }
 
 export interface TunStats {
+  /** Packets readBatch dropped because they did not fit in slotSize - offset (an MTU above the slot). */
+  readonly readOversized: number;
   /** Packets writeBatch dropped because the kernel refused them (malformed, link down...). */
   readonly writeDropped: number;
   /** Why the last one was refused. */
@@ -77,7 +79,8 @@ export class Tun extends PolledHandle {
   /**
    * Reads up to range.count packets into consecutive slots from range.first, each at
    * range.offset inside its slot, lengths into b.lens. Returns how many were read: 0 when
-   * none is waiting. A packet longer than slotSize - offset is cut short by the kernel.
+   * none is waiting. lens[i] is -1 for a packet that cannot be used, such as one longer than
+   * slotSize - offset (dropped and counted in stats.readOversized).
    */
   readBatch(b: PacketBatch, range?: BatchRange): number {
     const [first, count, offset] = resolveRange(b, range);
@@ -115,6 +118,7 @@ export class Tun extends PolledHandle {
 
   get stats(): TunStats {
     return {
+      readOversized: this.tun.oversized,
       writeDropped: this.writeDropped,
       lastWriteError: this.lastWriteErrno ? ioErrorFromErrno(this.lastWriteErrno, this.operation()) : null,
     };

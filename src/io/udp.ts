@@ -48,6 +48,8 @@ export interface SendOptions extends BatchRange {
 }
 
 export interface UdpStats {
+  /** Datagrams (or GRO segments) recvBatch dropped because they did not fit in slotSize - offset. */
+  readonly recvOversized: number;
   /** Datagrams sendBatch dropped because the kernel refused them (unreachable, too big...). */
   readonly sendDropped: number;
   readonly lastSendError: IoError | null;
@@ -146,7 +148,7 @@ export class UdpSocket extends PolledHandle {
    * Receives up to range.count datagrams into consecutive slots from range.first (at
    * range.offset), lengths into b.lens, senders into b.addrs. Returns how many: 0 when none
    * is waiting; when it returns the full count, more may be waiting. lens[i] is -1 for a
-   * datagram that did not fit in slotSize - offset (it is lost).
+   * datagram that did not fit in slotSize - offset (it is lost, and counted in stats.recvOversized).
    */
   recvBatch(b: PacketBatch, range?: BatchRange): number {
     const [first, count, offset] = resolveRange(b, range);
@@ -187,6 +189,7 @@ export class UdpSocket extends PolledHandle {
   get stats(): UdpStats {
     const op = this.operation();
     return {
+      recvOversized: this.sock.oversized,
       sendDropped: this.sendDropped,
       lastSendError: this.lastSendErrno ? ioErrorFromErrno(this.lastSendErrno, op) : null,
       socketErrors: this.sock.socketErrors,
