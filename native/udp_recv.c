@@ -72,19 +72,22 @@ static bool is_socket_error(int err) {
   }
 }
 
-typedef enum { RECV_RETRY, RECV_STOP, RECV_FAIL } recv_verdict;
-
-/* What a receive does after recvmmsg failed with err, n datagrams into the call: retry
- * (interrupted, or a pending ICMP error, noted, up to SOCKET_ERROR_RETRIES per call), stop
- * with what it has (nothing waiting, or a socket error once datagrams are in), or fail with
- * -err. */
-static recv_verdict recv_failed(io_handle *h, int err, size_t n, int *retries) {
-  if (err == EINTR) return RECV_RETRY;
-  if (is_socket_error(err) && (*retries)++ < SOCKET_ERROR_RETRIES) {
-    note_socket_error(h, err);
-    return RECV_RETRY;
+/* recvmmsg for a receive call n datagrams in: how many it received, else 0 to stop with
+ * what the call has (nothing waiting, or a socket error once datagrams are in) or -errno to
+ * fail. Interrupted calls are retried, and so are pending ICMP errors, noted, up to
+ * SOCKET_ERROR_RETRIES per receive call (*retries counts them). */
+static int recv_mmsg(io_handle *h, struct mmsghdr *mm, unsigned want, size_t n, int *retries) {
+  for (;;) {
+    int r = recvmmsg(h->fd, mm, want, MSG_DONTWAIT, NULL);
+    if (r >= 0) return r;
+    int err = errno;
+    if (err == EINTR) continue;
+    if (is_socket_error(err) && (*retries)++ < SOCKET_ERROR_RETRIES) {
+      note_socket_error(h, err);
+      continue;
+    }
+    return err == EAGAIN || n > 0 || is_socket_error(err) ? 0 : -err;
   }
-  return err == EAGAIN || n > 0 || is_socket_error(err) ? RECV_STOP : RECV_FAIL;
 }
 
 /* Plain receive: recvmmsg straight into the slots. */
@@ -106,14 +109,9 @@ static int64_t recv_plain(io_handle *h, const batch *b) {
       mm[k].msg_hdr.msg_name = &names[k];
       mm[k].msg_hdr.msg_namelen = sizeof names[k];
     }
-    int r = recvmmsg(h->fd, mm, want, MSG_DONTWAIT, NULL);
-    if (r < 0) {
-      int err = errno;
-      recv_verdict v = recv_failed(h, err, n, &retries);
-      if (v == RECV_RETRY) continue;
-      if (v == RECV_STOP) break;
-      return -err;
-    }
+    int r = recv_mmsg(h, mm, want, n, &retries);
+    if (r < 0) return r;
+    if (r == 0) break;
     for (int k = 0; k < r; k++) {
       size_t i = b->first + n + (size_t)k;
       /* msg_len is what was copied (no MSG_TRUNC in the call's flags); a datagram cut short
@@ -197,16 +195,10 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
       mh->msg_controllen = sizeof g->ctrl[k].buf;
       mh->msg_flags = 0;
     }
-    int r = recvmmsg(h->fd, g->mm, GRO_MSGS, MSG_DONTWAIT, NULL);
-    if (r < 0) {
-      int err = errno;
-      recv_verdict v = recv_failed(h, err, n, &retries);
-      if (v == RECV_RETRY) continue;
-      if (v == RECV_STOP) break;
-      return -err;
-    }
-    gro_take(h, g, r);
+    int r = recv_mmsg(h, g->mm, GRO_MSGS, n, &retries);
+    if (r < 0) return r;
     if (r == 0) break;
+    gro_take(h, g, r);
   }
   return (int64_t)n;
 }
