@@ -5,7 +5,7 @@
  * handle.c (the handle objects and their readiness polling), aead.c (batched
  * ChaCha20-Poly1305), netns.c (network namespaces); napi_util.c holds the N-API helpers and
  * the argument conventions. Here: the per-environment state and the exported constants
- * (constants.h), which src/addon/addon.ts checks against TypeScript's at load.
+ * (constants.h), which the TypeScript side checks against its own at load (src/addon/addon.ts).
  */
 #include <errno.h>
 #include <stdlib.h>

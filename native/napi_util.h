@@ -25,8 +25,8 @@ void throw_napi(napi_env env, const char *call);
     }                             \
   } while (0)
 
-/* The throw_* helpers return NULL, for `return throw_...(...)`. */
-/* Error("<syscall>: <strerror>") with .errno (positive), .code and .syscall. */
+/* The throw_* helpers return NULL, for `return throw_...(...)`. throw_errno throws
+ * Error("<syscall>: <strerror>") with .errno (positive), .code and .syscall. */
 napi_value throw_errno(napi_env env, int err, const char *syscall);
 napi_value throw_type(napi_env env, const char *what, const char *expected);
 napi_value throw_range(napi_env env, const char *msg);
@@ -43,7 +43,7 @@ napi_value make_undefined(napi_env env);
 /* Adds properties (FUNCTION entries, constants) to obj; false with an exception pending. */
 bool define_props(napi_env env, napi_value obj, const napi_property_descriptor *props, size_t count);
 
-/* Fetches exactly `want` arguments: throws a TypeError when fewer were passed. */
+/* Fetches the first `want` arguments: throws a TypeError when fewer were passed. */
 bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
 
 /* The arg_* helpers throw on failure and return false. */
@@ -56,7 +56,7 @@ bool arg_string(napi_env env, napi_value v, const char *what, char *buf, size_t 
 
 /* A slot range inside a batch: slots first .. first+count-1. Slot i starts at i * slot, its
  * packet at byte `offset` inside it, its length in lens[i]; UDP peers are ENDPOINT_SIZE
- * entries in addrs (layout in src/io/endpoint.ts). */
+ * entries in addrs (layout in src/io/endpoint.ts). Nothing is allocated per packet. */
 typedef struct {
   uint8_t *buf;
   size_t slot, offset, first, count;
