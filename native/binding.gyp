@@ -2,9 +2,10 @@
   "targets": [
     {
       "target_name": "tvpn",
-      "sources": ["tvpn.c", "tun_offload.c"],
+      "sources": ["addon.c", "napi_util.c", "handle.c", "tun.c", "tun_offload.c", "endpoint.c", "udp.c", "udp_recv.c", "aead.c", "netns.c"],
       "defines": ["NAPI_VERSION=8"],
-      "cflags_c": ["-std=gnu11"]
+      "cflags!": ["-Wno-unused-parameter"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

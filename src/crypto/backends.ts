@@ -2,11 +2,11 @@
  * Choosing a BatchAead backend: by name, or the best available (native when the addon is
  * built, else node:crypto; @noble/ciphers is the reference and the slowest).
  */
+import { addonAvailable } from '../addon/addon.js';
 import type { AeadBackendName, BatchAead } from './aead.js';
 import { NativeAead } from './aead-native.js';
 import { NodeAead } from './aead-node.js';
 import { NobleAead } from './aead-noble.js';
-import { nativeAvailable } from '../io/native.js';
 
 export const AEAD_BACKENDS: readonly AeadBackendName[] = ['native', 'node', 'noble'];
 
@@ -24,10 +24,10 @@ export function createAead(name: AeadBackendName): BatchAead {
 
 /** The backends usable here, fastest first. */
 export function availableAeads(): AeadBackendName[] {
-  return AEAD_BACKENDS.filter((name) => name !== 'native' || nativeAvailable());
+  return AEAD_BACKENDS.filter((name) => name !== 'native' || addonAvailable());
 }
 
 /** The fastest usable backend. */
 export function bestAead(): BatchAead {
-  return createAead(nativeAvailable() ? 'native' : 'node');
+  return createAead(addonAvailable() ? 'native' : 'node');
 }

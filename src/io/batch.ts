@@ -10,6 +10,8 @@ import { ENDPOINT_SIZE } from './endpoint.js';
 
 export const DEFAULT_BATCH_SLOTS = 64;
 export const DEFAULT_SLOT_SIZE = 2048;
+/** The largest slot the addon takes (checked against it at load). */
+export const MAX_SLOT_SIZE = 1 << 20;
 
 export interface PacketBatch {
   readonly slots: number;
@@ -34,8 +36,8 @@ export interface BatchRange {
 
 export function createBatch(slots: number = DEFAULT_BATCH_SLOTS, slotSize: number = DEFAULT_SLOT_SIZE): PacketBatch {
   if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`batch slots must be a positive integer, not ${slots}`);
-  if (!Number.isInteger(slotSize) || slotSize < 1 || slotSize > 1 << 20) {
-    throw new RangeError(`slotSize must be an integer in 1..${1 << 20}, not ${slotSize}`);
+  if (!Number.isInteger(slotSize) || slotSize < 1 || slotSize > MAX_SLOT_SIZE) {
+    throw new RangeError(`slotSize must be an integer in 1..${MAX_SLOT_SIZE}, not ${slotSize}`);
   }
   return {
     slots,

@@ -1,7 +1,7 @@
 /**
  * Per-packet UDP peer addresses. A batch carries one fixed-size entry per slot in a
  * Uint8Array (entry i at i * ENDPOINT_SIZE), filled by receives and read by sends, so no
- * address object is allocated per packet. Layout of an entry (native/tvpn.c uses the same):
+ * address object is allocated per packet. Layout of an entry (native/endpoint.c uses the same):
  *
  *   byte 0      family: 4 or 6; 0 = none (on send: the connected peer)
  *   byte 1      0

@@ -5,8 +5,8 @@
  * afterwards, so one process can, for instance, keep its UDP socket in the namespace it
  * started in and its TUN device in another. Needs root (CAP_SYS_ADMIN).
  */
+import { ioAddon } from './addon.js';
 import { ioErrorFrom } from './errors.js';
-import { loadNative } from './native.js';
 
 /**
  * Runs fn with the calling thread in network namespace `netns`: a name under /run/netns
@@ -14,7 +14,7 @@ import { loadNative } from './native.js';
  * anything it starts that runs later (callbacks, promises) runs back in the original one.
  */
 export function runInNetns<T>(netns: string, fn: () => T): T {
-  const native = loadNative();
+  const native = ioAddon();
   const path = netns.includes('/') ? netns : `/run/netns/${netns}`;
   let token: number;
   try {

@@ -2,8 +2,8 @@
  * Readiness callbacks shared by Tun and UdpSocket: one libuv poll handle per fd (libuv allows
  * only one), whose watched events follow the registered callbacks.
  */
+import { type NativeHandle, POLL_READABLE, POLL_WRITABLE } from '../addon/addon.js';
 import { IoError, type IoOperation, ioErrorFromErrno } from './errors.js';
-import { type NativeHandle, POLL_READABLE, POLL_WRITABLE } from './native.js';
 
 export abstract class PolledHandle {
   private readableCb: (() => void) | null = null;

@@ -11,9 +11,10 @@
  *   });
  */
 import { constants } from 'node:os';
+import type { NativeTun } from '../addon/addon.js';
+import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
-import { loadNative, type NativeTun } from './native.js';
 import { PolledHandle } from './poll.js';
 
 const { EAGAIN, EBADF, EFAULT } = constants.errno;
@@ -41,6 +42,8 @@ export function checkInterfaceName(name: string): void {
 }
 
 export interface TunStats {
+  /** Packets readBatch dropped because they did not fit in slotSize - offset (an MTU above the slot). */
+  readonly readOversized: number;
   /** Packets writeBatch dropped because the kernel refused them (malformed, link down...). */
   readonly writeDropped: number;
   /** Why the last one was refused. */
@@ -63,7 +66,7 @@ export class Tun extends PolledHandle {
     const name = opts.name ?? '';
     if (name !== '') checkInterfaceName(name);
     try {
-      return new Tun(loadNative().openTun(name, opts.multiQueue ?? false));
+      return new Tun(ioAddon().openTun(name, opts.multiQueue ?? false));
     } catch (err) {
       throw ioErrorFrom(err, { op: 'tun-open', name });
     }
@@ -76,7 +79,8 @@ export class Tun extends PolledHandle {
   /**
    * Reads up to range.count packets into consecutive slots from range.first, each at
    * range.offset inside its slot, lengths into b.lens. Returns how many were read: 0 when
-   * none is waiting. A packet longer than slotSize - offset is cut short by the kernel.
+   * none is waiting. lens[i] is -1 for a packet that cannot be used, such as one longer than
+   * slotSize - offset (dropped and counted in stats.readOversized).
    */
   readBatch(b: PacketBatch, range?: BatchRange): number {
     const [first, count, offset] = resolveRange(b, range);
@@ -114,6 +118,7 @@ export class Tun extends PolledHandle {
 
   get stats(): TunStats {
     return {
+      readOversized: this.tun.oversized,
       writeDropped: this.writeDropped,
       lastWriteError: this.lastWriteErrno ? ioErrorFromErrno(this.lastWriteErrno, this.operation()) : null,
     };

@@ -15,10 +15,11 @@
  *   if (sent < n) sock.onWritable(() => resume(sent));
  */
 import { constants } from 'node:os';
+import type { NativeUdp } from '../addon/addon.js';
+import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
 import { ENDPOINT_SIZE, type Endpoint, encodeEndpoint, formatEndpoint } from './endpoint.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
-import { loadNative, type NativeUdp } from './native.js';
 import { PolledHandle } from './poll.js';
 
 const { EAGAIN, EAFNOSUPPORT, EBADF, EFAULT, ENOTSOCK } = constants.errno;
@@ -47,6 +48,8 @@ export interface SendOptions extends BatchRange {
 }
 
 export interface UdpStats {
+  /** Datagrams (or GRO segments) recvBatch dropped because they did not fit in slotSize - offset. */
+  readonly recvOversized: number;
   /** Datagrams sendBatch dropped because the kernel refused them (unreachable, too big...). */
   readonly sendDropped: number;
   readonly lastSendError: IoError | null;
@@ -83,7 +86,7 @@ export class UdpSocket extends PolledHandle {
       const local = new Uint8Array(ENDPOINT_SIZE);
       encodeEndpoint({ ip: address, port }, local, 0);
       try {
-        return new UdpSocket(loadNative().openUdp(local, bufferBytes, opts.v6Only ?? false, opts.gro ?? false), address);
+        return new UdpSocket(ioAddon().openUdp(local, bufferBytes, opts.v6Only ?? false, opts.gro ?? false), address);
       } catch (err) {
         throw ioErrorFrom(err, { op: 'udp-bind', address, port });
       }
@@ -145,7 +148,7 @@ export class UdpSocket extends PolledHandle {
    * Receives up to range.count datagrams into consecutive slots from range.first (at
    * range.offset), lengths into b.lens, senders into b.addrs. Returns how many: 0 when none
    * is waiting; when it returns the full count, more may be waiting. lens[i] is -1 for a
-   * datagram that did not fit in slotSize - offset (it is lost).
+   * datagram that did not fit in slotSize - offset (it is lost, and counted in stats.recvOversized).
    */
   recvBatch(b: PacketBatch, range?: BatchRange): number {
     const [first, count, offset] = resolveRange(b, range);
@@ -186,6 +189,7 @@ export class UdpSocket extends PolledHandle {
   get stats(): UdpStats {
     const op = this.operation();
     return {
+      recvOversized: this.sock.oversized,
       sendDropped: this.sendDropped,
       lastSendError: this.lastSendErrno ? ioErrorFromErrno(this.lastSendErrno, op) : null,
       socketErrors: this.sock.socketErrors,

@@ -1,8 +1,9 @@
 /**
  * TUN devices inside a throwaway network namespace: raw IP packets written into a TUN reach
  * a UDP socket behind it, datagrams routed to the TUN come out of readBatch intact, a run of
- * TCP segments goes into the kernel as one coalesced packet, plus naming, multi-queue, error
- * messages and the device disappearing under a reader.
+ * TCP segments goes into the kernel as one coalesced packet, a packet too big for its slot is
+ * dropped and counted, plus naming, multi-queue, error messages and the device disappearing
+ * under a reader.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -277,6 +278,43 @@ describeRoot('TUN in a network namespace', () => {
       expect(Buffer.from(p!.payload).equals(payloadFor(i, 4 + ((i * 17) % 1300))), `payload ${i}`).toBe(true);
     });
     await deleteRoute('10.98.0.0/16', tun.name, { netns: ns.name });
+    sock.close();
+    tun.close();
+  });
+
+  it('drops and counts a packet bigger than its slot (an MTU above it), and reads the next ones intact', async () => {
+    const tun = ns.run(() => Tun.open({ name: 'tvio-big' }));
+    await addAddress(tun.name, '10.99.6.1/24', { netns: ns.name });
+    await configureLink(tun.name, { mtu: 4000, up: true }, { netns: ns.name });
+    const sock = ns.run(() => UdpSocket.open({ address: '10.99.6.1' }));
+    const cap = SLOT - OFFSET;
+    // IP and UDP headers are 28 bytes: one byte beyond the slot, exactly the slot, a small one.
+    const sizes = [cap + 1 - 28, cap - 28, 100];
+    const out = createBatch(3, 4096);
+    sizes.forEach((size, i) => {
+      out.buf.set(payloadFor(i, size), i * 4096);
+      out.lens[i] = size;
+      encodeEndpoint({ ip: '10.99.6.2', port: 7000 }, out.addrs, i);
+    });
+    expect(sock.sendBatch(out, { gso: false })).toBe(3);
+    const b = createBatch(8, SLOT);
+    const got: number[] = [];
+    await waitFor('the two packets that fit', () => {
+      const n = tun.readBatch(b, { offset: OFFSET });
+      for (let i = 0; i < n; i++) {
+        const len = b.lens[i]!;
+        expect(len).toBeLessThanOrEqual(cap);
+        const p = len < 0 ? null : parseUdpPacket(b.buf.subarray(i * SLOT + OFFSET, i * SLOT + OFFSET + len));
+        if (p?.dport !== 7000) continue; // IPv6 router solicitations and the like
+        expect(p.checksumsOk).toBe(true);
+        const k = sizes.indexOf(p.payload.length);
+        expect(Buffer.from(p.payload).equals(payloadFor(k, sizes[k]!)), `packet ${k}`).toBe(true);
+        got.push(k);
+      }
+      return got.length >= 2;
+    });
+    expect(got).toEqual([1, 2]);
+    expect(tun.stats.readOversized).toBe(1);
     sock.close();
     tun.close();
   });

@@ -249,6 +249,27 @@ describe('UDP on loopback', () => {
       return b.recvBatch(inb, { first: 0, count: 1 }) === 1 && b.recvBatch(inb, { first: 1, count: 1 }) === 1;
     });
     expect([...inb.lens]).toEqual([-1, 100]);
+    expect(b.stats.recvOversized).toBe(1);
+    a.close();
+    b.close();
+  });
+
+  it('marks GRO segments larger than their slot as unusable, one slot each', async () => {
+    const a = UdpSocket.open({ address: '127.0.0.1' });
+    const b = UdpSocket.open({ address: '127.0.0.1', gro: true });
+    const out = createBatch(4, 2048);
+    out.lens.set([1500, 1500, 1500, 100]);
+    for (let i = 0; i < 4; i++) {
+      writePayload(out.buf, i * 2048, i, out.lens[i]!);
+      encodeEndpoint({ ip: '127.0.0.1', port: b.port }, out.addrs, i);
+    }
+    expect(a.sendBatch(out, { gso: true })).toBe(4); // one GSO message, which b takes whole
+    const inb = createBatch(4, 1024);
+    let got = 0;
+    await waitFor('all four segments', () => (got += b.recvBatch(inb, { first: got, count: 4 - got })) === 4);
+    expect([...inb.lens]).toEqual([-1, -1, -1, 100]);
+    expect(checkPayload(inb.buf, 3 * 1024, 100)).toBe(3);
+    expect(b.stats.recvOversized).toBe(3);
     a.close();
     b.close();
   });

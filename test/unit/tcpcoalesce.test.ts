@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { createBatch } from '../../src/io/batch.js';
-import { loadNative } from '../../src/io/native.js';
+import { ioAddon } from '../../src/io/addon.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, buildTcpPacket, buildUdpPacket, fixTcpChecksums, tcpPseudoSum, type TcpSegment } from '../helpers/packets.js';
 import { prng } from '../helpers/prng.js';
 
@@ -31,7 +31,7 @@ function coalesce(packets: (Uint8Array | null)[], first = 0, slot = SLOT): { slo
     b.lens[i] = p ? p.length : -1;
   });
   const out = new Uint8Array(10 + 65535);
-  const [slots, bytes] = loadNative().tcpCoalesce(b.buf, slot, OFFSET, b.lens, first, packets.length - first, out);
+  const [slots, bytes] = ioAddon().tcpCoalesce(b.buf, slot, OFFSET, b.lens, first, packets.length - first, out);
   const v = new DataView(out.buffer);
   const vnet = { flags: out[0]!, gsoType: out[1]!, hdrLen: v.getUint16(2, true), gsoSize: v.getUint16(4, true), csumStart: v.getUint16(6, true), csumOffset: v.getUint16(8, true) };
   return { slots, vnet, packet: out.slice(10, bytes) };

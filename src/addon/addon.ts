@@ -1,18 +1,18 @@
 /**
  * Loads the native addon (native/build/Release/tvpn.node, built by `npm install`) and
- * declares its interface. Everything here is low level; use the wrappers in this directory
- * (Tun, UdpSocket, runInNetns, the native AEAD backend) instead of calling it directly.
+ * declares its interface. A leaf: it imports nothing from the project, so src/io and
+ * src/crypto both use it without depending on each other. Everything here is low level; use
+ * the wrappers (Tun, UdpSocket, runInNetns in src/io, the native AEAD backend in src/crypto).
  *
- * Conventions of the addon (see native/tvpn.c): bad arguments throw TypeError/RangeError;
+ * Conventions of the addon (see native/napi_util.h): bad arguments throw TypeError/RangeError;
  * opening things throws an Error with errno/code/syscall (turned into one-line messages by
- * errors.ts); batch calls return a count >= 0 or -errno and never throw for I/O conditions.
- * Batches are fixed-size slots in one buffer, see batch.ts.
+ * src/io/errors.ts); batch calls return a count >= 0 or -errno and never throw for I/O
+ * conditions. Batches are fixed-size slots in one buffer, see src/io/batch.ts.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENDPOINT_SIZE } from './endpoint.js';
 
 /** poll() event bits. */
 export const POLL_READABLE = 1;
@@ -35,6 +35,8 @@ export interface NativeHandle {
 
 export interface NativeTun extends NativeHandle {
   readonly name: string;
+  /** Packets read that did not fit their slot (dropped: lens[i] -1). */
+  readonly oversized: number;
   /** Packets read into slots first.. at `offset` (0 when none is ready), or -errno. */
   read(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number): number;
   /** Slots consumed (written, or skipped for lens[i] < 0), or -errno for slot `first`. */
@@ -54,6 +56,8 @@ export interface NativeUdp extends NativeHandle {
   readonly socketErrors: number;
   /** errno of the last one, 0 if none. */
   readonly lastSocketError: number;
+  /** Datagrams (or GRO segments) received that did not fit their slot (dropped: lens[i] -1). */
+  readonly oversized: number;
   /** [receive, send] buffer sizes as the kernel reports them. */
   bufferSizes(): [number, number];
   /** Fixes the peer to entry `index` of addrs; entries of family 0 then send to it. */
@@ -73,8 +77,23 @@ export interface NativeUdp extends NativeHandle {
   ): number;
 }
 
-export interface NativeAddon {
+/** The addon's constants (native/constants.h) that TypeScript mirrors. */
+export interface AddonConstants {
+  /** WireGuard transport header in front of each AEAD payload in a slot. */
+  readonly SLOT_HEADER: number;
+  /** Poly1305 tag. */
+  readonly TAG_LENGTH: number;
+  /** One UDP peer entry (src/io/endpoint.ts). */
   readonly ENDPOINT_SIZE: number;
+  /** Largest slotSize a batch call takes. */
+  readonly MAX_SLOT_SIZE: number;
+  /** Datagrams one UDP GSO send carries at most. */
+  readonly GSO_MAX_SEGMENTS: number;
+  /** Bytes one UDP GSO send carries at most. */
+  readonly GSO_MAX_BYTES: number;
+}
+
+export interface NativeAddon extends AddonConstants {
   /** Opens /dev/net/tun and attaches to (or creates) the named TUN device; "" lets the kernel name it. */
   openTun(name: string, multiQueue: boolean): NativeTun;
   /** Opens a non-blocking UDP socket bound to the 20-byte endpoint entry `local`. */
@@ -92,7 +111,7 @@ export interface NativeAddon {
   netnsRestore(token: number): void;
 }
 
-/** The directory holding tvpn's package.json, found from this module (src/io or dist/src/io). */
+/** The directory holding tvpn's package.json, found from this module (src/addon or dist/src/addon). */
 function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
@@ -104,34 +123,49 @@ function packageRoot(): string {
   }
 }
 
-export const ADDON_RELATIVE_PATH = 'native/build/Release/tvpn.node';
+const ADDON_RELATIVE_PATH = 'native/build/Release/tvpn.node';
 
 let addon: NativeAddon | undefined;
 
-/** The addon, loaded on first use; throws a clear error when it has not been built. */
-export function loadNative(): NativeAddon {
+function load(): NativeAddon {
   if (addon) return addon;
   const root = packageRoot();
   const path = join(root, ADDON_RELATIVE_PATH);
   if (!existsSync(path)) throw new Error('tvpn native addon not built: run npm install (needs python3, make, g++)');
-  let loaded: NativeAddon;
   try {
-    loaded = createRequire(join(root, 'package.json'))(path) as NativeAddon;
+    addon = createRequire(join(root, 'package.json'))(path) as NativeAddon;
   } catch (err) {
     const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new Error(`tvpn native addon ${path} failed to load (${why}): rebuild it with npm run build`);
   }
-  if (loaded.ENDPOINT_SIZE !== ENDPOINT_SIZE) {
-    throw new Error(`tvpn native addon ${path} is stale (endpoint size ${loaded.ENDPOINT_SIZE}): rebuild it with npm run build`);
-  }
-  addon = loaded;
   return addon;
 }
 
+/**
+ * Throws unless each of the caller's constants equals the addon's: an addon built from
+ * other sources would read and write slots with another layout.
+ */
+export function checkAddonConstants(loaded: Partial<AddonConstants>, expected: Partial<AddonConstants>): void {
+  const differ = (Object.keys(expected) as (keyof AddonConstants)[])
+    .filter((name) => loaded[name] !== expected[name])
+    .map((name) => `${name} ${loaded[name]} != ${expected[name]}`);
+  if (differ.length > 0) throw new Error(`tvpn: native addon built from other sources (${differ.join(', ')}): run npm run build`);
+}
+
+/**
+ * The addon, loaded on first use, with the caller's mirrored constants checked against it.
+ * Throws a clear one-line error when it has not been built, does not load or is stale.
+ */
+export function loadAddon(expected: Partial<AddonConstants>): NativeAddon {
+  const loaded = load();
+  checkAddonConstants(loaded, expected);
+  return loaded;
+}
+
 /** Whether the addon loads (for choosing a fallback, e.g. an AEAD backend). */
-export function nativeAvailable(): boolean {
+export function addonAvailable(): boolean {
   try {
-    loadNative();
+    load();
     return true;
   } catch {
     return false;
