@@ -201,6 +201,18 @@ export class LeasePool {
   }
 }
 
+/**
+ * The leases stored in a lease file, read only (for `tvpn check`): [] when there is none,
+ * null when it cannot be read or parsed.
+ */
+export function readStoredLeases(file: string): { key: string; address: string; name: string }[] | null {
+  try {
+    return parseFile(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? [] : null;
+  }
+}
+
 /** The stored leases, or null (with a warning) when the file is damaged; [] when there is none. */
 function readLeases(file: string, warnings: string[]): StoredLease[] | null {
   let text: string;

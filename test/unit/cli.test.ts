@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
@@ -64,6 +64,24 @@ describe('check', () => {
   it('prints a one-line summary of a server config', async () => {
     writeFileSync(F, SERVER);
     expect(await tvpn('check', '-c', F)).toEqual({ code: 0, out: `${F}: ok (server tun0 10.8.0.1/24, 1 client, pool 10.8.0.10-10.8.0.250)\n`, err: '' });
+  });
+
+  it('warns when a static address is leased to another client in state_dir (the pool moved under it)', async () => {
+    const holder = encodeKey(publicKeyOf(generatePrivateKey()));
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(
+      join(dir, 'state', 'leases.json'),
+      JSON.stringify({ version: 1, leases: [{ key: holder, address: '10.8.0.2', name: 'phone', lastSeen: 1 }] }),
+    );
+    writeFileSync(F, SERVER + `state_dir: ${join(dir, 'state')}\n`);
+    const r = await tvpn('check', '-c', F);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(
+      `tvpn: warning: client old: address 10.8.0.2 is leased to phone (${join(dir, 'state', 'leases.json')}); ` +
+        'a running server refuses this on reload while phone is connected, and a restart gives phone a new address\n',
+    );
+    writeFileSync(join(dir, 'state', 'leases.json'), JSON.stringify({ version: 1, leases: [{ key: PEER, address: '10.8.0.2', name: 'old', lastSeen: 1 }] }));
+    expect((await tvpn('check', '-c', F)).err).toBe(''); // its own lease
   });
 
   it('detects a client config, or takes --client/--server', async () => {

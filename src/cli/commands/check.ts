@@ -1,7 +1,10 @@
 import { Option, type Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
 import { detectConfigKind } from '../../config/load.js';
-import { loadServerConfig } from '../../config/server.js';
+import { join } from 'node:path';
+import { encodeKey } from '../../config/keys.js';
+import { loadServerConfig, type ServerConfig } from '../../config/server.js';
+import { readStoredLeases } from '../../server/leases.js';
 import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 /**
@@ -14,8 +17,27 @@ export function checkConfig(path: string, kind: 'server' | 'client' = detectConf
     return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
   }
   const s = loadServerConfig(path);
+  for (const w of leaseConflicts(s)) process.stderr.write(`tvpn: warning: ${w}\n`);
   const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
   return `${path}: ok (server ${s.interface.name} ${s.interface.address.text}, ${clients}, pool ${s.pool.first}-${s.pool.last})`;
+}
+
+/**
+ * Static addresses that the state directory's leases give to another client (the pool moved
+ * under them): a running server refuses such a reload while the holder is connected, and a
+ * restart moves the holder to a new address. Unreadable state is not the config's fault.
+ */
+export function leaseConflicts(s: ServerConfig): string[] {
+  const leases = readStoredLeases(join(s.stateDir, 'leases.json')) ?? [];
+  const holders = new Map(leases.map((l) => [l.address, l]));
+  return s.clients.flatMap((c) => {
+    const held = c.address === null ? undefined : holders.get(c.address);
+    if (!held || held.key === encodeKey(c.publicKey)) return [];
+    return [
+      `client ${c.name}: address ${c.address} is leased to ${held.name || held.key} (${join(s.stateDir, 'leases.json')}); ` +
+        `a running server refuses this on reload while ${held.name || 'that client'} is connected, and a restart gives ${held.name || 'it'} a new address`,
+    ];
+  });
 }
 
 export function register(program: Command): void {
