@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
-import { parseInterfaceAddress, parseRoute, type Cidr } from './address.js';
+import { parseInterfaceAddress, parseRoute, type InterfaceAddress } from '../net/cidr.js';
 import { ConfigError, fsReason } from './errors.js';
 import { decodeKey, keyHint, readKeyFile, type KeyKind } from './keys.js';
 
@@ -329,7 +329,7 @@ export function mtuOf(value: Value | undefined, ipv6: boolean): number | null {
 export function interfaceOf(
   value: Value | undefined,
   addressFix: string | null,
-): { name: string; address: Cidr | null; mtu: number | null } {
+): { name: string; address: InterfaceAddress | null; mtu: number | null } {
   const section = value?.section(['name', 'address', 'mtu']);
   const name = section?.get('name')?.parse(parseInterfaceName) ?? 'tun0';
   const addressValue = addressFix === null ? section?.get('address') : section?.need('address', addressFix);

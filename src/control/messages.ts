@@ -7,7 +7,8 @@
  * to a client only in the version the client announced, so no message ever needs to carry
  * fields its receiver does not know.
  */
-import { parseCidr } from '../wireguard/allowedips.js';
+import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
+import { sameBytes } from '../net/ip.js';
 import { MAX_MESSAGE } from './frame.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -140,8 +141,8 @@ function config(v: Obj): ConfigMessage {
   const net = cidr(address, 'address', false);
   const gateway = str(v, 'gateway');
   const gw = ip(gateway, 'gateway');
-  if (gw.length !== host.length || !inPrefix(gw, net.ip, net.bits)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
-  if (gw.every((b, i) => b === host[i])) throw new Error('gateway: equals the address');
+  if (!prefixContains(net, gw)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
+  if (sameBytes(gw, host)) throw new Error('gateway: equals the address');
 
   const routes = list(v, 'routes', MAX_ROUTES).map((r, i) => {
     cidr(r, `routes[${i}]`, true);
@@ -211,30 +212,17 @@ function ip(s: string, what: string): Uint8Array {
   return cidr(s, what, false).ip;
 }
 
-/** parseCidr, with host bits past the prefix optionally rejected (ip route refuses them). */
-function cidr(s: string, what: string, exact: boolean): { ip: Uint8Array; bits: number } {
+/** A prefix (host bits kept), with host bits past the prefix optionally rejected (ip route refuses them). */
+function cidr(s: string, what: string, exact: boolean): Prefix {
   if (s.length > 64) throw new Error(`${what}: too long`);
-  let parsed: { ip: Uint8Array; bits: number };
+  let parsed: Prefix;
   try {
-    parsed = parseCidr(s);
+    parsed = splitCidr(s);
   } catch (e) {
     throw new Error(`${what}: ${(e as Error).message}`);
   }
-  if (exact) {
-    const slash = s.indexOf('/');
-    const full = parseCidr(slash < 0 ? s : s.slice(0, slash)).ip;
-    if (!full.every((b, i) => b === parsed.ip[i])) throw new Error(`${what} '${s}': host bits set past the prefix`);
-  }
+  if (exact && hasHostBits(parsed)) throw new Error(`${what} '${s}': host bits set past the prefix`);
   return parsed;
-}
-
-function inPrefix(addr: Uint8Array, net: Uint8Array, bits: number): boolean {
-  for (let i = 0; i < net.length; i++) {
-    const keep = Math.max(0, Math.min(8, bits - 8 * i));
-    const mask = (0xff << (8 - keep)) & 0xff;
-    if ((addr[i]! & mask) !== net[i]) return false;
-  }
-  return true;
 }
 
 /** Printable, since names and reasons end up in logs and on terminals. */

@@ -5,7 +5,6 @@
  * server goes away. Works without any push too (a stock WireGuard server).
  */
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
@@ -13,7 +12,8 @@ import { configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
 import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import type { DeviceEvent } from '../wireguard/device.js';
-import { formatEndpoint, type Endpoint } from '../wireguard/endpoint.js';
+import { type Endpoint, endpointOf, formatEndpoint } from '../net/endpoint.js';
+import { ipFamily } from '../net/ip.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';
@@ -27,10 +27,10 @@ const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
 
 export async function resolveServer(host: string, port: number): Promise<Endpoint> {
-  if (isIP(host)) return { ip: host, port };
+  if (ipFamily(host)) return endpointOf(host, port);
   try {
     const { address } = await lookup(host);
-    return { ip: address, port };
+    return endpointOf(address, port);
   } catch (err) {
     throw new Error(`cannot resolve server ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
@@ -90,7 +90,7 @@ export class Client {
       const c = (client = new Client(cfg, log, dp, server));
       await c.net.apply(c.settings());
       c.status = await serveStatus(cfg.controlSocket, () => c.snapshotStatus());
-      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${isIP(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
+      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
       dp.device.connect(c.peer, now());
       dp.flush();
       return c;

@@ -13,7 +13,7 @@ import { ControlChannel } from '../control/channel.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { LeasePool } from '../server/leases.js';
 import type { DeviceEvent } from '../wireguard/device.js';
-import { formatEndpoint } from '../wireguard/endpoint.js';
+import { formatEndpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';

@@ -4,12 +4,9 @@ export {
   copyEndpoint,
   decodeEndpoint,
   ENDPOINT_SIZE,
-  type Endpoint,
   encodeEndpoint,
   endpointEquals,
   endpointFamily,
-  formatEndpoint,
-  parseEndpoint,
 } from './endpoint.js';
 export { IoError } from './errors.js';
 export {

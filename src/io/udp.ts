@@ -16,7 +16,8 @@
  */
 import { constants } from 'node:os';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
-import { ENDPOINT_SIZE, type Endpoint, encodeEndpoint, formatEndpoint } from './endpoint.js';
+import { type Endpoint, formatEndpoint } from '../net/endpoint.js';
+import { ENDPOINT_SIZE, encodeEndpoint } from './endpoint.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
 import { loadNative, type NativeUdp } from './native.js';
 import { PolledHandle } from './poll.js';

@@ -31,8 +31,8 @@ import {
   UNDER_LOAD_AFTER_TIME,
   ZERO_KEY_MATERIAL_TIME,
 } from './constants.js';
-import { CookieChecker } from './cookie.js';
-import { endpointAddress, endpointCookieSource, sameEndpoint, type Endpoint } from './endpoint.js';
+import { CookieChecker, endpointCookieSource } from './cookie.js';
+import { endpointAddress, sameEndpoint, type Endpoint } from '../net/endpoint.js';
 import {
   Handshake,
   HandshakeState,

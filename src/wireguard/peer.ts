@@ -3,7 +3,7 @@
  * The Device drives it; the peer itself holds state, not policy.
  */
 import { CookieGenerator } from './cookie.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../net/endpoint.js';
 import { Handshake } from './handshake.js';
 import { Keypairs } from './keypair.js';
 

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
 import { detectConfigKind } from '../../config/load.js';
 import { loadServerConfig } from '../../config/server.js';
-import { formatEndpoint } from '../../wireguard/endpoint.js';
+import { formatEndpoint } from '../../net/endpoint.js';
 
 /**
  * Validates a config file and returns its one-line summary; throws ConfigError. Without a

@@ -5,7 +5,7 @@
  */
 import { blake2s } from '@noble/hashes/blake2.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../../../src/wireguard/device.js';
-import type { Endpoint } from '../../../src/wireguard/endpoint.js';
+import type { Endpoint } from '../../../src/net/endpoint.js';
 import type { Peer, PeerConfig } from '../../../src/wireguard/peer.js';
 import { createAead } from '../../../src/crypto/backends.js';
 
