@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { pushKeepaliveProblem, pushMtuProblem } from '../control/limits.js';
 import { hostRange, networkOf, routeRange, type InterfaceAddress } from '../net/cidr.js';
 import { parseHostPort } from '../net/endpoint.js';
 import {
@@ -28,6 +29,7 @@ import {
   type Value,
 } from './load.js';
 import { encodeKey, publicKeyOf } from './keys.js';
+import { DEFAULT_MTU } from '../wireguard/constants.js';
 
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -78,7 +80,6 @@ const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key
 
 const DEFAULT_LISTEN = { host: '0.0.0.0', port: 51820 };
 const DEFAULT_STATE_DIR = '/var/lib/tvpn';
-const DEFAULT_MTU = 1420;
 
 /** Client names appear in logs, status output and file names, so they are kept plain. */
 export function parseClientName(text: string): string {
@@ -206,6 +207,24 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
   });
 }
 
+/**
+ * push.<key>, or its default when unset, if the control channel can carry it; otherwise the
+ * error names the channel's limit, so `tvpn check` refuses what could never be pushed.
+ */
+function pushable(
+  push: Section | undefined,
+  key: 'mtu' | 'keepalive',
+  parse: (value: Value | undefined) => number,
+  problem: (n: number) => string | null,
+  root: Section,
+): number {
+  const value = push?.get(key);
+  const n = parse(value);
+  const why = problem(n);
+  if (why === null) return n;
+  throw value?.fail(why) ?? root.fail(`push.${key} defaults to ${n}, but ${why}; set push.${key}`);
+}
+
 function buildServerConfig(root: Section, file: string): ServerConfig {
   const iface = interfaceOf(
     root.need('interface', 'e.g. interface: { name: tun0, address: 10.8.0.1/24 }'),
@@ -223,6 +242,8 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     throw root.fail(`the VPN subnet ${networkOf(address.text)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
   }
   const push = root.get('push')?.section(PUSH_KEYS);
+  const pushMtu = pushable(push, 'mtu', (v) => mtuOf(v, address.ip.includes(':')) ?? mtu, pushMtuProblem, root);
+  const keepalive = pushable(push, 'keepalive', keepaliveOf, pushKeepaliveProblem, root);
   return {
     file: resolve(file),
     interface: { name: iface.name, address, mtu },
@@ -238,8 +259,8 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
       routes: routesOf(push?.get('routes')),
       redirectGateway: push?.get('redirect_gateway')?.bool() ?? false,
       dns: (push?.get('dns')?.list() ?? []).map((v) => ipText(v.parse(ipOf))),
-      mtu: mtuOf(push?.get('mtu'), address.ip.includes(':')) ?? mtu,
-      keepalive: keepaliveOf(push?.get('keepalive')),
+      mtu: pushMtu,
+      keepalive,
     },
     clients,
   };

@@ -10,6 +10,7 @@
 import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
 import { sameBytes } from '../net/ip.js';
 import { MAX_MESSAGE } from './frame.js';
+import { MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_ROUTES = 1024;
@@ -152,9 +153,8 @@ function config(v: Obj): ConfigMessage {
     ip(d, `dns[${i}]`);
     return d;
   });
-  // IPv6 needs links of at least 1280 bytes (RFC 8200 §5).
   const ipv6 = host.length === 16 || routes.some((r) => r.includes(':'));
-  const mtu = integer(v, 'mtu', ipv6 ? 1280 : 576, 9000);
+  const mtu = integer(v, 'mtu', ipv6 ? MIN_MTU_IPV6 : MIN_MTU, MAX_PUSH_MTU);
   return {
     type: 'config',
     serial: integer(v, 'serial', 0, Number.MAX_SAFE_INTEGER),
@@ -164,7 +164,7 @@ function config(v: Obj): ConfigMessage {
     routes,
     dns,
     redirectGateway: bool(v, 'redirectGateway'),
-    keepalive: integer(v, 'keepalive', 0, 3600),
+    keepalive: integer(v, 'keepalive', 0, MAX_PUSH_KEEPALIVE),
   };
 }
 

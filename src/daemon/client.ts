@@ -10,7 +10,9 @@ import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
 import { configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
+import { CONTROL_HEADROOM } from '../control/limits.js';
 import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
+import { DEFAULT_MTU } from '../wireguard/constants.js';
 import type { DeviceEvent } from '../wireguard/device.js';
 import { type Endpoint, endpointOf, formatEndpoint } from '../net/endpoint.js';
 import { ipFamily } from '../net/ip.js';
@@ -21,8 +23,6 @@ import type { Logger } from './log.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 
-const DEFAULT_MTU = 1420;
-const CONTROL_HEADROOM = 32;
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
 

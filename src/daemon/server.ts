@@ -10,6 +10,7 @@ import { encodeKey } from '../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../config/server.js';
 import { addAddress, configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
+import { CONTROL_HEADROOM } from '../control/limits.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { LeasePool } from '../server/leases.js';
 import type { DeviceEvent } from '../wireguard/device.js';
@@ -20,8 +21,6 @@ import { DataPath } from './datapath.js';
 import type { Logger } from './log.js';
 import { serveStatus, type Status } from './status.js';
 
-/** Room for the WireGuard header, padding and tag inside the tunnel MTU. */
-const CONTROL_HEADROOM = 32;
 
 interface ClientState {
   entry: ClientEntry;
