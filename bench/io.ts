@@ -21,6 +21,7 @@ import { Tun } from '../src/io/tun.js';
 import { UdpSocket } from '../src/io/udp.js';
 import { cleanupStale, createNetnsPair, type NetnsPair } from '../src/lab/netns.js';
 import { buildUdpPacket } from '../test/helpers/packets.js';
+import { errorMessage } from '../src/errors.js';
 
 const BATCH = 64;
 const SLOT = 2048;
@@ -295,6 +296,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench:io: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`bench:io: ${errorMessage(err)}`);
   process.exit(1);
 });

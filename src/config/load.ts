@@ -276,7 +276,7 @@ export function detectConfigKind(path: string): 'server' | 'client' {
 }
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slashes, colons or spaces. */
-export function parseInterfaceName(text: string): string {
+function parseInterfaceName(text: string): string {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(text) || text === '.' || text === '..') {
     throw new Error(`'${text}' is not a valid interface name (1-15 letters, digits, '_', '.', '-')`);
   }

@@ -22,6 +22,7 @@ import { DataPath } from './datapath.js';
 import type { Logger } from './log.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
+import { errorMessage } from '../errors.js';
 
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
@@ -181,7 +182,7 @@ export class Client {
         this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`);
         this.send({ type: 'applied', serial: m.serial, ok: true });
       } catch (err) {
-        const reason = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+        const reason = errorMessage(err).slice(0, 200);
         this.log.error(`cannot apply config ${m.serial}: ${reason}`);
         this.send({ type: 'applied', serial: m.serial, ok: false, reason });
       }
@@ -236,7 +237,7 @@ export class Client {
       server = await resolveServer(this.cfg.server.host, this.cfg.server.port);
     } catch (err) {
       this.reconnectIn(wait);
-      this.log.warn(`${err instanceof Error ? err.message : String(err)}; retrying`);
+      this.log.warn(`${errorMessage(err)}; retrying`);
       return;
     }
     if (this.stopped) return;

@@ -20,6 +20,7 @@ import { now } from './clock.js';
 import { DataPath } from './datapath.js';
 import type { Logger } from './log.js';
 import { serveStatus, type Status } from './status.js';
+import { errorMessage } from '../errors.js';
 
 
 interface ClientState {
@@ -175,7 +176,7 @@ export class Server {
     try {
       address = this.leases.acquire(c.key, c.entry.name, Date.now());
     } catch (err) {
-      this.log.warn(`lease store: ${err instanceof Error ? err.message : String(err)}`);
+      this.log.warn(`lease store: ${errorMessage(err)}`);
       address = this.leases.leaseOf(c.key);
     }
     if (!address) return null;
@@ -292,7 +293,7 @@ export class Server {
     try {
       this.leases.flush();
     } catch (err) {
-      this.log.warn(`could not save leases: ${err instanceof Error ? err.message : String(err)}`);
+      this.log.warn(`could not save leases: ${errorMessage(err)}`);
     }
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     this.dp.close();

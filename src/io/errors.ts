@@ -62,7 +62,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
 };
 
 /** errno name for a positive errno, e.g. 1 -> 'EPERM'. */
-export function errnoName(errno: number): string {
+function errnoName(errno: number): string {
   try {
     return getSystemErrorName(-Math.abs(errno));
   } catch {
@@ -71,7 +71,7 @@ export function errnoName(errno: number): string {
 }
 
 /** Lower-case description of an errno name. */
-export function describeCode(code: string): string {
+function describeCode(code: string): string {
   return DESCRIPTIONS[code] ?? code;
 }
 

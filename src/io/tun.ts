@@ -76,7 +76,8 @@ export class Tun extends PolledHandle {
   /**
    * Reads up to range.count packets into consecutive slots from range.first, each at
    * range.offset inside its slot, lengths into b.lens. Returns how many were read: 0 when
-   * none is waiting. A packet longer than slotSize - offset is cut short by the kernel.
+   * none is waiting. Slots must hold the tun's MTU: the kernel does not cut a longer packet
+   * short but reports its full length.
    */
   readBatch(b: PacketBatch, range?: BatchRange): number {
     const [first, count, offset] = resolveRange(b, range);

@@ -42,10 +42,10 @@ export function parseCidr(s: string): Prefix {
   return { ip: maskIp(ip, bits), bits };
 }
 
-export const formatCidr = (p: Prefix): string => `${formatIp(p.ip)}/${p.bits}`;
+const formatCidr = (p: Prefix): string => `${formatIp(p.ip)}/${p.bits}`;
 
 /** A copy of ip with the bits past `bits` zeroed. */
-export function maskIp(ip: Uint8Array, bits: number): Uint8Array {
+function maskIp(ip: Uint8Array, bits: number): Uint8Array {
   const out = Uint8Array.from(ip);
   for (let i = 0; i < out.length; i++) {
     const keep = bits - 8 * i;

@@ -200,9 +200,6 @@ export class Device {
     return this.peers.get(Buffer.from(publicKey).toString('hex'));
   }
 
-  get peerList(): Peer[] {
-    return [...this.peers.values()];
-  }
 
   /** Sets or clears persistent keepalive; like wg set, turning it on sends a keepalive now. */
   setPersistentKeepalive(peer: Peer, seconds: number, now: number): void {

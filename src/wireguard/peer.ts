@@ -57,8 +57,6 @@ export class Peer {
   lastReceiveAt = -Infinity;
   rxBytes = 0;
   txBytes = 0;
-  /** Free for the layer above (the control channel keeps its per-peer state here). */
-  tag: unknown = undefined;
 
   constructor(
     config: PeerConfig,

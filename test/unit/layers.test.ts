@@ -12,23 +12,25 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
 /**
  * Folder (or top-level module) of src/ -> the folders it may import besides itself. Read it
- * bottom-up: net and addon import nothing; the protocol core (wireguard), control and crypto
- * never reach the I/O shell, the daemon, config, server, lab or cli; io never reaches daemon,
- * config or cli; config never reaches daemon or cli; nothing imports cli.
+ * bottom-up: net, addon, errors (errorMessage) and version import nothing; the protocol core
+ * (wireguard), control and crypto never reach the I/O shell, the daemon, config, server, lab
+ * or cli; io never reaches daemon, config or cli; config never reaches daemon or cli; nothing
+ * imports cli.
  */
 const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   net: [],
   addon: [],
+  errors: [],
   version: [],
-  crypto: ['net', 'addon'],
-  wireguard: ['net', 'addon', 'crypto'],
-  control: ['net', 'addon', 'crypto', 'wireguard'],
-  io: ['net', 'addon', 'crypto'],
-  lab: ['net', 'addon', 'io'],
-  server: ['net', 'crypto', 'wireguard', 'control'],
-  config: ['net', 'crypto', 'wireguard', 'control'],
-  daemon: ['net', 'addon', 'crypto', 'wireguard', 'control', 'io', 'lab', 'server', 'config', 'version'],
-  cli: ['net', 'addon', 'crypto', 'wireguard', 'control', 'io', 'lab', 'server', 'config', 'daemon', 'version'],
+  crypto: ['net', 'addon', 'errors'],
+  wireguard: ['net', 'addon', 'errors', 'crypto'],
+  control: ['net', 'addon', 'errors', 'crypto', 'wireguard'],
+  io: ['net', 'addon', 'errors', 'crypto'],
+  lab: ['net', 'addon', 'errors', 'io'],
+  server: ['net', 'errors', 'crypto', 'wireguard', 'control'],
+  config: ['net', 'errors', 'crypto', 'wireguard', 'control'],
+  daemon: ['net', 'addon', 'errors', 'crypto', 'wireguard', 'control', 'io', 'lab', 'server', 'config', 'version'],
+  cli: ['net', 'addon', 'errors', 'crypto', 'wireguard', 'control', 'io', 'lab', 'server', 'config', 'daemon', 'version'],
 };
 
 /** Layer edges that break the table today, as "importer -> imported". */

@@ -8,7 +8,7 @@ import { formatEndpoint } from '../../net/endpoint.js';
  * Validates a config file and returns its one-line summary; throws ConfigError. Without a
  * kind, a file with a top-level 'server' key is a client config, anything else a server config.
  */
-export function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
+function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {
     const c = loadClientConfig(path);
     return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;

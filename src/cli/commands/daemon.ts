@@ -10,6 +10,7 @@ import { loadServerConfig } from '../../config/server.js';
 import { Client } from '../../daemon/client.js';
 import { Logger } from '../../daemon/log.js';
 import { Server } from '../../daemon/server.js';
+import { errorMessage } from '../../errors.js';
 
 interface Daemon {
   stop(): Promise<void>;
@@ -28,7 +29,7 @@ export function register(program: Command): void {
         try {
           server.reload(loadServerConfig(opts.config));
         } catch (err) {
-          log.error(`reload failed, keeping the running config: ${err instanceof Error ? err.message : String(err)}`);
+          log.error(`reload failed, keeping the running config: ${errorMessage(err)}`);
         }
       });
       await runUntilSignal(server, log);
@@ -52,7 +53,7 @@ async function start<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw new ConfigError(err instanceof Error ? err.message : String(err));
+    throw new ConfigError(errorMessage(err));
   }
 }
 
@@ -66,7 +67,7 @@ function runUntilSignal(daemon: Daemon, log: Logger): Promise<void> {
       stopping = true;
       log.info(`${signal}: shutting down`);
       daemon.stop().then(resolve, (err: unknown) => {
-        log.error(`shutdown: ${err instanceof Error ? err.message : String(err)}`);
+        log.error(`shutdown: ${errorMessage(err)}`);
         resolve();
       });
     };
