@@ -14,6 +14,7 @@ import {
   type Ip,
   type IpRange,
 } from '../net/range.js';
+import { DEFAULT_MTU } from '../wireguard/constants.js';
 import {
   controlSocketOf,
   interfaceOf,
@@ -29,7 +30,6 @@ import {
   type Value,
 } from './load.js';
 import { encodeKey, publicKeyOf } from './keys.js';
-import { DEFAULT_MTU } from '../wireguard/constants.js';
 
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
