@@ -7,7 +7,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { IoError } from '../io/errors.js';
 import { addAddress, addRoute, configureLink, deleteAddress, deleteRoute, routeGet } from '../io/netconf.js';
-import { networkOf } from '../net/cidr.js';
+import { hostPrefix, networkOf } from '../net/cidr.js';
 import { ipFamily } from '../net/ip.js';
 import type { Logger } from './log.js';
 
@@ -97,7 +97,7 @@ export class NetState {
     const family = ipFamily(server) === 4 ? 4 : 6;
     // Keep the tunnel's own packets on the path they take now, then send the rest through it.
     const path = await routeGet(server);
-    const cidr = `${server}/${family === 4 ? 32 : 128}`;
+    const cidr = hostPrefix(server);
     await addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
     this.hostRoute = { cidr, dev: path.dev, via: path.via };
     for (const half of DEF1[family]) await addRoute(half, this.dev);

@@ -14,6 +14,7 @@ import { CONTROL_HEADROOM } from '../control/limits.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { LeasePool } from '../server/leases.js';
 import type { DeviceEvent } from '../wireguard/device.js';
+import { hostPrefix } from '../net/cidr.js';
 import { formatEndpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
@@ -90,7 +91,7 @@ export class Server {
     const peer = this.dp.device.addPeer({
       publicKey: entry.publicKey,
       ...(entry.presharedKey ? { presharedKey: entry.presharedKey } : {}),
-      allowedIps: [...(address ? [hostCidr(address)] : []), ...entry.routes],
+      allowedIps: [...(address ? [hostPrefix(address)] : []), ...entry.routes],
     });
     const channel = entry.stock
       ? null
@@ -181,7 +182,7 @@ export class Server {
     }
     if (!address) return null;
     c.address = address;
-    this.dp.device.allowedIps.insert(hostCidr(address), c.peer);
+    this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
     this.log.info(`address ${address} assigned to ${c.entry.name}`);
     return address;
   }
@@ -300,8 +301,6 @@ export class Server {
     this.log.info(`server stopped, ${this.dp.tun.name} removed`);
   }
 }
-
-const hostCidr = (ip: string): string => `${ip}/${ip.includes(':') ? 128 : 32}`;
 
 /** Pushed routes only work if the host forwards between tun0 and its other interfaces. */
 function warnIfNotForwarding(cfg: ServerConfig, log: Logger): void {

@@ -44,6 +44,12 @@ export function parseCidr(s: string): Prefix {
 
 const formatCidr = (p: Prefix): string => `${formatIp(p.ip)}/${p.bits}`;
 
+/** A bare address's host prefix in canonical text: 10.8.0.2/32, fd00::2/128. */
+export function hostPrefix(ip: string): string {
+  const bytes = parseIp(ip);
+  return formatCidr({ ip: bytes, bits: bytes.length * 8 });
+}
+
 /** A copy of ip with the bits past `bits` zeroed. */
 function maskIp(ip: Uint8Array, bits: number): Uint8Array {
   const out = Uint8Array.from(ip);

@@ -13,7 +13,7 @@
  * compact and cache-friendly, several times faster to walk than an object per node.
  */
 
-import { parseCidr } from '../net/cidr.js';
+import { parseCidr, type Prefix } from '../net/cidr.js';
 import { formatIp } from '../net/ip.js';
 
 const NONE = -1;
@@ -131,7 +131,7 @@ class Trie<T> {
   }
 }
 
-type Cidr = string | { ip: Uint8Array; bits: number };
+type Cidr = string | Prefix;
 
 /** T is any value but null/undefined (peers are compared by identity). */
 export class AllowedIPs<T extends {}> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hasHostBits, networkOf, parseCidr, parseInterfaceAddress, parseRoute, prefixContains, splitCidr } from '../../src/net/cidr.js';
+import { hasHostBits, hostPrefix, networkOf, parseCidr, parseInterfaceAddress, parseRoute, prefixContains, splitCidr } from '../../src/net/cidr.js';
 import { endpointAddress, endpointOf, formatEndpoint, parseEndpoint, parseHostPort } from '../../src/net/endpoint.js';
 import { formatIp, ipFamily, parseIp, unmapIp } from '../../src/net/ip.js';
 import { formatRange, ipOf, ipText, parseRange, prefixRange } from '../../src/net/range.js';
@@ -61,6 +61,7 @@ describe('cidr', () => {
     expect(hasHostBits(splitCidr('10.8.0.5/24'))).toBe(true);
     expect(hasHostBits(splitCidr('10.8.0.0/24'))).toBe(false);
     expect(networkOf('::ffff:10.8.0.5/120')).toBe('::ffff:10.8.0.0/120');
+    expect([hostPrefix('10.8.0.2'), hostPrefix('FD00::2'), hostPrefix('::ffff:10.8.0.2')]).toEqual(['10.8.0.2/32', 'fd00::2/128', '::ffff:10.8.0.2/128']);
   });
 
   it('tests membership within one family', () => {
