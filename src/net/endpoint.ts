@@ -72,6 +72,6 @@ export function parseEndpoint(text: string): Endpoint {
     const { host, port } = parseHostPort(text, { ipOnly: true });
     return endpointOf(host, port);
   } catch (err) {
-    throw new TypeError(`not an IP:port endpoint: ${JSON.stringify(text)} (${(err as Error).message})`);
+    throw new TypeError(`not an IP:port endpoint: ${(err as Error).message}`);
   }
 }

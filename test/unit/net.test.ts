@@ -115,7 +115,7 @@ describe('endpoint', () => {
 
   it('rejects bad endpoints with the reason', () => {
     expect(() => parseEndpoint('host:1')).toThrow(
-      new TypeError(`not an IP:port endpoint: "host:1" ('host' in 'host:1' is not an IP address (e.g. 0.0.0.0:51820 or [::]:51820))`),
+      new TypeError("not an IP:port endpoint: 'host' in 'host:1' is not an IP address (e.g. 0.0.0.0:51820 or [::]:51820)"),
     );
     expect(() => parseEndpoint('2001:db8::1:51820')).toThrow(/not an IP:port endpoint: .*put an IPv6 address in brackets/);
     expect(() => parseEndpoint('10.0.0.1:0')).toThrow(/port 0 in '10.0.0.1:0' is out of range \(1-65535\)/);
