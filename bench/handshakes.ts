@@ -14,7 +14,7 @@
 import { generatePrivateKey } from '../src/config/keys.js';
 import { bestAead } from '../src/crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../src/wireguard/device.js';
-import type { Endpoint } from '../src/wireguard/endpoint.js';
+import type { Endpoint } from '../src/net/endpoint.js';
 import type { Peer } from '../src/wireguard/peer.js';
 import { prng } from '../test/helpers/prng.js';
 

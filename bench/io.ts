@@ -14,12 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { SLOT_HEADER, TAG_LENGTH } from '../src/crypto/aead.js';
 import { AEAD_BACKENDS, createAead } from '../src/crypto/backends.js';
 import { createBatch, type PacketBatch } from '../src/io/batch.js';
-import { type Endpoint, encodeEndpoint, parseEndpoint } from '../src/io/endpoint.js';
+import { encodeEndpoint } from '../src/io/endpoint.js';
+import { type Endpoint, parseEndpoint } from '../src/net/endpoint.js';
 import { addAddress, configureLink } from '../src/io/netconf.js';
 import { Tun } from '../src/io/tun.js';
 import { UdpSocket } from '../src/io/udp.js';
 import { cleanupStale, createNetnsPair, type NetnsPair } from '../src/lab/netns.js';
 import { buildUdpPacket } from '../test/helpers/packets.js';
+import { errorMessage } from '../src/errors.js';
 
 const BATCH = 64;
 const SLOT = 2048;
@@ -294,6 +296,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`bench:io: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`bench:io: ${errorMessage(err)}`);
   process.exit(1);
 });

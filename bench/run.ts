@@ -30,6 +30,7 @@ import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, startIperfServ
 import { handshakeTable, plotPng, ratioLine, resultsTable, type SystemResult } from './report.js';
 import { runSoak } from './soak.js';
 import { SYSTEMS, type Tunnel, type TunnelSystem } from './tunnels/index.js';
+import { errorMessage } from '../src/errors.js';
 
 const RESULTS = join(PACKAGE_ROOT, 'bench', 'results');
 /** Machine load (% of all cores) above which a repetition waits, then is flagged as disturbed. */
@@ -172,7 +173,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
             (r.busyBefore > QUIET_PCT ? `, DISTURBED: the machine was ${r.busyBefore.toFixed(0)}% busy before it` : ''),
         );
       } catch (err) {
-        const msg = err instanceof Error ? err.message : String(err);
+        const msg = errorMessage(err);
         errors.get(system.name)!.push(msg);
         say(`  ${rep}/${opts.reps} ${system.name}: FAILED: ${msg}`);
       }
@@ -206,7 +207,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
   try {
     plotPng(rows, png, `TCP through each tunnel: iperf3 ${opts.seconds} s, median of ${opts.reps}, one 2-core machine (bars past the axis are cut, value on top)`);
   } catch (err) {
-    say(`chart: ${err instanceof Error ? err.message : String(err)}`);
+    say(`chart: ${errorMessage(err)}`);
   }
   say('');
   say(resultsTable(rows));
@@ -267,7 +268,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`bench: ${errorMessage(err)}`);
     process.exit(1);
   },
 );

@@ -9,6 +9,7 @@
  */
 import type { NetnsPair } from '../../src/lab/netns.js';
 import { pings, stopProc, until, type Proc } from '../../test/helpers/tvpn.js';
+import { errorMessage } from '../../src/errors.js';
 
 export const TUNNEL_MTU = 1420;
 
@@ -35,7 +36,7 @@ export async function untilPing(pair: NetnsPair, serverAddr: string, logs: () =>
   try {
     await until(`a ping to ${serverAddr} through the tunnel`, () => pings(pair.b, serverAddr, 1), 20_000);
   } catch (err) {
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${logs()}`);
+    throw new Error(`${errorMessage(err)}\n${logs()}`);
   }
 }
 

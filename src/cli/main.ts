@@ -8,6 +8,7 @@ import * as daemon from './commands/daemon.js';
 import * as demo from './commands/demo.js';
 import * as keys from './commands/keys.js';
 import * as show from './commands/show.js';
+import { errorMessage } from '../errors.js';
 
 /** Each command lives in commands/<name>.ts and adds itself to the program. */
 const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [demo, daemon, show, keys, check, addClient];
@@ -26,8 +27,8 @@ function oneLineUsageErrors(cmd: Command, path: string): void {
   for (const sub of cmd.commands) oneLineUsageErrors(sub, `${path} ${sub.name()}`);
 }
 
-/** Builds the command tree; exported apart from main() so tests can inspect it. */
-export function buildProgram(): Command {
+/** The command tree, built afresh for each run (commander keeps parse state in it). */
+function buildProgram(): Command {
   const program = new Command();
   program
     .name('tvpn')
@@ -49,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed it already
-    process.stderr.write(`tvpn: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`tvpn: ${errorMessage(err)}\n`);
     return err instanceof ConfigError ? err.exitCode : 1;
   }
 }

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { parseEndpoint, type Cidr } from './address.js';
+import type { InterfaceAddress } from '../net/cidr.js';
+import { parseHostPort } from '../net/endpoint.js';
 import {
   controlSocketOf,
   interfaceOf,
@@ -17,7 +18,7 @@ export interface ClientConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
   file: string;
   /** address and mtu are only for a stock WireGuard server, which pushes nothing; null means "as pushed". */
-  interface: { name: string; address: Cidr | null; mtu: number | null };
+  interface: { name: string; address: InterfaceAddress | null; mtu: number | null };
   /** host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without brackets. */
   server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null };
   privateKey: Uint8Array;
@@ -52,7 +53,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     .section(SERVER_SECTION_KEYS);
   const endpoint = server
     .need('endpoint', "the server's host:port, e.g. vpn.example.com:51820")
-    .parse((t) => parseEndpoint(t, { ipOnly: false }));
+    .parse((t) => parseHostPort(t, { ipOnly: false }));
   const publicKey = server.need('public_key', "the server's public key; 'tvpn pubkey < server.key' prints it").key('public');
   const presharedKey = server.secretKey('preshared_key', 'preshared');
   const privateKey = privateKeyOf(root, 'client.key');

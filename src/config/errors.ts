@@ -1,3 +1,5 @@
+import { errorMessage } from '../errors.js';
+
 /**
  * Bad input from the user: a config file, a key, a command-line argument. The message is one
  * line that says what is wrong and how to fix it; the CLI prints it as `tvpn: <message>` and
@@ -24,6 +26,6 @@ export function fsReason(err: unknown): string {
     case 'EEXIST':
       return 'already exists';
     default:
-      return err instanceof Error ? err.message : String(err);
+      return errorMessage(err);
   }
 }

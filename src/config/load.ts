@@ -1,7 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
-import { parseInterfaceAddress, parseRoute, type Cidr } from './address.js';
+import { MIN_MTU, MIN_MTU_IPV6 } from '../control/limits.js';
+import { parseInterfaceAddress, parseRoute, type InterfaceAddress } from '../net/cidr.js';
 import { ConfigError, fsReason } from './errors.js';
 import { decodeKey, keyHint, readKeyFile, type KeyKind } from './keys.js';
 
@@ -275,7 +276,7 @@ export function detectConfigKind(path: string): 'server' | 'client' {
 }
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slashes, colons or spaces. */
-export function parseInterfaceName(text: string): string {
+function parseInterfaceName(text: string): string {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(text) || text === '.' || text === '..') {
     throw new Error(`'${text}' is not a valid interface name (1-15 letters, digits, '_', '.', '-')`);
   }
@@ -314,11 +315,11 @@ export function logLevelOf(value: Value | undefined): LogLevel {
   return value === undefined ? 'info' : value.oneOf(LOG_LEVELS);
 }
 
-/** The MTU range tvpn accepts: 576 (the smallest IPv4 datagram every host takes) up to 65535; IPv6 needs 1280. */
+/** A tun's MTU: at least MIN_MTU (MIN_MTU_IPV6 for IPv6), at most 65535 (the largest IP packet). */
 export function mtuOf(value: Value | undefined, ipv6: boolean): number | null {
   if (value === undefined) return null;
-  const mtu = value.int(576, 65535);
-  if (ipv6 && mtu < 1280) throw value.fail(`${mtu} is too small for IPv6, which needs at least 1280`);
+  const mtu = value.int(MIN_MTU, 65535);
+  if (ipv6 && mtu < MIN_MTU_IPV6) throw value.fail(`${mtu} is too small for IPv6, which needs at least ${MIN_MTU_IPV6}`);
   return mtu;
 }
 
@@ -329,7 +330,7 @@ export function mtuOf(value: Value | undefined, ipv6: boolean): number | null {
 export function interfaceOf(
   value: Value | undefined,
   addressFix: string | null,
-): { name: string; address: Cidr | null; mtu: number | null } {
+): { name: string; address: InterfaceAddress | null; mtu: number | null } {
   const section = value?.section(['name', 'address', 'mtu']);
   const name = section?.get('name')?.parse(parseInterfaceName) ?? 'tun0';
   const addressValue = addressFix === null ? section?.get('address') : section?.need('address', addressFix);

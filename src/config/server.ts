@@ -1,21 +1,20 @@
 import { resolve } from 'node:path';
+import { pushKeepaliveProblem, pushMtuProblem } from '../control/limits.js';
+import { hostRange, networkOf, routeRange, type InterfaceAddress } from '../net/cidr.js';
+import { parseHostPort } from '../net/endpoint.js';
 import {
-  formatIp,
   formatRange,
-  hostRange,
-  networkOf,
-  parseEndpoint,
-  parseIp,
+  ipOf,
+  ipText,
   parseRange,
   prefixRange,
   rangeContains,
   rangesOverlap,
-  routeRange,
   sameIp,
-  type Cidr,
   type Ip,
   type IpRange,
-} from './address.js';
+} from '../net/range.js';
+import { DEFAULT_MTU } from '../wireguard/constants.js';
 import {
   controlSocketOf,
   interfaceOf,
@@ -35,7 +34,7 @@ import { encodeKey, publicKeyOf } from './keys.js';
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
   file: string;
-  interface: { name: string; address: Cidr; mtu: number };
+  interface: { name: string; address: InterfaceAddress; mtu: number };
   listen: { host: string; port: number };
   privateKey: Uint8Array;
   /** Dynamic addresses, inclusive; inside the subnet, clear of the server's and static clients' addresses. */
@@ -81,7 +80,6 @@ const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key
 
 const DEFAULT_LISTEN = { host: '0.0.0.0', port: 51820 };
 const DEFAULT_STATE_DIR = '/var/lib/tvpn';
-const DEFAULT_MTU = 1420;
 
 /** Client names appear in logs, status output and file names, so they are kept plain. */
 export function parseClientName(text: string): string {
@@ -93,18 +91,18 @@ export function parseClientName(text: string): string {
 
 /** The address plan static client addresses are checked against. */
 export interface AddressPlan {
-  subnet: Cidr;
+  subnet: InterfaceAddress;
   server: Ip;
   hosts: IpRange;
   /** null while the default pool is still to be fitted around the static addresses. */
   pool: IpRange | null;
 }
 
-const planOf = (subnet: Cidr, pool: IpRange | null): AddressPlan => ({ subnet, server: parseIp(subnet.ip), hosts: hostRange(subnet), pool });
+const planOf = (subnet: InterfaceAddress, pool: IpRange | null): AddressPlan => ({ subnet, server: ipOf(subnet.ip), hosts: hostRange(subnet), pool });
 
 /** A loaded config's plan, its pool settled. */
 export function addressPlanOf(config: ServerConfig): AddressPlan & { pool: IpRange } {
-  const pool = { first: parseIp(config.pool.first), last: parseIp(config.pool.last) };
+  const pool = { first: ipOf(config.pool.first), last: ipOf(config.pool.last) };
   return { ...planOf(config.interface.address, pool), pool };
 }
 
@@ -113,9 +111,9 @@ export function addressPlanOf(config: ServerConfig): AddressPlan & { pool: IpRan
  * (canonical text) already given to clients to a description of the holder.
  */
 export function staticAddressProblem(ip: Ip, plan: AddressPlan, taken: ReadonlyMap<string, string>): string | null {
-  const text = formatIp(ip);
+  const text = ipText(ip);
   if (!rangeContains(plan.hosts, ip)) {
-    return `${text} is outside the VPN subnet ${networkOf(plan.subnet)} (hosts ${formatRange(plan.hosts)}); pick an address inside it`;
+    return `${text} is outside the VPN subnet ${networkOf(plan.subnet.text)} (hosts ${formatRange(plan.hosts)}); pick an address inside it`;
   }
   if (sameIp(ip, plan.server)) return `${text} is the server's own address (interface.address); pick another`;
   if (plan.pool !== null && rangeContains(plan.pool, ip)) {
@@ -131,7 +129,7 @@ function explicitPool(value: Value, plan: AddressPlan): IpRange {
   const pool = value.parse(parseRange);
   const text = formatRange(pool);
   if (pool.first.family !== plan.server.family) {
-    throw value.fail(`${text} is IPv${pool.first.family} but the VPN subnet ${networkOf(plan.subnet)} is IPv${plan.server.family}`);
+    throw value.fail(`${text} is IPv${pool.first.family} but the VPN subnet ${networkOf(plan.subnet.text)} is IPv${plan.server.family}`);
   }
   if (!rangeContains(plan.hosts, pool.first) || !rangeContains(plan.hosts, pool.last)) {
     throw value.fail(`${text} is not inside the VPN subnet's host addresses ${formatRange(plan.hosts)}; pick a range within them`);
@@ -185,16 +183,16 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
     const addressValue = s.get('address');
     let address: string | null = null;
     if (addressValue !== undefined) {
-      const ip = addressValue.parse(parseIp);
+      const ip = addressValue.parse(ipOf);
       const problem = staticAddressProblem(ip, plan, addresses);
       if (problem !== null) throw addressValue.fail(problem);
-      address = formatIp(ip);
+      address = ipText(ip);
       addresses.set(address, addressValue.ref(`${item.path} '${name}'`));
     }
 
     const own = routesOf(s.get('routes'), (route, at) => {
       if (rangesOverlap(routeRange(route), subnet)) {
-        throw at.fail(`${route} overlaps the VPN subnet ${networkOf(plan.subnet)}; routes are for networks behind the client`);
+        throw at.fail(`${route} overlaps the VPN subnet ${networkOf(plan.subnet.text)}; routes are for networks behind the client`);
       }
       const first = routes.get(route);
       if (first !== undefined) throw at.fail(`${route} is already behind ${first.ref()}; a subnet can sit behind only one client`);
@@ -209,6 +207,24 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
   });
 }
 
+/**
+ * push.<key>, or its default when unset, if the control channel can carry it; otherwise the
+ * error names the channel's limit, so `tvpn check` refuses what could never be pushed.
+ */
+function pushable(
+  push: Section | undefined,
+  key: 'mtu' | 'keepalive',
+  parse: (value: Value | undefined) => number,
+  problem: (n: number) => string | null,
+  root: Section,
+): number {
+  const value = push?.get(key);
+  const n = parse(value);
+  const why = problem(n);
+  if (why === null) return n;
+  throw value?.fail(why) ?? root.fail(`push.${key} defaults to ${n}, but ${why}; set push.${key}`);
+}
+
 function buildServerConfig(root: Section, file: string): ServerConfig {
   const iface = interfaceOf(
     root.need('interface', 'e.g. interface: { name: tun0, address: 10.8.0.1/24 }'),
@@ -216,22 +232,24 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
   );
   const address = iface.address!;
   const mtu = iface.mtu ?? DEFAULT_MTU;
-  const listen = root.get('listen')?.parse((t) => parseEndpoint(t, { ipOnly: true })) ?? DEFAULT_LISTEN;
+  const listen = root.get('listen')?.parse((t) => parseHostPort(t, { ipOnly: true })) ?? DEFAULT_LISTEN;
   const privateKey = privateKeyOf(root, 'server.key');
   const poolValue = root.get('pool');
   const plan = planOf(address, poolValue === undefined ? null : explicitPool(poolValue, planOf(address, null)));
   const clients = clientsOf(root.get('clients'), plan, encodeKey(publicKeyOf(privateKey)));
-  const pool = plan.pool ?? defaultPool(plan, clients.flatMap((c) => (c.address === null ? [] : [parseIp(c.address)])));
+  const pool = plan.pool ?? defaultPool(plan, clients.flatMap((c) => (c.address === null ? [] : [ipOf(c.address)])));
   if (pool === null) {
-    throw root.fail(`the VPN subnet ${networkOf(address)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
+    throw root.fail(`the VPN subnet ${networkOf(address.text)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
   }
   const push = root.get('push')?.section(PUSH_KEYS);
+  const pushMtu = pushable(push, 'mtu', (v) => mtuOf(v, address.ip.includes(':')) ?? mtu, pushMtuProblem, root);
+  const keepalive = pushable(push, 'keepalive', keepaliveOf, pushKeepaliveProblem, root);
   return {
     file: resolve(file),
     interface: { name: iface.name, address, mtu },
     listen,
     privateKey,
-    pool: { first: formatIp(pool.first), last: formatIp(pool.last) },
+    pool: { first: ipText(pool.first), last: ipText(pool.last) },
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
     clientToClient: root.get('client_to_client')?.bool() ?? false,
     logLevel: logLevelOf(root.get('log_level')),
@@ -240,9 +258,9 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     push: {
       routes: routesOf(push?.get('routes')),
       redirectGateway: push?.get('redirect_gateway')?.bool() ?? false,
-      dns: (push?.get('dns')?.list() ?? []).map((v) => formatIp(v.parse(parseIp))),
-      mtu: mtuOf(push?.get('mtu'), address.ip.includes(':')) ?? mtu,
-      keepalive: keepaliveOf(push?.get('keepalive')),
+      dns: (push?.get('dns')?.list() ?? []).map((v) => ipText(v.parse(ipOf))),
+      mtu: pushMtu,
+      keepalive,
     },
     clients,
   };

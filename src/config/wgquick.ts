@@ -1,4 +1,4 @@
-import { networkOf } from './address.js';
+import { networkOf } from '../net/cidr.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 import type { ServerConfig } from './server.js';
 
@@ -20,7 +20,7 @@ export interface WgQuickOptions {
 export function wgQuickConfig(opts: WgQuickOptions): string {
   const { interface: iface, push } = opts.server;
   // wg-quick turns AllowedIPs into routes, so this is how redirect_gateway and routes reach a stock client.
-  const allowed = push.redirectGateway ? ['0.0.0.0/0', '::/0'] : [networkOf(iface.address), ...push.routes];
+  const allowed = push.redirectGateway ? ['0.0.0.0/0', '::/0'] : [networkOf(iface.address.text), ...push.routes];
   const lines = [
     '[Interface]',
     `PrivateKey = ${encodeKey(opts.privateKey)}`,

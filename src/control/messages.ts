@@ -7,8 +7,10 @@
  * to a client only in the version the client announced, so no message ever needs to carry
  * fields its receiver does not know.
  */
-import { parseCidr } from '../wireguard/allowedips.js';
+import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
+import { sameBytes } from '../net/ip.js';
 import { MAX_MESSAGE } from './frame.js';
+import { MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_ROUTES = 1024;
@@ -140,8 +142,8 @@ function config(v: Obj): ConfigMessage {
   const net = cidr(address, 'address', false);
   const gateway = str(v, 'gateway');
   const gw = ip(gateway, 'gateway');
-  if (gw.length !== host.length || !inPrefix(gw, net.ip, net.bits)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
-  if (gw.every((b, i) => b === host[i])) throw new Error('gateway: equals the address');
+  if (!prefixContains(net, gw)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
+  if (sameBytes(gw, host)) throw new Error('gateway: equals the address');
 
   const routes = list(v, 'routes', MAX_ROUTES).map((r, i) => {
     cidr(r, `routes[${i}]`, true);
@@ -151,9 +153,8 @@ function config(v: Obj): ConfigMessage {
     ip(d, `dns[${i}]`);
     return d;
   });
-  // IPv6 needs links of at least 1280 bytes (RFC 8200 §5).
   const ipv6 = host.length === 16 || routes.some((r) => r.includes(':'));
-  const mtu = integer(v, 'mtu', ipv6 ? 1280 : 576, 9000);
+  const mtu = integer(v, 'mtu', ipv6 ? MIN_MTU_IPV6 : MIN_MTU, MAX_PUSH_MTU);
   return {
     type: 'config',
     serial: integer(v, 'serial', 0, Number.MAX_SAFE_INTEGER),
@@ -163,7 +164,7 @@ function config(v: Obj): ConfigMessage {
     routes,
     dns,
     redirectGateway: bool(v, 'redirectGateway'),
-    keepalive: integer(v, 'keepalive', 0, 3600),
+    keepalive: integer(v, 'keepalive', 0, MAX_PUSH_KEEPALIVE),
   };
 }
 
@@ -211,30 +212,17 @@ function ip(s: string, what: string): Uint8Array {
   return cidr(s, what, false).ip;
 }
 
-/** parseCidr, with host bits past the prefix optionally rejected (ip route refuses them). */
-function cidr(s: string, what: string, exact: boolean): { ip: Uint8Array; bits: number } {
+/** A prefix (host bits kept), with host bits past the prefix optionally rejected (ip route refuses them). */
+function cidr(s: string, what: string, exact: boolean): Prefix {
   if (s.length > 64) throw new Error(`${what}: too long`);
-  let parsed: { ip: Uint8Array; bits: number };
+  let parsed: Prefix;
   try {
-    parsed = parseCidr(s);
+    parsed = splitCidr(s);
   } catch (e) {
     throw new Error(`${what}: ${(e as Error).message}`);
   }
-  if (exact) {
-    const slash = s.indexOf('/');
-    const full = parseCidr(slash < 0 ? s : s.slice(0, slash)).ip;
-    if (!full.every((b, i) => b === parsed.ip[i])) throw new Error(`${what} '${s}': host bits set past the prefix`);
-  }
+  if (exact && hasHostBits(parsed)) throw new Error(`${what} '${s}': host bits set past the prefix`);
   return parsed;
-}
-
-function inPrefix(addr: Uint8Array, net: Uint8Array, bits: number): boolean {
-  for (let i = 0; i < net.length; i++) {
-    const keep = Math.max(0, Math.min(8, bits - 8 * i));
-    const mask = (0xff << (8 - keep)) & 0xff;
-    if ((addr[i]! & mask) !== net[i]) return false;
-  }
-  return true;
 }
 
 /** Printable, since names and reasons end up in logs and on terminals. */

@@ -5,32 +5,33 @@
  * server goes away. Works without any push too (a stock WireGuard server).
  */
 import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
 import { configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
+import { CONTROL_HEADROOM } from '../control/limits.js';
 import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
+import { DEFAULT_MTU } from '../wireguard/constants.js';
 import type { DeviceEvent } from '../wireguard/device.js';
-import { formatEndpoint, type Endpoint } from '../wireguard/endpoint.js';
+import { type Endpoint, endpointOf, formatEndpoint } from '../net/endpoint.js';
+import { ipFamily } from '../net/ip.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';
 import type { Logger } from './log.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
+import { errorMessage } from '../errors.js';
 
-const DEFAULT_MTU = 1420;
-const CONTROL_HEADROOM = 32;
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
 
 export async function resolveServer(host: string, port: number): Promise<Endpoint> {
-  if (isIP(host)) return { ip: host, port };
+  if (ipFamily(host)) return endpointOf(host, port);
   try {
     const { address } = await lookup(host);
-    return { ip: address, port };
+    return endpointOf(address, port);
   } catch (err) {
     throw new Error(`cannot resolve server ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
@@ -90,7 +91,7 @@ export class Client {
       const c = (client = new Client(cfg, log, dp, server));
       await c.net.apply(c.settings());
       c.status = await serveStatus(cfg.controlSocket, () => c.snapshotStatus());
-      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${isIP(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
+      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
       dp.device.connect(c.peer, now());
       dp.flush();
       return c;
@@ -181,7 +182,7 @@ export class Client {
         this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`);
         this.send({ type: 'applied', serial: m.serial, ok: true });
       } catch (err) {
-        const reason = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+        const reason = errorMessage(err).slice(0, 200);
         this.log.error(`cannot apply config ${m.serial}: ${reason}`);
         this.send({ type: 'applied', serial: m.serial, ok: false, reason });
       }
@@ -236,7 +237,7 @@ export class Client {
       server = await resolveServer(this.cfg.server.host, this.cfg.server.port);
     } catch (err) {
       this.reconnectIn(wait);
-      this.log.warn(`${err instanceof Error ? err.message : String(err)}; retrying`);
+      this.log.warn(`${errorMessage(err)}; retrying`);
       return;
     }
     if (this.stopped) return;

@@ -18,7 +18,7 @@ import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { bestAead } from '../crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
-import type { Endpoint } from '../wireguard/endpoint.js';
+import type { Endpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now, onClockAdvanced } from './clock.js';
 

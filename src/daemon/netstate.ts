@@ -5,10 +5,10 @@
  * the server, DNS) is undone explicitly.
  */
 import { execFile, spawn } from 'node:child_process';
-import { isIPv4 } from 'node:net';
 import { IoError } from '../io/errors.js';
 import { addAddress, addRoute, configureLink, deleteAddress, deleteRoute, routeGet } from '../io/netconf.js';
-import { formatIp, parseCidr } from '../wireguard/allowedips.js';
+import { hostPrefix, networkOf } from '../net/cidr.js';
+import { ipFamily } from '../net/ip.js';
 import type { Logger } from './log.js';
 
 export interface NetworkSettings {
@@ -18,12 +18,6 @@ export interface NetworkSettings {
   /** The server's underlay address, kept outside the tunnel when redirecting the gateway. */
   redirectGatewayFor: string | null;
   dns: string[];
-}
-
-/** The connected subnet the kernel routes for an interface address ('10.8.0.5/24' -> '10.8.0.0/24'). */
-function subnetOf(address: string): string {
-  const { ip, bits } = parseCidr(address);
-  return `${formatIp(ip)}/${bits}`;
 }
 
 /** OpenVPN's def1: two halves that beat the default route without replacing it. */
@@ -82,7 +76,7 @@ export class NetState {
       await addRoute(route, this.dev);
     } catch (err) {
       if (!(err instanceof IoError) || err.code !== 'EEXIST') throw err;
-      if (address !== null && route === subnetOf(address)) this.log.debug(`route ${route} is ${this.dev}'s own subnet`);
+      if (address !== null && route === networkOf(address)) this.log.debug(`route ${route} is ${this.dev}'s own subnet`);
       else this.log.warn(`route ${route} exists already (another interface or an earlier route); left as it is`);
       return false;
     }
@@ -94,16 +88,16 @@ export class NetState {
     const cur = this.current;
     if (server === cur.redirectGatewayFor) return;
     if (cur.redirectGatewayFor) {
-      const family = isIPv4(cur.redirectGatewayFor) ? 4 : 6;
+      const family = ipFamily(cur.redirectGatewayFor) === 4 ? 4 : 6;
       for (const half of DEF1[family]) await deleteRoute(half, this.dev).catch(() => undefined);
       await this.removeHostRoute();
       cur.redirectGatewayFor = null;
     }
     if (!server) return;
-    const family = isIPv4(server) ? 4 : 6;
+    const family = ipFamily(server) === 4 ? 4 : 6;
     // Keep the tunnel's own packets on the path they take now, then send the rest through it.
     const path = await routeGet(server);
-    const cidr = `${server}/${family === 4 ? 32 : 128}`;
+    const cidr = hostPrefix(server);
     await addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
     this.hostRoute = { cidr, dev: path.dev, via: path.via };
     for (const half of DEF1[family]) await addRoute(half, this.dev);

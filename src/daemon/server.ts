@@ -10,18 +10,19 @@ import { encodeKey } from '../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../config/server.js';
 import { addAddress, configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
+import { CONTROL_HEADROOM } from '../control/limits.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { LeasePool } from '../server/leases.js';
 import type { DeviceEvent } from '../wireguard/device.js';
-import { formatEndpoint } from '../wireguard/endpoint.js';
+import { hostPrefix } from '../net/cidr.js';
+import { formatEndpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';
 import type { Logger } from './log.js';
 import { serveStatus, type Status } from './status.js';
+import { errorMessage } from '../errors.js';
 
-/** Room for the WireGuard header, padding and tag inside the tunnel MTU. */
-const CONTROL_HEADROOM = 32;
 
 interface ClientState {
   entry: ClientEntry;
@@ -90,7 +91,7 @@ export class Server {
     const peer = this.dp.device.addPeer({
       publicKey: entry.publicKey,
       ...(entry.presharedKey ? { presharedKey: entry.presharedKey } : {}),
-      allowedIps: [...(address ? [hostCidr(address)] : []), ...entry.routes],
+      allowedIps: [...(address ? [hostPrefix(address)] : []), ...entry.routes],
     });
     const channel = entry.stock
       ? null
@@ -176,12 +177,12 @@ export class Server {
     try {
       address = this.leases.acquire(c.key, c.entry.name, Date.now());
     } catch (err) {
-      this.log.warn(`lease store: ${err instanceof Error ? err.message : String(err)}`);
+      this.log.warn(`lease store: ${errorMessage(err)}`);
       address = this.leases.leaseOf(c.key);
     }
     if (!address) return null;
     c.address = address;
-    this.dp.device.allowedIps.insert(hostCidr(address), c.peer);
+    this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
     this.log.info(`address ${address} assigned to ${c.entry.name}`);
     return address;
   }
@@ -293,15 +294,13 @@ export class Server {
     try {
       this.leases.flush();
     } catch (err) {
-      this.log.warn(`could not save leases: ${err instanceof Error ? err.message : String(err)}`);
+      this.log.warn(`could not save leases: ${errorMessage(err)}`);
     }
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     this.dp.close();
     this.log.info(`server stopped, ${this.dp.tun.name} removed`);
   }
 }
-
-const hostCidr = (ip: string): string => `${ip}/${ip.includes(':') ? 128 : 32}`;
 
 /** Pushed routes only work if the host forwards between tun0 and its other interfaces. */
 function warnIfNotForwarding(cfg: ServerConfig, log: Logger): void {

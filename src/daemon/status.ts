@@ -6,6 +6,7 @@ import { existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { describeControlSocket } from '../config/load.js';
 import { advanceClock } from './clock.js';
+import { errorMessage } from '../errors.js';
 
 export interface PeerStatus {
   name: string;
@@ -74,7 +75,7 @@ function answer(request: string, status: () => Status): Status | { ok: true } | 
     }
     return { error: `unknown request '${request.slice(0, 40)}'` };
   } catch (err) {
-    return { error: err instanceof Error ? err.message : String(err) };
+    return { error: errorMessage(err) };
   }
 }
 

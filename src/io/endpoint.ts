@@ -8,16 +8,12 @@
  *   bytes 2-3   UDP port, big-endian
  *   bytes 4-19  address: IPv4 in bytes 4-7 (8-19 zero), IPv6 in bytes 4-19
  *
- * IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, what a dual-stack socket sees for IPv4
- * peers) are stored as IPv4, so a peer's entries compare equal however it was reached.
+ * IPv4-mapped IPv6 addresses are stored as IPv4 (src/net/ip.ts says why), so a peer's
+ * entries compare equal however it was reached.
  * There is no IPv6 scope id: link-local peers (fe80::/10 with %iface) are not supported.
  */
-import { isIP } from 'node:net';
-import { formatIp, parseCidr } from '../wireguard/allowedips.js';
-import { type Endpoint, formatEndpoint } from '../wireguard/endpoint.js';
-
-/** The core's UDP peer (ip:port); the entries here hold only IP literals, no host names. */
-export { type Endpoint, formatEndpoint };
+import type { Endpoint } from '../net/endpoint.js';
+import { formatIp, tryParseIp, unmapIp } from '../net/ip.js';
 
 export const ENDPOINT_SIZE = 20;
 
@@ -29,29 +25,19 @@ function checkIndex(arr: Uint8Array, index: number): number {
   return off;
 }
 
-function isV4Mapped(bytes: Uint8Array): boolean {
-  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
-  return bytes[10] === 0xff && bytes[11] === 0xff;
-}
-
 /** Writes ep into entry `index` of dst. Throws TypeError/RangeError for a bad ip or port. */
 export function encodeEndpoint(ep: Endpoint, dst: Uint8Array, index: number): void {
   const off = checkIndex(dst, index);
   if (!Number.isInteger(ep.port) || ep.port < 0 || ep.port > 65535) throw new RangeError(`invalid UDP port ${ep.port}`);
   if (ep.ip.includes('%')) throw new TypeError(`scoped IPv6 addresses are not supported: ${ep.ip}`);
-  const family = isIP(ep.ip);
-  if (family === 0) throw new TypeError(`not an IP address: ${JSON.stringify(ep.ip)}`);
+  const parsed = tryParseIp(ep.ip);
+  if (parsed === null) throw new TypeError(`not an IP address: ${JSON.stringify(ep.ip)}`);
+  const addr = unmapIp(parsed);
   dst.fill(0, off, off + ENDPOINT_SIZE);
+  dst[off] = addr.length === 4 ? 4 : 6;
   dst[off + 2] = ep.port >> 8;
   dst[off + 3] = ep.port & 0xff;
-  const addr = parseCidr(ep.ip).ip; // a bare address parses as a host prefix
-  if (family === 6 && isV4Mapped(addr)) {
-    dst.set(addr.subarray(12), off + 4);
-    dst[off] = 4;
-  } else {
-    dst.set(addr, off + 4);
-    dst[off] = family;
-  }
+  dst.set(addr, off + 4);
 }
 
 /** Family of entry `index`: 4, 6, or 0 for an empty entry. */
@@ -64,7 +50,7 @@ export function endpointFamily(src: Uint8Array, index: number): 0 | 4 | 6 {
 export function decodeEndpoint(src: Uint8Array, index: number): Endpoint | null {
   const off = checkIndex(src, index);
   const port = ((src[off + 2] ?? 0) << 8) | (src[off + 3] ?? 0);
-  if (src[off] === 4) return { ip: `${src[off + 4]}.${src[off + 5]}.${src[off + 6]}.${src[off + 7]}`, port };
+  if (src[off] === 4) return { ip: formatIp(src.subarray(off + 4, off + 8)), port };
   if (src[off] === 6) return { ip: formatIp(src.subarray(off + 4, off + ENDPOINT_SIZE)), port };
   return null;
 }
@@ -80,15 +66,4 @@ export function endpointEquals(a: Uint8Array, ia: number, b: Uint8Array, ib: num
 /** Copies entry is of src to entry id of dst. */
 export function copyEndpoint(src: Uint8Array, is: number, dst: Uint8Array, id: number): void {
   dst.set(src.subarray(is * ENDPOINT_SIZE, (is + 1) * ENDPOINT_SIZE), id * ENDPOINT_SIZE);
-}
-
-/** Parses "192.0.2.1:51820" or "[2001:db8::1]:51820" (IP literals only). */
-export function parseEndpoint(text: string): Endpoint {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  const ip = m?.[1];
-  const port = Number(m?.[2]);
-  if (ip === undefined || isIP(ip) === 0 || !Number.isInteger(port) || port > 65535) {
-    throw new TypeError(`not an IP:port endpoint: ${JSON.stringify(text)} (use 192.0.2.1:51820 or [2001:db8::1]:51820)`);
-  }
-  return { ip, port };
 }

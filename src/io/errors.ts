@@ -6,6 +6,7 @@
  *   cannot add address 10.8.0.1/24 to tun0: address already assigned
  */
 import { getSystemErrorName } from 'node:util';
+import { formatEndpoint } from '../net/endpoint.js';
 
 /** An I/O failure with a one-line, actionable message. */
 export class IoError extends Error {
@@ -61,7 +62,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
 };
 
 /** errno name for a positive errno, e.g. 1 -> 'EPERM'. */
-export function errnoName(errno: number): string {
+function errnoName(errno: number): string {
   try {
     return getSystemErrorName(-Math.abs(errno));
   } catch {
@@ -70,13 +71,8 @@ export function errnoName(errno: number): string {
 }
 
 /** Lower-case description of an errno name. */
-export function describeCode(code: string): string {
+function describeCode(code: string): string {
   return DESCRIPTIONS[code] ?? code;
-}
-
-/** "1.2.3.4:5" or "[::1]:5". */
-function hostPort(address: string, port: number): string {
-  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 function messageFor(code: string, what: IoOperation): string {
@@ -102,7 +98,7 @@ function messageFor(code: string, what: IoOperation): string {
       if (code === 'EIO') return `cannot write to ${what.name}: ${text} (is the link down?)`;
       return `${what.name}: ${text}`;
     case 'udp-bind': {
-      const where = `cannot bind UDP ${hostPort(what.address, what.port)}`;
+      const where = `cannot bind UDP ${formatEndpoint({ ip: what.address, port: what.port })}`;
       if (code === 'EADDRINUSE') return `${where}: port ${what.port} is in use`;
       if (code === 'EADDRNOTAVAIL') return `${where}: address ${what.address} is not assigned to any interface here`;
       if (code === 'EACCES' || code === 'EPERM') return `${where}: ${text} (ports below 1024 need root or CAP_NET_BIND_SERVICE)`;
@@ -110,7 +106,7 @@ function messageFor(code: string, what: IoOperation): string {
       return `${where}: ${text}`;
     }
     case 'udp-connect':
-      return `cannot connect UDP to ${hostPort(what.address, what.port)}: ${text}`;
+      return `cannot connect UDP to ${formatEndpoint({ ip: what.address, port: what.port })}: ${text}`;
     case 'udp-io':
       return `UDP socket ${what.local}: ${text}`;
     case 'netns':

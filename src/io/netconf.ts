@@ -5,8 +5,8 @@
  *   cannot add address 10.8.0.1/24 to tun0: operation not permitted (need root or CAP_NET_ADMIN)
  */
 import { type ExecFileException, execFile } from 'node:child_process';
-import { isIP } from 'node:net';
-import { parseCidr } from '../wireguard/allowedips.js';
+import { splitCidr } from '../net/cidr.js';
+import { familyOf, formatIp, ipFamily } from '../net/ip.js';
 import { ipCommandError } from './errors.js';
 import { checkInterfaceName } from './tun.js';
 
@@ -29,28 +29,24 @@ export interface RouteOptions extends IpOptions {
   readonly metric?: number;
 }
 
-/** An `ip` address argument, checked: the address text as given (host bits kept) and its prefix length. */
+/** An `ip` address argument, checked: the address in canonical text (host bits kept) and its prefix length. */
 interface CheckedCidr {
   readonly ip: string;
   readonly prefix: number;
   readonly family: 4 | 6;
 }
 
-/**
- * Checks an address argument such as "10.8.0.1/24" or "fd00::1/64" (a bare address is a host
- * prefix) with the routing table's parser; the address is passed to ip as written, host bits and all.
- */
+/** Checks an address argument such as "10.8.0.1/24" or "fd00::1/64" (a bare address is a host prefix). */
 function checkCidr(text: string): CheckedCidr {
   let parsed: { ip: Uint8Array; bits: number };
   try {
-    parsed = parseCidr(text);
+    parsed = splitCidr(text);
   } catch (err) {
     const reason = (err as Error).message;
     const own = `bad CIDR '${text}': `;
     throw new TypeError(`invalid address ${JSON.stringify(text)}: ${reason.startsWith(own) ? reason.slice(own.length) : reason}`);
   }
-  const slash = text.indexOf('/');
-  return { ip: slash < 0 ? text : text.slice(0, slash), prefix: parsed.bits, family: parsed.ip.length === 4 ? 4 : 6 };
+  return { ip: formatIp(parsed.ip), prefix: parsed.bits, family: familyOf(parsed.ip) };
 }
 
 function checkInt(what: string, v: number, min: number, max: number): void {
@@ -134,7 +130,7 @@ function routeArgs(action: 'add' | 'del', cidr: string, dev: string, opts: Route
   const c = checkCidr(cidr);
   const args = ['route', action, `${c.ip}/${c.prefix}`, 'dev', dev];
   if (opts?.via !== undefined) {
-    if (isIP(opts.via) !== c.family) throw new TypeError(`invalid gateway ${JSON.stringify(opts.via)} for ${cidr}`);
+    if (ipFamily(opts.via) !== c.family) throw new TypeError(`invalid gateway ${JSON.stringify(opts.via)} for ${cidr}`);
     args.push('via', opts.via);
   }
   if (opts?.metric !== undefined) {
@@ -164,7 +160,7 @@ export interface RoutePath {
 
 /** Looks up the route the kernel would take to ip (ip route get). */
 export async function routeGet(ip: string, opts?: IpOptions): Promise<RoutePath> {
-  if (isIP(ip) === 0) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  if (ipFamily(ip) === 0) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
   const out = await runIp(['-j', 'route', 'get', ip], `look up the route to ${ip}`, opts);
   const route = (JSON.parse(out) as { dev?: unknown; gateway?: unknown; prefsrc?: unknown }[])[0];
   if (typeof route?.dev !== 'string') throw new Error(`cannot look up the route to ${ip}: unexpected ip output ${JSON.stringify(out.trim())}`);

@@ -18,7 +18,8 @@ import { constants } from 'node:os';
 import type { NativeUdp } from '../addon/addon.js';
 import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
-import { ENDPOINT_SIZE, type Endpoint, encodeEndpoint, formatEndpoint } from './endpoint.js';
+import { type Endpoint, formatEndpoint } from '../net/endpoint.js';
+import { ENDPOINT_SIZE, encodeEndpoint } from './endpoint.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
 import { PolledHandle } from './poll.js';
 

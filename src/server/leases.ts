@@ -22,8 +22,8 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SocketAddress } from 'node:net';
-import { parseCidr } from '../wireguard/allowedips.js';
+import { parseCidr } from '../net/cidr.js';
+import { ipText, toIp } from '../net/range.js';
 
 export interface LeasePoolOptions {
   /** First and last address of the range, inclusive. */
@@ -195,9 +195,7 @@ export class LeasePool {
   }
 
   private format(a: bigint): string {
-    if (!this.v6) return [24n, 16n, 8n, 0n].map((s) => (a >> s) & 0xffn).join('.');
-    const groups = Array.from({ length: 8 }, (_, i) => ((a >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
-    return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address; // RFC 5952 form
+    return ipText({ family: this.v6 ? 6 : 4, value: a });
   }
 }
 
@@ -260,9 +258,8 @@ function withFd(path: string, flags: string, use: (fd: number) => void): void {
 function parseAddress(s: string, what: string): { value: bigint; v6: boolean } {
   const { ip, bits } = parseCidr(s);
   if (bits !== ip.length * 8) throw new Error(`${what} '${s}': expected an address, not a prefix`);
-  let value = 0n;
-  for (const b of ip) value = (value << 8n) | BigInt(b);
-  return { value, v6: ip.length === 16 };
+  const { family, value } = toIp(ip);
+  return { value, v6: family === 6 };
 }
 
 function parseFile(text: string): StoredLease[] {

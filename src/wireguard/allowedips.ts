@@ -13,6 +13,9 @@
  * compact and cache-friendly, several times faster to walk than an object per node.
  */
 
+import { parseCidr, type Prefix } from '../net/cidr.js';
+import { formatIp } from '../net/ip.js';
+
 const NONE = -1;
 
 /** Word i (of 32 bits) of the netmask for a prefix of `bits`, as an int32. */
@@ -128,7 +131,7 @@ class Trie<T> {
   }
 }
 
-type Cidr = string | { ip: Uint8Array; bits: number };
+type Cidr = string | Prefix;
 
 /** T is any value but null/undefined (peers are compared by identity). */
 export class AllowedIPs<T extends {}> {
@@ -313,112 +316,9 @@ function toKey(cidr: Cidr): { key: Int32Array; bits: number } {
   return { key, bits };
 }
 
-/**
- * Parses "address/length" (a bare address means a host prefix, as in wg(8)). Host bits past
- * the prefix are zeroed, as wg does. Throws a one-line Error naming the input on bad syntax.
- */
-export function parseCidr(s: string): { ip: Uint8Array; bits: number } {
-  const slash = s.indexOf('/');
-  const addr = slash < 0 ? s : s.slice(0, slash);
-  const ip = addr.includes(':') ? parseIPv6(addr) : parseIPv4(addr);
-  if (ip === null) throw new Error(`bad CIDR '${s}': '${addr}' is not an IPv4 or IPv6 address`);
-  const max = ip.length * 8;
-  let bits = max;
-  if (slash >= 0) {
-    const len = s.slice(slash + 1);
-    bits = /^[0-9]{1,3}$/.test(len) ? Number(len) : NaN;
-    if (!(bits <= max)) throw new Error(`bad CIDR '${s}': prefix length must be 0-${max}`);
-  }
-  for (let i = 0; i < ip.length; i++) {
-    const keep = bits - 8 * i;
-    if (keep < 8) ip[i]! &= keep <= 0 ? 0 : 0xff << (8 - keep);
-  }
-  return { ip, bits };
-}
-
-/** Dotted quad of decimal octets without leading zeros (which some parsers read as octal). */
-function parseIPv4(s: string): Uint8Array | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return null;
-    out[i] = Number(p);
-  }
-  return out;
-}
-
-/** RFC 4291 §2.2 text form: hex groups, at most one "::", optional trailing dotted quad. */
-function parseIPv6(s: string): Uint8Array | null {
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const compressed = halves.length === 2;
-  const head = parseGroups(halves[0]!, !compressed);
-  const tail = compressed ? parseGroups(halves[1]!, true) : [];
-  if (head === null || tail === null) return null;
-  const n = head.length + tail.length;
-  if (compressed ? n > 7 : n !== 8) return null;
-  const out = new Uint8Array(16);
-  const put = (g: number, i: number): void => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  };
-  head.forEach((g, i) => put(g, i));
-  tail.forEach((g, i) => put(g, 8 - tail.length + i));
-  return out;
-}
-
-/** Colon-separated 16-bit groups; the last may be a dotted quad if it ends the address. */
-function parseGroups(s: string, endsAddress: boolean): number[] | null {
-  if (s === '') return [];
-  const parts = s.split(':');
-  const groups: number[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i]!;
-    if (/^[0-9a-fA-F]{1,4}$/.test(p)) {
-      groups.push(parseInt(p, 16));
-    } else if (endsAddress && i === parts.length - 1 && p.includes('.')) {
-      const v4 = parseIPv4(p);
-      if (v4 === null) return null;
-      groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-    } else {
-      return null;
-    }
-  }
-  return groups;
-}
-
 function formatNode<T>(t: Trie<T>, n: number): string {
   const ip = new Uint8Array(t.words * 4);
   const view = new DataView(ip.buffer);
   for (let i = 0; i < t.words; i++) view.setInt32(4 * i, t.nodes[n * t.stride + i]!);
   return `${formatIp(ip)}/${t.bits(n)}`;
-}
-
-/** Dotted quad, or RFC 5952 canonical IPv6 (IPv4-mapped addresses in mixed notation). */
-export function formatIp(ip: Uint8Array): string {
-  if (ip.length === 4) return ip.join('.');
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((ip[i]! << 8) | ip[i + 1]!);
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `::ffff:${ip.subarray(12).join('.')}`;
-  // The longest run of two or more zero groups (the first on a tie) becomes "::".
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]): string => xs.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }

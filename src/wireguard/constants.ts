@@ -37,5 +37,9 @@ export const MESSAGE_TRANSPORT = 4;
 
 export const KEY_LEN = 32;
 export const MAC_LEN = 16;
-export const AEAD_TAG_LEN = 16;
 export const XNONCE_LEN = 24;
+/** Transport plaintexts are zero-padded to a multiple of this, but never past the MTU (whitepaper §5.4.6). */
+export const PADDING = 16;
+/** The tunnel MTU when none is configured: 1500 less the largest overhead (IPv6 40, UDP 8, WireGuard 32), as wg-quick. */
+export const DEFAULT_MTU = 1420;
+// The AEAD tag (TAG_LENGTH) and the transport header (SLOT_HEADER) are crypto/aead.ts's.

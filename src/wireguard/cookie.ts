@@ -3,12 +3,23 @@
  * CookieChecker is the receiving side, keyed by our own static public key;
  * CookieGenerator is the sending side towards one peer, keyed by that peer's public key.
  */
+import { type Endpoint, endpointAddress } from '../net/endpoint.js';
 import { COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1, MAC_LEN, MESSAGE_COOKIE_REPLY, XNONCE_LEN } from './constants.js';
 import { CookieReply } from './messages.js';
 import { HASH, MAC, XAEAD, XAEAD_OPEN, bytes, equalBytes } from './primitives.js';
 
 const MAC1 = bytes(LABEL_MAC1);
 const COOKIE = bytes(LABEL_COOKIE);
+
+/** Address then little-endian port, as wireguard-go's cookie input (netip.AddrPort.MarshalBinary). */
+export function endpointCookieSource(e: Endpoint): Uint8Array {
+  const addr = endpointAddress(e);
+  const out = new Uint8Array(addr.length + 2);
+  out.set(addr);
+  out[addr.length] = e.port & 0xff;
+  out[addr.length + 1] = e.port >>> 8;
+  return out;
+}
 
 /** Offset of mac1 in a handshake message: the last 32 bytes are mac1 then mac2. */
 const mac1At = (msg: Uint8Array): number => msg.length - 2 * MAC_LEN;

@@ -14,6 +14,7 @@ import { SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
 import { x25519, x25519Key, type X25519Key } from '../crypto/x25519.js';
 import { AllowedIPs } from './allowedips.js';
 import {
+  DEFAULT_MTU,
   HANDSHAKE_INITIATION_RATE,
   KEEPALIVE_TIMEOUT,
   MAX_STAGED_PACKETS,
@@ -23,6 +24,7 @@ import {
   MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
   NEW_HANDSHAKE_TIME,
+  PADDING,
   REJECT_AFTER_TIME,
   REKEY_AFTER_TIME,
   REKEY_ON_RECEIVE_AGE,
@@ -31,8 +33,8 @@ import {
   UNDER_LOAD_AFTER_TIME,
   ZERO_KEY_MATERIAL_TIME,
 } from './constants.js';
-import { CookieChecker } from './cookie.js';
-import { endpointAddress, endpointCookieSource, sameEndpoint, type Endpoint } from './endpoint.js';
+import { CookieChecker, endpointCookieSource } from './cookie.js';
+import { endpointAddress, sameEndpoint, type Endpoint } from '../net/endpoint.js';
 import {
   Handshake,
   HandshakeState,
@@ -121,7 +123,7 @@ export interface SlotBatch {
 }
 
 /** Largest datagram the device builds: a 64 KiB plaintext plus header, padding and tag. */
-const SCRATCH_SLOT = SLOT_HEADER + 65536 + 16 + TAG_LENGTH;
+const SCRATCH_SLOT = SLOT_HEADER + 65536 + PADDING + TAG_LENGTH;
 const ZERO_PSK = new Uint8Array(32);
 
 export class Device {
@@ -165,7 +167,7 @@ export class Device {
     this.aead = opts.aead;
     this.rng = opts.rng ?? ((n) => new Uint8Array(randomBytes(n)));
     this.wallClock = opts.wallClock ?? Date.now;
-    this.mtu = opts.mtu ?? 1420;
+    this.mtu = opts.mtu ?? DEFAULT_MTU;
     this.underLoadThreshold = opts.underLoadThreshold ?? 1000;
     this.forceUnderLoad = opts.forceUnderLoad ?? false;
     this.responderStart = initialState(this.publicKey);
@@ -198,9 +200,6 @@ export class Device {
     return this.peers.get(Buffer.from(publicKey).toString('hex'));
   }
 
-  get peerList(): Peer[] {
-    return [...this.peers.values()];
-  }
 
   /** Sets or clears persistent keepalive; like wg set, turning it on sends a keepalive now. */
   setPersistentKeepalive(peer: Peer, seconds: number, now: number): void {
@@ -351,7 +350,7 @@ export class Device {
         this.drop('expired-keypair');
         continue;
       }
-      lens[i] = len - Transport.content;
+      lens[i] = len - SLOT_HEADER;
       this.slotKeypair[i] = kp;
       this.slotPeer[i] = entry.peer;
     }
@@ -803,10 +802,10 @@ export class Device {
   }
 }
 
-/** wireguard-go's calculatePaddingSize: round up to 16, but never past the MTU. */
+/** wireguard-go's calculatePaddingSize: round up to PADDING, but never past the MTU. */
 export function paddedLength(len: number, mtu: number): number {
   let last = len;
   if (last > mtu) last %= mtu;
-  const padded = Math.min((last + 15) & ~15, mtu);
+  const padded = Math.min((last + PADDING - 1) & -PADDING, mtu); // PADDING is a power of two
   return len + Math.max(padded - last, 0);
 }

@@ -3,7 +3,8 @@
  * built and consumed on a SymmetricState. Pure: ephemeral secrets, indices and timestamps
  * come in as arguments, so tests can pin them.
  */
-import { AEAD_TAG_LEN, CONSTRUCTION, IDENTIFIER, KEY_LEN, MESSAGE_INITIATION, MESSAGE_RESPONSE } from './constants.js';
+import { TAG_LENGTH } from '../crypto/aead.js';
+import { CONSTRUCTION, IDENTIFIER, KEY_LEN, MESSAGE_INITIATION, MESSAGE_RESPONSE } from './constants.js';
 import { TIMESTAMP_SIZE } from './tai64n.js';
 import { Initiation, Response, readU32, writeU32 } from './messages.js';
 import { SymmetricState } from './noise.js';
@@ -125,7 +126,7 @@ export function consumeInitiation(
   const ss = staticStaticFor(remoteStatic);
   if (!ss) return null;
   s.mixKey(ss);
-  const timestamp = s.decryptAndHash(msg.subarray(Initiation.timestamp, Initiation.timestamp + TIMESTAMP_SIZE + AEAD_TAG_LEN));
+  const timestamp = s.decryptAndHash(msg.subarray(Initiation.timestamp, Initiation.timestamp + TIMESTAMP_SIZE + TAG_LENGTH));
   if (!timestamp) return null;
   return { remoteStatic, remoteEphemeral, timestamp, senderIndex: readU32(msg, Initiation.sender), noise: s };
 }
@@ -178,7 +179,7 @@ export function consumeResponse(local: X25519Key, hs: Handshake, msg: Uint8Array
   s.mixKey(ee);
   s.mixKey(se);
   s.mixKeyAndHash(hs.presharedKey);
-  if (!s.decryptAndHash(msg.subarray(Response.empty, Response.empty + AEAD_TAG_LEN))) return false;
+  if (!s.decryptAndHash(msg.subarray(Response.empty, Response.empty + TAG_LENGTH))) return false;
   hs.noise = s;
   hs.remoteEphemeral = remoteEphemeral;
   hs.remoteIndex = readU32(msg, Response.sender);

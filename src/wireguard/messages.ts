@@ -3,13 +3,14 @@
  * little-endian; the first four bytes are read as one uint32 type, so the three reserved
  * bytes must be zero, as wireguard-go requires.
  */
-import { AEAD_TAG_LEN, KEY_LEN, XNONCE_LEN } from './constants.js';
+import { SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
+import { KEY_LEN, XNONCE_LEN } from './constants.js';
 
 export const Initiation = {
   sender: 4,
   ephemeral: 8,
   static: 8 + KEY_LEN,
-  timestamp: 8 + KEY_LEN + KEY_LEN + AEAD_TAG_LEN,
+  timestamp: 8 + KEY_LEN + KEY_LEN + TAG_LENGTH,
   mac1: 116,
   mac2: 132,
   size: 148,
@@ -32,12 +33,12 @@ export const CookieReply = {
   size: 64,
 } as const;
 
+/** The content starts at SLOT_HEADER, the batch slots' header being this one. */
 export const Transport = {
   receiver: 4,
   counter: 8,
-  content: 16,
   /** Header plus the tag of an empty (keepalive) payload. */
-  minSize: 16 + AEAD_TAG_LEN,
+  minSize: SLOT_HEADER + TAG_LENGTH,
 } as const;
 
 /** The message type, or 0 when the reserved bytes are not zero. */

@@ -3,7 +3,7 @@
  * The Device drives it; the peer itself holds state, not policy.
  */
 import { CookieGenerator } from './cookie.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../net/endpoint.js';
 import { Handshake } from './handshake.js';
 import { Keypairs } from './keypair.js';
 
@@ -57,8 +57,6 @@ export class Peer {
   lastReceiveAt = -Infinity;
   rxBytes = 0;
   txBytes = 0;
-  /** Free for the layer above (the control channel keeps its per-peer state here). */
-  tag: unknown = undefined;
 
   constructor(
     config: PeerConfig,

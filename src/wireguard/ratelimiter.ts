@@ -10,6 +10,7 @@
  * monotonic clock. Idle entries are dropped by gc(), which allow() also runs lazily at most
  * once per GARBAGE_COLLECT_TIME_MS, so no timer is needed here.
  */
+import { unmapIp } from '../net/ip.js';
 
 const PACKETS_PER_SECOND = 20;
 const PACKETS_BURSTABLE = 5;
@@ -83,16 +84,12 @@ export class RateLimiter {
   }
 }
 
-function sourceKey(ip: Uint8Array): number | string {
+function sourceKey(source: Uint8Array): number | string {
+  // IPv4-mapped (::ffff:a.b.c.d) is keyed as IPv4, as wireguard-go's To4() does; otherwise
+  // every IPv4 source would share the single ::/64 bucket.
+  const ip = unmapIp(source);
   if (ip.length === 4) return word(ip, 0);
-  if (ip.length === 16) {
-    const w0 = word(ip, 0);
-    const w1 = word(ip, 4);
-    // IPv4-mapped (::ffff:a.b.c.d, from a dual-stack socket) is keyed as IPv4, as wireguard-go's
-    // To4() does; otherwise every IPv4 source would share the single ::/64 bucket.
-    if (w0 === 0 && w1 === 0 && word(ip, 8) === 0xffff) return word(ip, 12);
-    return `${w0}:${w1}`;
-  }
+  if (ip.length === 16) return `${word(ip, 0)}:${word(ip, 4)}`;
   throw new RangeError(`RateLimiter: IP address must be 4 or 16 bytes, got ${ip.length}`);
 }
 

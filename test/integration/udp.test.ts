@@ -11,13 +11,11 @@ import {
   copyEndpoint,
   decodeEndpoint,
   ENDPOINT_SIZE,
-  type Endpoint,
   encodeEndpoint,
   endpointEquals,
   endpointFamily,
-  formatEndpoint,
-  parseEndpoint,
 } from '../../src/io/endpoint.js';
+import { type Endpoint, formatEndpoint, parseEndpoint } from '../../src/net/endpoint.js';
 import { IoError } from '../../src/io/errors.js';
 import { UdpSocket } from '../../src/io/udp.js';
 import { cleanupStale, createNetnsPair, type NetnsPair, withNetnsPair } from '../../src/lab/netns.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AllowedIPs, parseCidr } from '../../src/wireguard/allowedips.js';
+import { parseCidr } from '../../src/net/cidr.js';
+import { AllowedIPs } from '../../src/wireguard/allowedips.js';
 import { prng } from '../helpers/prng.js';
 
 interface Peer {

@@ -166,6 +166,9 @@ describe('server config', () => {
     ['push: [1]', 'DIR/server.yaml:3: push: expected a mapping of routes, redirect_gateway, dns, mtu, keepalive, got a list'],
     ['push:\n  keepalive: 2.5', 'DIR/server.yaml:4: push.keepalive: expected a whole number 0-65535, got the number 2.5'],
     ['push:\n  keepalive: 70000', 'DIR/server.yaml:4: push.keepalive: 70000 is out of range (0-65535)'],
+    // What the control channel cannot push.
+    ['push:\n  keepalive: 3601', 'DIR/server.yaml:4: push.keepalive: 3601 is above 3600, the longest keepalive the control channel can push'],
+    ['push:\n  mtu: 9500', 'DIR/server.yaml:4: push.mtu: 9500 is above 9000, the largest MTU the control channel can push'],
     ['clients:\n  - name: 42', 'DIR/server.yaml:4: clients[0].name: expected a string, got the number 42'],
     ['clients: laptop', "DIR/server.yaml:3: clients: expected a list, got 'laptop'; write [laptop]"],
     ['log_level: verbose', "DIR/server.yaml:3: log_level: expected one of error, warn, info, debug, got 'verbose'"],
@@ -301,6 +304,10 @@ describe('server config', () => {
     [
       `interface: { address: 10.8.0.1/30 }\nprivate_key_file: server.key\nclients: [{ name: a, public_key: ${PUB2}, address: 10.8.0.2 }]`,
       'DIR/server.yaml: the VPN subnet 10.8.0.0/30 has no address left for a pool of dynamic ones; use a larger subnet such as /24',
+    ],
+    [
+      `interface: { address: 10.8.0.1/24, mtu: 9500 }\nprivate_key_file: server.key`,
+      'DIR/server.yaml: push.mtu defaults to 9500, but 9500 is above 9000, the largest MTU the control channel can push; set push.mtu',
     ],
     [
       `${HEAD}control_socket: ${'x'.repeat(120)}`,

@@ -14,6 +14,7 @@ import {
   REKEY_TIMEOUT_JITTER_MAX,
   ZERO_KEY_MATERIAL_TIME,
 } from '../../src/wireguard/constants.js';
+import { createAead } from '../../src/crypto/backends.js';
 import { paddedLength } from '../../src/wireguard/device.js';
 import { ipv4, ipv6, pair, type Datagram } from './support/sim.js';
 
@@ -21,8 +22,8 @@ const text = (p: Uint8Array): string => new TextDecoder().decode(p.subarray(20))
 const transports = (ds: Datagram[]): Datagram[] => ds.filter((d) => d.data[0] === MESSAGE_TRANSPORT);
 
 /** A and B with a finished handshake and one packet each way. */
-function connected() {
-  const s = pair();
+function connected(opts: Parameters<typeof pair>[0] = {}) {
+  const s = pair(opts);
   s.a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'hello'), s.net.now);
   s.net.flush();
   s.b.device.sendPacket(ipv4('10.0.0.2', '10.0.0.1', 'hi back'), s.net.now);
@@ -436,7 +437,7 @@ describe('DoS defences', () => {
   });
 
   test('under load: cookie reply, then the retried initiation carries mac2 and completes', () => {
-    const { net, a, b } = pair({ bUnderLoad: true });
+    const { net, a, b } = pair({ b: { forceUnderLoad: true } });
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'through cookies'), net.now);
     net.flush();
     expect(b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(1);
@@ -453,7 +454,7 @@ describe('DoS defences', () => {
   });
 
   test('under load, mac2 is bound to the source address: a cookie from elsewhere does not help', () => {
-    const { net, a, b } = pair({ bUnderLoad: true });
+    const { net, a, b } = pair({ b: { forceUnderLoad: true } });
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
     net.flush();
     a.endpoint = { ip: '198.18.0.9', port: 51820 }; // A moves after getting the cookie
@@ -463,7 +464,7 @@ describe('DoS defences', () => {
   });
 
   test('a cookie reply that does not authenticate is ignored', () => {
-    const { net, a, b } = pair({ bUnderLoad: true });
+    const { net, a, b } = pair({ b: { forceUnderLoad: true } });
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
     net.flush();
     const reply = b.sentOfType(MESSAGE_COOKIE_REPLY)[0]!;
@@ -474,7 +475,7 @@ describe('DoS defences', () => {
   });
 
   test('under load, sources beyond the rate limit are dropped even with a valid mac2', () => {
-    const s = pair({ bUnderLoad: true });
+    const s = pair({ b: { forceUnderLoad: true } });
     s.a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), s.net.now);
     s.net.flush(); // A now holds a cookie
     const msgs = Array.from({ length: 30 }, () => initiation(s));
@@ -484,8 +485,7 @@ describe('DoS defences', () => {
   });
 
   test('a device becomes under load by itself past the threshold', () => {
-    const { net, a, b } = pair();
-    (b.device as unknown as { underLoadThreshold: number }).underLoadThreshold = 3;
+    const { net, a, b } = pair({ b: { underLoadThreshold: 3 } });
     const init = () => {
       a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
       return a.sent.at(-1)!;
@@ -594,21 +594,22 @@ describe('batches (the data path)', () => {
   const inner = (b: ReturnType<typeof batch>, i: number): string => text(b.buf.subarray(i * SLOT + 16, i * SLOT + 16 + b.lens[i]!));
 
   test('encrypt and decrypt a batch in place, interleaved with another peer, in one AEAD call per run', () => {
-    const { net, a, b } = connected();
+    const aead = createAead('noble');
+    const calls: number[] = [];
+    const seal = aead.sealSlots.bind(aead);
+    aead.sealSlots = (...x) => {
+      calls.push(x[4]);
+      seal(...x);
+    };
+    const { net, a, b } = connected({ a: { aead } });
     const c = net.node('c', '198.18.0.3');
     const peerC = a.addPeer(c, ['10.0.0.3/32']);
     c.addPeer(a, ['10.0.0.1/32']);
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.3', 'hello c'), net.now);
     net.flush();
+    calls.length = 0;
     const out = batch(6);
     fill(out, ['b0', 'b1', 'c2', 'c3', 'b4', 'nowhere'].map((s) => ipv4('10.0.0.1', s[0] === 'b' ? '10.0.0.2' : s[0] === 'c' ? '10.0.0.3' : '10.9.9.9', s)));
-    const aead = (a.device as unknown as { aead: { sealSlots: (...x: unknown[]) => void } }).aead;
-    const calls: number[] = [];
-    const seal = aead.sealSlots.bind(aead);
-    aead.sealSlots = (...x: unknown[]) => {
-      calls.push(x[4] as number);
-      seal(...x);
-    };
     a.device.encryptBatch(out, 6, net.now);
     expect(calls).toEqual([2, 2, 1]); // b0-b1, c2-c3, b4
     expect(a.device.slotPeer.slice(0, 6).map((p) => (p === peerC ? 'c' : p ? 'b' : null))).toEqual(['b', 'b', 'c', 'c', 'b', null]);

@@ -2,16 +2,9 @@ import { renameSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
-import {
-  formatIp,
-  formatRange,
-  networkOf,
-  parseEndpoint,
-  parseIp,
-  rangeContains,
-  type Ip,
-  type IpRange,
-} from '../../config/address.js';
+import { networkOf } from '../../net/cidr.js';
+import { formatEndpoint, parseHostPort } from '../../net/endpoint.js';
+import { formatRange, ipOf, ipText, rangeContains, type Ip, type IpRange } from '../../net/range.js';
 import { ConfigError, fsReason } from '../../config/errors.js';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../config/keys.js';
 import { readConfigFile } from '../../config/load.js';
@@ -24,7 +17,6 @@ import {
   type ServerConfig,
 } from '../../config/server.js';
 import { wgQuickConfig } from '../../config/wgquick.js';
-import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 export interface AddClientOptions {
   name: string;
@@ -73,7 +65,7 @@ function pickAddress(config: ServerConfig, opts: AddClientOptions): { ip: Ip; po
   const plan = addressPlanOf(config);
   const taken = new Map(config.clients.flatMap((c) => (c.address === null ? [] : [[c.address, `client '${c.name}'`] as const])));
   if (opts.address !== undefined) {
-    const ip = option('--address', () => parseIp(opts.address!));
+    const ip = option('--address', () => ipOf(opts.address!));
     const problem = staticAddressProblem(ip, plan, taken);
     if (problem !== null) throw new ConfigError(`--address: ${problem}`);
     return { ip, pool: null };
@@ -82,7 +74,7 @@ function pickAddress(config: ServerConfig, opts: AddClientOptions): { ip: Ip; po
   if (free !== null) return { ip: free, pool: null };
   const { first, last } = plan.pool;
   if (first.value === last.value) {
-    const subnet = networkOf(config.interface.address);
+    const subnet = networkOf(config.interface.address.text);
     throw new ConfigError(`${opts.config}: no free address for a client in the subnet ${subnet}; use a larger subnet`);
   }
   return { ip: last, pool: formatRange({ first, last: { ...last, value: last.value - 1n } }) };
@@ -227,7 +219,7 @@ const WG_TUNNEL_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
  */
 export function addClient(opts: AddClientOptions): AddClientResult {
   const name = option('client name', () => parseClientName(opts.name));
-  const endpoint = opts.endpoint === undefined ? undefined : option('--endpoint', () => parseEndpoint(opts.endpoint!, { ipOnly: false }));
+  const endpoint = opts.endpoint === undefined ? undefined : option('--endpoint', () => parseHostPort(opts.endpoint!, { ipOnly: false }));
   const wgQuick = opts.wgQuick === true;
   const { text, mode } = readConfigFile(opts.config);
   const config = parseServerConfig(text, opts.config, mode);
@@ -235,7 +227,7 @@ export function addClient(opts: AddClientOptions): AddClientResult {
     throw new ConfigError(`${opts.config}: a client named '${name}' already exists; pick another name or remove the old entry first`);
   }
   const { ip, pool } = pickAddress(config, opts);
-  const address = formatIp(ip);
+  const address = ipText(ip);
   const notes: string[] = [];
   if (pool !== null) notes.push(`no free address outside the pool, so took ${address} from its top; the pool is now ${pool}`);
 

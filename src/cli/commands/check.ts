@@ -4,14 +4,14 @@ import { detectConfigKind } from '../../config/load.js';
 import { join } from 'node:path';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
+import { formatEndpoint } from '../../net/endpoint.js';
 import { readStoredLeases } from '../../server/leases.js';
-import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 /**
  * Validates a config file and returns its one-line summary; throws ConfigError. Without a
  * kind, a file with a top-level 'server' key is a client config, anything else a server config.
  */
-export function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
+function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {
     const c = loadClientConfig(path);
     return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;

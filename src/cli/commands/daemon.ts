@@ -13,6 +13,7 @@ import { loadServerConfig } from '../../config/server.js';
 import { Client } from '../../daemon/client.js';
 import { Logger } from '../../daemon/log.js';
 import { Server } from '../../daemon/server.js';
+import { errorMessage } from '../../errors.js';
 
 interface Daemon {
   stop(): Promise<void>;
@@ -31,7 +32,7 @@ export function register(program: Command): void {
         try {
           server.reload(loadServerConfig(opts.config));
         } catch (err) {
-          log.error(`reload failed, keeping the running config: ${err instanceof Error ? err.message : String(err)}`);
+          log.error(`reload failed, keeping the running config: ${errorMessage(err)}`);
         }
       });
       await runUntilSignal(server, log);
@@ -63,7 +64,7 @@ function runUntilSignal(daemon: Daemon, log: Logger): Promise<void> {
         else process.exit(code);
       };
       daemon.stop().then(done, (err: unknown) => {
-        log.error(`shutdown: ${err instanceof Error ? err.message : String(err)}`);
+        log.error(`shutdown: ${errorMessage(err)}`);
         done();
       });
     };

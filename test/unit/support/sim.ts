@@ -4,8 +4,8 @@
  * or capture them.
  */
 import { blake2s } from '@noble/hashes/blake2.js';
-import { Device, type DeviceEvent, type DeviceOutput } from '../../../src/wireguard/device.js';
-import type { Endpoint } from '../../../src/wireguard/endpoint.js';
+import { Device, type DeviceEvent, type DeviceOptions, type DeviceOutput } from '../../../src/wireguard/device.js';
+import type { Endpoint } from '../../../src/net/endpoint.js';
 import type { Peer, PeerConfig } from '../../../src/wireguard/peer.js';
 import { createAead } from '../../../src/crypto/backends.js';
 
@@ -29,6 +29,9 @@ export interface Datagram {
   data: Uint8Array;
 }
 
+/** Device options a test may set; the rest are the simulation's. */
+export type NodeOptions = Partial<Pick<DeviceOptions, 'aead' | 'forceUnderLoad' | 'mtu' | 'underLoadThreshold'>>;
+
 export class Node implements DeviceOutput {
   readonly device: Device;
   readonly packets: Uint8Array[] = [];
@@ -40,7 +43,7 @@ export class Node implements DeviceOutput {
     readonly net: SimNet,
     readonly name: string,
     public endpoint: Endpoint,
-    opts: { forceUnderLoad?: boolean; mtu?: number } = {},
+    opts: NodeOptions = {},
   ) {
     const rng = seededRng(name);
     this.device = new Device({
@@ -91,7 +94,7 @@ export class SimNet {
   /** Called for each datagram about to be delivered: return the datagrams to deliver instead. */
   filter: ((d: Datagram) => Datagram[]) | null = null;
 
-  node(name: string, ip: string, opts?: { forceUnderLoad?: boolean; mtu?: number }): Node {
+  node(name: string, ip: string, opts?: NodeOptions): Node {
     const n = new Node(this, name, { ip, port: 51820 }, opts);
     this.nodes.push(n);
     return n;
@@ -161,10 +164,10 @@ export function ipv6(src: Uint8Array, dst: Uint8Array, payload: Uint8Array): Uin
 }
 
 /** Two peers A (10.0.0.1, 198.18.0.1) and B (10.0.0.2, 198.18.0.2) that know each other. */
-export function pair(opts: { bUnderLoad?: boolean; aKeepalive?: number } = {}) {
+export function pair(opts: { a?: NodeOptions; b?: NodeOptions; aKeepalive?: number } = {}) {
   const net = new SimNet();
-  const a = net.node('a', '198.18.0.1');
-  const b = net.node('b', '198.18.0.2', { forceUnderLoad: opts.bUnderLoad ?? false });
+  const a = net.node('a', '198.18.0.1', opts.a);
+  const b = net.node('b', '198.18.0.2', opts.b);
   const peerB = a.addPeer(b, ['10.0.0.2/32'], { persistentKeepalive: opts.aKeepalive ?? 0 });
   const peerA = b.addPeer(a, ['10.0.0.1/32']);
   return { net, a, b, peerA, peerB };
