@@ -89,7 +89,7 @@ export class Client {
     try {
       const c = (client = new Client(cfg, log, dp, server));
       await c.net.apply(c.settings());
-      c.status = await serveStatus(cfg.controlSocket, () => c.snapshotStatus());
+      c.status = await serveStatus(cfg.statusSocket, () => c.snapshotStatus());
       log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${isIP(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
       dp.device.connect(c.peer, now());
       dp.flush();

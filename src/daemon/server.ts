@@ -71,7 +71,7 @@ export class Server {
       for (const w of leases.load()) log.warn(w);
       const s = (server = new Server(cfg, log, leases, dp));
       for (const entry of cfg.clients) s.addClient(entry);
-      s.status = await serveStatus(cfg.controlSocket, () => s.snapshotStatus());
+      s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus());
       log.info(
         `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,

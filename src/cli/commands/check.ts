@@ -5,18 +5,21 @@ import { loadServerConfig } from '../../config/server.js';
 import { formatEndpoint } from '../../wireguard/endpoint.js';
 
 /**
- * Validates a config file and returns its one-line summary; throws ConfigError. Without a
- * kind, a file with a top-level 'server' key is a client config, anything else a server config.
+ * Validates a config file and returns its one-line summary (after a line per warning); throws
+ * ConfigError. Without a kind, a file with a top-level 'server' key is a client config,
+ * anything else a server config.
  */
 export function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {
     const c = loadClientConfig(path);
-    return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
+    return warned(c.warnings) + `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
   }
   const s = loadServerConfig(path);
   const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
-  return `${path}: ok (server ${s.interface.name} ${s.interface.address.text}, ${clients}, pool ${s.pool.first}-${s.pool.last})`;
+  return warned(s.warnings) + `${path}: ok (server ${s.interface.name} ${s.interface.address.text}, ${clients}, pool ${s.pool.first}-${s.pool.last})`;
 }
+
+const warned = (warnings: string[]): string => warnings.map((w) => `warning: ${w}\n`).join('');
 
 export function register(program: Command): void {
   program

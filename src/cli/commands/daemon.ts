@@ -23,6 +23,7 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadServerConfig(opts.config);
       const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
+      for (const w of cfg.warnings) log.warn(w);
       const server = await start(() => Server.start(cfg, log));
       process.on('SIGHUP', () => {
         try {
@@ -41,6 +42,7 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadClientConfig(opts.config);
       const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
+      for (const w of cfg.warnings) log.warn(w);
       await runUntilSignal(await start(() => Client.start(cfg, log)), log);
     });
 }
