@@ -14,6 +14,7 @@ import type { BatchAead } from '../crypto/aead.js';
 import { SLOT_HEADER } from '../crypto/aead.js';
 import { createBatch, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
+import type { TunDevice, UdpBind } from '../io/device.js';
 import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { bestAead } from '../crypto/backends.js';
@@ -22,11 +23,21 @@ import type { Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now, onClockAdvanced } from './clock.js';
 
+/** Where the data path gets its tun and UDP socket: the kernel's, or a test's fakes. */
+export interface DataPathIo {
+  openTun(name: string): TunDevice;
+  openUdp(opts: UdpBindOptions): UdpBind;
+}
+
+export const kernelIo: DataPathIo = { openTun: (name) => Tun.open({ name }), openUdp: (opts) => UdpSocket.open(opts) };
+
 export interface DataPathOptions {
   tunName: string;
   /** Brings the new tun up (MTU, address) before any traffic flows. */
   configureTun: (name: string) => Promise<void>;
   udp: UdpBindOptions;
+  /** Default: the kernel's tun and UDP. */
+  io?: DataPathIo;
   privateKey: Uint8Array;
   mtu: number;
   forceUnderLoad?: boolean;
@@ -75,11 +86,12 @@ export class DataPath implements DeviceOutput {
 
   /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
   static async open(opts: DataPathOptions): Promise<DataPath> {
-    const tun = Tun.open({ name: opts.tunName });
-    let udp: UdpSocket | null = null;
+    const io = opts.io ?? kernelIo;
+    const tun = io.openTun(opts.tunName);
+    let udp: UdpBind | null = null;
     try {
       await opts.configureTun(tun.name);
-      udp = UdpSocket.open(opts.udp);
+      udp = io.openUdp(opts.udp);
       return new DataPath(tun, udp, bestAead(), opts);
     } catch (err) {
       udp?.close();
@@ -89,8 +101,8 @@ export class DataPath implements DeviceOutput {
   }
 
   private constructor(
-    readonly tun: Tun,
-    readonly udp: UdpSocket,
+    readonly tun: TunDevice,
+    readonly udp: UdpBind,
     readonly aead: BatchAead,
     private readonly opts: DataPathOptions,
   ) {

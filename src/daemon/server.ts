@@ -8,7 +8,6 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../config/server.js';
-import { addAddress, configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { LeasePool } from '../server/leases.js';
@@ -17,7 +16,9 @@ import { formatEndpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';
+import type { DaemonEnv } from './env.js';
 import type { Logger } from './log.js';
+import { systemHost } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 
 /** Room for the WireGuard header, padding and tag inside the tunnel MTU. */
@@ -46,16 +47,18 @@ export class Server {
     private readonly dp: DataPath,
   ) {}
 
-  static async start(cfg: ServerConfig, log: Logger): Promise<Server> {
+  static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv = {}): Promise<Server> {
+    const host = env.host ?? systemHost;
     let server: Server | null = null;
     const dp = await DataPath.open({
       tunName: cfg.interface.name,
       configureTun: async (name) => {
-        await configureLink(name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
-        await addAddress(name, cfg.interface.address.text);
-        await configureLink(name, { up: true });
+        await host.configureLink(name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
+        await host.addAddress(name, cfg.interface.address.text);
+        await host.configureLink(name, { up: true });
       },
       udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
+      io: env.io,
       privateKey: cfg.privateKey,
       mtu: cfg.interface.mtu,
       forceUnderLoad: cfg.underLoad,

@@ -11,6 +11,7 @@ export {
   formatEndpoint,
   parseEndpoint,
 } from './endpoint.js';
+export type { Polled, TunDevice, UdpBind } from './device.js';
 export { IoError } from './errors.js';
 export {
   addAddress,

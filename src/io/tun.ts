@@ -12,6 +12,7 @@
  */
 import { constants } from 'node:os';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
+import type { TunDevice } from './device.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
 import { loadNative, type NativeTun } from './native.js';
 import { PolledHandle } from './poll.js';
@@ -47,7 +48,7 @@ export interface TunStats {
   readonly lastWriteError: IoError | null;
 }
 
-export class Tun extends PolledHandle {
+export class Tun extends PolledHandle implements TunDevice {
   /** The interface name (the kernel's choice when none or a pattern was given). */
   readonly name: string;
   private writeDropped = 0;

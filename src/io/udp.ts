@@ -16,6 +16,7 @@
  */
 import { constants } from 'node:os';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
+import type { UdpBind } from './device.js';
 import { ENDPOINT_SIZE, type Endpoint, encodeEndpoint, formatEndpoint } from './endpoint.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
 import { loadNative, type NativeUdp } from './native.js';
@@ -55,7 +56,7 @@ export interface UdpStats {
   readonly lastSocketError: IoError | null;
 }
 
-export class UdpSocket extends PolledHandle {
+export class UdpSocket extends PolledHandle implements UdpBind {
   private sendDropped = 0;
   private lastSendErrno = 0;
   /** Whether the last receive filled every slot asked for: only then can GRO segments be left over. */
