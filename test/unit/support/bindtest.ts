@@ -1,0 +1,115 @@
+/**
+ * A UDP network in memory (wireguard-go's bindtest): sockets bound to ip:port exchange
+ * datagrams through it, with the per-slot endpoint entries of the real socket (endpoint.ts).
+ * A datagram reaches its socket's queue at once and the reader on a later turn; switches drop
+ * everything or cut two hosts apart.
+ */
+import { type BatchRange, type PacketBatch, resolveRange } from '../../../src/io/batch.js';
+import type { UdpBind } from '../../../src/io/device.js';
+import { decodeEndpoint, encodeEndpoint, formatEndpoint, type Endpoint } from '../../../src/io/endpoint.js';
+import type { SendOptions, UdpStats } from '../../../src/io/udp.js';
+import { FakePolled } from './polltest.js';
+
+interface Datagram {
+  from: Endpoint;
+  data: Uint8Array;
+}
+
+export class FakeNet {
+  /** Every datagram is lost while set. */
+  dropAll = false;
+  /** Every datagram sent, whether delivered or not. */
+  readonly sent: { from: Endpoint; to: Endpoint; size: number }[] = [];
+  /** Dropped, partitioned, or sent to a port nobody has bound. */
+  lost = 0;
+  private readonly sockets = new Map<string, FakeUdp>();
+  private readonly cuts = new Set<string>();
+  private nextPort = 40000;
+
+  /** A socket at ip:port; port 0 takes the next free ephemeral one. */
+  bind(ip: string, port: number): FakeUdp {
+    const local = { ip, port: port || this.nextPort++ };
+    const key = formatEndpoint(local);
+    if (this.sockets.has(key)) throw new Error(`${key} is in use`);
+    const sock = new FakeUdp(this, local);
+    this.sockets.set(key, sock);
+    return sock;
+  }
+
+  unbind(sock: FakeUdp): void {
+    this.sockets.delete(formatEndpoint(sock.local));
+  }
+
+  /** Cuts (or with false, mends) the path between hosts a and b, both ways. */
+  partition(a: string, b: string, cut = true): void {
+    for (const k of [`${a} ${b}`, `${b} ${a}`]) {
+      if (cut) this.cuts.add(k);
+      else this.cuts.delete(k);
+    }
+  }
+
+  send(from: Endpoint, to: Endpoint, data: Uint8Array): void {
+    this.sent.push({ from, to, size: data.length });
+    const dst = this.sockets.get(formatEndpoint(to));
+    if (!dst || this.dropAll || this.cuts.has(`${from.ip} ${to.ip}`)) {
+      this.lost++;
+      return;
+    }
+    dst.enqueue({ from, data });
+  }
+}
+
+export class FakeUdp extends FakePolled implements UdpBind {
+  readonly stats: UdpStats = { sendDropped: 0, lastSendError: null, socketErrors: 0, lastSocketError: null };
+  private readonly inbox: Datagram[] = [];
+
+  constructor(
+    private readonly net: FakeNet,
+    readonly local: Endpoint,
+  ) {
+    super();
+  }
+
+  get port(): number {
+    return this.local.port;
+  }
+
+  enqueue(d: Datagram): void {
+    this.inbox.push(d);
+    this.kick();
+  }
+
+  protected pending(): boolean {
+    return this.inbox.length > 0;
+  }
+
+  recvBatch(b: PacketBatch, range?: BatchRange): number {
+    const [first, count, offset] = resolveRange(b, range);
+    let n = 0;
+    for (; n < count && this.inbox.length > 0; n++) {
+      const { from, data } = this.inbox.shift()!;
+      const i = first + n;
+      const fits = data.length <= b.slotSize - offset;
+      if (fits) b.buf.set(data, i * b.slotSize + offset);
+      b.lens[i] = fits ? data.length : -1;
+      encodeEndpoint(from, b.addrs, i);
+    }
+    return n;
+  }
+
+  /** Slots without a peer entry are lost: these sockets are never connected. */
+  sendBatch(b: PacketBatch, opts?: SendOptions): number {
+    const [first, count, offset] = resolveRange(b, opts);
+    for (let i = first; i < first + count; i++) {
+      const len = b.lens[i]!;
+      const to = len >= 0 ? decodeEndpoint(b.addrs, i) : null;
+      if (to) this.net.send(this.local, to, b.buf.slice(i * b.slotSize + offset, i * b.slotSize + offset + len));
+    }
+    return count;
+  }
+
+  override close(): void {
+    super.close();
+    this.net.unbind(this);
+  }
+}
