@@ -83,6 +83,7 @@ export class Client {
       configureTun: (name) => host.configureLink(name, { mtu, txqueuelen: 1000, up: true }),
       udp: { gro: true },
       io: env.io,
+      log,
       privateKey: cfg.privateKey,
       mtu,
       onControl: (f) => client!.onControl(f),

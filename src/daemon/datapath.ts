@@ -22,6 +22,7 @@ import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device
 import type { Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now, onClockAdvanced } from './clock.js';
+import type { Logger } from './log.js';
 
 /** Where the data path gets its tun and UDP socket: the kernel's, or a test's fakes. */
 export interface DataPathIo {
@@ -38,6 +39,8 @@ export interface DataPathOptions {
   udp: UdpBindOptions;
   /** Default: the kernel's tun and UDP. */
   io?: DataPathIo;
+  /** Told what an owner callback threw: the batch it was called from carries on without it. */
+  log: Logger;
   privateKey: Uint8Array;
   mtu: number;
   forceUnderLoad?: boolean;
@@ -51,6 +54,8 @@ export interface DataPathOptions {
   /** Runs after the device's timers whenever timers run; returns the owner's next deadline (Infinity for none). */
   onTick?: (now: number) => number;
 }
+
+type PacketHandler = NonNullable<DataPathOptions['onPacket']>;
 
 const BATCH = 64;
 /** The longest the timers sleep: a backstop for owner state that changes without a wakeAt. */
@@ -83,6 +88,7 @@ export class DataPath implements DeviceOutput {
   /** The last sender decoded on receive, so a batch from one peer decodes its address once. */
   private readonly lastFromRaw = new Uint8Array(ENDPOINT_SIZE);
   private lastFrom: Endpoint | null = null;
+  private readonly onPacket: PacketHandler | null;
 
   /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
   static async open(opts: DataPathOptions): Promise<DataPath> {
@@ -112,6 +118,17 @@ export class DataPath implements DeviceOutput {
     this.udpOut = createBatch(BATCH, slot);
     this.tunOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
+    const onPacket = opts.onPacket;
+    this.onPacket = onPacket
+      ? (buf, offset, length, peer) => {
+          try {
+            return onPacket(buf, offset, length, peer);
+          } catch (err) {
+            this.ownerThrew('onPacket', err);
+            return true; // dropped: where it should go is unknown
+          }
+        }
+      : null;
     tun.onReadable(this.onTunReadable);
     udp.onReadable(this.onUdpReadable);
     // Deadlines armed on the old clock are due now (test hook).
@@ -161,10 +178,14 @@ export class DataPath implements DeviceOutput {
     let ownerNext = Infinity;
     try {
       this.device.tick(t);
-      ownerNext = this.opts.onTick?.(t) ?? Infinity;
+      try {
+        ownerNext = this.opts.onTick?.(t) ?? Infinity;
+      } catch (err) {
+        this.ownerThrew('onTick', err);
+      }
       this.flush();
     } finally {
-      // Re-armed even when a handler threw (the daemon logs it and carries on); never at a past deadline: no spinning.
+      // Re-armed even when the device's timers threw; never at a past deadline: no spinning.
       this.wakeAt(Math.max(t + 1, Math.min(ownerNext, t + MAX_SLEEP_MS)));
     }
   };
@@ -185,7 +206,7 @@ export class DataPath implements DeviceOutput {
   }
 
   deliverPacket(packet: Uint8Array, peer: Peer): void {
-    if (this.opts.onPacket?.(packet, 0, packet.length, peer)) return;
+    if (this.onPacket?.(packet, 0, packet.length, peer)) return;
     const b = this.tunOut;
     if (this.tunOutCount === b.slots) this.flush();
     const i = this.tunOutCount++;
@@ -193,12 +214,27 @@ export class DataPath implements DeviceOutput {
     b.lens[i] = packet.length;
   }
 
+  // The core calls these in the middle of a batch: what the owner throws must not unwind it.
+
   deliverControl(frame: Uint8Array, peer: Peer): void {
-    this.opts.onControl(frame, peer);
+    try {
+      this.opts.onControl(frame, peer);
+    } catch (err) {
+      this.ownerThrew('onControl', err);
+    }
   }
 
   event(e: DeviceEvent): void {
-    this.opts.onEvent(e);
+    try {
+      this.opts.onEvent(e);
+    } catch (err) {
+      this.ownerThrew(`onEvent(${e.type})`, err);
+    }
+  }
+
+  /** A daemon bug: logged with its stack, and the packet, frame or event it was handling is dropped. */
+  private ownerThrew(callback: string, err: unknown): void {
+    this.opts.log.error(`internal error in ${callback} (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   }
 
   // ---- the batch loops ----
@@ -240,7 +276,7 @@ export class DataPath implements DeviceOutput {
   private readonly onUdpReadable = (): void => {
     const b = this.inbound;
     const device = this.device;
-    const onPacket = this.opts.onPacket;
+    const onPacket = this.onPacket;
     for (;;) {
       const n = this.udp.recvBatch(b);
       if (n === 0) break;

@@ -59,6 +59,7 @@ export class Server {
       },
       udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
       io: env.io,
+      log,
       privateKey: cfg.privateKey,
       mtu: cfg.interface.mtu,
       forceUnderLoad: cfg.underLoad,

@@ -1,8 +1,8 @@
 /**
  * A UDP network in memory (wireguard-go's bindtest): sockets bound to ip:port exchange
  * datagrams through it, with the per-slot endpoint entries of the real socket (endpoint.ts).
- * A datagram reaches its socket's queue at once and the reader on a later turn; switches drop
- * everything or cut two hosts apart.
+ * A datagram reaches its socket's queue at once and the reader on a later turn; switches cut
+ * two hosts apart (every datagram between them is lost) or hold datagrams back to arrive together.
  */
 import { type BatchRange, type PacketBatch, resolveRange } from '../../../src/io/batch.js';
 import type { UdpBind } from '../../../src/io/device.js';
@@ -16,14 +16,12 @@ interface Datagram {
 }
 
 export class FakeNet {
-  /** Every datagram is lost while set. */
-  dropAll = false;
   /** Every datagram sent, whether delivered or not. */
   readonly sent: { from: Endpoint; to: Endpoint; size: number }[] = [];
-  /** Dropped, partitioned, or sent to a port nobody has bound. */
-  lost = 0;
   private readonly sockets = new Map<string, FakeUdp>();
   private readonly cuts = new Set<string>();
+  /** While set, datagrams wait here instead of arriving (see hold). */
+  private held: { dst: FakeUdp; d: Datagram }[] | null = null;
   private nextPort = 40000;
 
   /** A socket at ip:port; port 0 takes the next free ephemeral one. */
@@ -48,14 +46,24 @@ export class FakeNet {
     }
   }
 
+  /** Holds datagrams back until release(), which hands them over together: one receive batch. */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const { dst, d } of held) dst.enqueue(d);
+  }
+
+  /** Lost when partitioned or when nobody has the port, as UDP would lose it. */
   send(from: Endpoint, to: Endpoint, data: Uint8Array): void {
     this.sent.push({ from, to, size: data.length });
     const dst = this.sockets.get(formatEndpoint(to));
-    if (!dst || this.dropAll || this.cuts.has(`${from.ip} ${to.ip}`)) {
-      this.lost++;
-      return;
-    }
-    dst.enqueue({ from, data });
+    if (!dst || this.cuts.has(`${from.ip} ${to.ip}`)) return;
+    if (this.held) this.held.push({ dst, d: { from, data } });
+    else dst.enqueue({ from, data });
   }
 }
 
