@@ -48,9 +48,7 @@ describe('server and client', () => {
   });
 
   test('reload (SIGHUP) with a changed push reaches a connected client', async () => {
-    await lab.startServer(PUSH);
-    await lab.startClient();
-    await lab.serverLogged('laptop applied config 1');
+    await lab.connect(PUSH);
     const calls = lab.clientHost.calls.length;
     lab.server!.reload(lab.serverConfig('{ routes: [10.30.0.0/16], dns: [10.8.0.54], mtu: 1400, keepalive: 7 }'));
     await lab.serverLogged('laptop applied config 2');
@@ -66,9 +64,7 @@ describe('server and client', () => {
   });
 
   test('an MTU change by push reaches the link and the data path', async () => {
-    await lab.startServer(PUSH);
-    await lab.startClient();
-    await lab.serverLogged('laptop applied config 1');
+    await lab.connect(PUSH);
     lab.server!.reload(lab.serverConfig('{ routes: [10.20.0.0/16], dns: [10.8.0.53], mtu: 1290, keepalive: 7 }'));
     await lab.serverLogged('laptop applied config 2');
     expect(lab.clientHost.mtu.get('tun0')).toBe(1290);
@@ -81,9 +77,7 @@ describe('server and client', () => {
   });
 
   test('the client reconnects to a restarted server (new instance, same keys) and gets its push again', async () => {
-    await lab.startServer(PUSH);
-    await lab.startClient();
-    await lab.serverLogged('laptop applied config 1');
+    await lab.connect(PUSH);
     const firstTun = lab.serverIo.tun!;
     await lab.server!.stop();
     await lab.clientLogged('server said bye (server shutting down): reconnecting in 1 s');
@@ -107,9 +101,7 @@ describe('server and client', () => {
    * channel drops too. Nothing in the log says the channel failed.
    */
   test('a server channel that gave up stays failed: the reconnected client never gets the new push', async () => {
-    await lab.startServer(PUSH);
-    await lab.startClient();
-    await lab.serverLogged('laptop applied config 1');
+    await lab.connect(PUSH);
     lab.net.partition(SERVER_IP, CLIENT_IP);
     lab.server!.reload(lab.serverConfig('{ routes: [10.30.0.0/16], dns: [10.8.0.53], mtu: 1400, keepalive: 7 }'));
     await lab.advance(60_000);
@@ -129,17 +121,15 @@ describe('server and client', () => {
   });
 
   test('the status sockets answer a snapshot', async () => {
-    const server = await lab.startServer(PUSH);
-    const client = await lab.startClient();
-    await lab.serverLogged('laptop applied config 1');
+    await lab.connect(PUSH);
     const s = await queryStatus(lab.serverCfg!.statusSocket);
     expect(s).toMatchObject({ role: 'server', interface: 'tun0', listenPort: 51820, address: '10.8.0.1/24' });
     expect(s.peers).toEqual([expect.objectContaining({ name: 'laptop', endpoint: `${CLIENT_IP}:40000`, address: '10.8.0.2', control: true })]);
-    expect(s).toEqual(server.snapshotStatus());
+    expect(s).toEqual(lab.server!.snapshotStatus());
     const c = await queryStatus(lab.clientCfg.statusSocket);
     expect(c).toMatchObject({ role: 'client', listenPort: 40000, address: '10.8.0.2/24' });
     expect(c.peers).toEqual([expect.objectContaining({ endpoint: `${SERVER_IP}:51820`, address: '10.8.0.1', control: true })]);
     expect(c.peers[0]!.latestHandshake).toBeGreaterThan(0);
-    expect(c).toEqual(client.snapshotStatus());
+    expect(c).toEqual(lab.client!.snapshotStatus());
   });
 });

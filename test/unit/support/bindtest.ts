@@ -54,7 +54,7 @@ export class FakeNet {
   release(): void {
     const held = this.held ?? [];
     this.held = null;
-    for (const { dst, d } of held) dst.enqueue(d);
+    for (const { dst, d } of held) dst.deliver(d);
   }
 
   /** Lost when partitioned or when nobody has the port, as UDP would lose it. */
@@ -63,13 +63,12 @@ export class FakeNet {
     const dst = this.sockets.get(formatEndpoint(to));
     if (!dst || this.cuts.has(`${from.ip} ${to.ip}`)) return;
     if (this.held) this.held.push({ dst, d: { from, data } });
-    else dst.enqueue({ from, data });
+    else dst.deliver({ from, data });
   }
 }
 
-export class FakeUdp extends FakePolled implements UdpBind {
+export class FakeUdp extends FakePolled<Datagram> implements UdpBind {
   readonly stats: UdpStats = { sendDropped: 0, lastSendError: null, socketErrors: 0, lastSocketError: null };
-  private readonly inbox: Datagram[] = [];
 
   constructor(
     private readonly net: FakeNet,
@@ -82,27 +81,17 @@ export class FakeUdp extends FakePolled implements UdpBind {
     return this.local.port;
   }
 
-  enqueue(d: Datagram): void {
-    this.inbox.push(d);
-    this.kick();
-  }
-
-  protected pending(): boolean {
-    return this.inbox.length > 0;
+  deliver(d: Datagram): void {
+    this.enqueue(d);
   }
 
   recvBatch(b: PacketBatch, range?: BatchRange): number {
-    const [first, count, offset] = resolveRange(b, range);
-    let n = 0;
-    for (; n < count && this.inbox.length > 0; n++) {
-      const { from, data } = this.inbox.shift()!;
-      const i = first + n;
-      const fits = data.length <= b.slotSize - offset;
-      if (fits) b.buf.set(data, i * b.slotSize + offset);
-      b.lens[i] = fits ? data.length : -1;
+    return this.readInto(b, range, ({ from, data }, i, at, room) => {
       encodeEndpoint(from, b.addrs, i);
-    }
-    return n;
+      if (data.length > room) return -1; // lost, as the addon reports it
+      b.buf.set(data, at);
+      return data.length;
+    });
   }
 
   /** Slots without a peer entry are lost: these sockets are never connected. */

@@ -95,6 +95,13 @@ export class Lab {
     return (this.client = await Client.start(this.clientCfg, this.clientLog.log, { io: this.clientIo, host: this.clientHost }));
   }
 
+  /** Starts both and waits until the client has applied config 1. */
+  async connect(push: string): Promise<void> {
+    await this.startServer(push);
+    await this.startClient();
+    await this.serverLogged('laptop applied config 1 (10.8.0.2)');
+  }
+
   /** Waits until the server's log has a line containing text. */
   serverLogged(text: string, timeoutMs?: number): Promise<void> {
     return waitFor(`server log: ${text}`, () => this.serverLog.lines.some((l) => l.includes(text)), timeoutMs);

@@ -7,12 +7,11 @@ import type { TunDevice } from '../../../src/io/device.js';
 import type { TunStats } from '../../../src/io/tun.js';
 import { FakePolled } from './polltest.js';
 
-export class FakeTun extends FakePolled implements TunDevice {
+export class FakeTun extends FakePolled<Uint8Array> implements TunDevice {
   /** Packets the daemon wrote, in order. */
   readonly written: Uint8Array[] = [];
   /** Nothing is ever refused here. */
   readonly stats: TunStats = { writeDropped: 0, lastWriteError: null };
-  private readonly outgoing: Uint8Array[] = [];
 
   constructor(readonly name: string) {
     super();
@@ -20,24 +19,15 @@ export class FakeTun extends FakePolled implements TunDevice {
 
   /** Packets from the host into the tunnel: the daemon reads them on a later turn. */
   inject(...packets: Uint8Array[]): void {
-    for (const p of packets) this.outgoing.push(p.slice());
-    this.kick();
-  }
-
-  protected pending(): boolean {
-    return this.outgoing.length > 0;
+    this.enqueue(...packets.map((p) => p.slice()));
   }
 
   readBatch(b: PacketBatch, range?: BatchRange): number {
-    const [first, count, offset] = resolveRange(b, range);
-    let n = 0;
-    for (; n < count && this.outgoing.length > 0; n++) {
-      const p = this.outgoing.shift()!;
-      const len = Math.min(p.length, b.slotSize - offset); // cut short, as the kernel does
-      b.buf.set(p.subarray(0, len), (first + n) * b.slotSize + offset);
-      b.lens[first + n] = len;
-    }
-    return n;
+    return this.readInto(b, range, (p, _i, at, room) => {
+      const len = Math.min(p.length, room); // cut short, as the kernel does
+      b.buf.set(p.subarray(0, len), at);
+      return len;
+    });
   }
 
   writeBatch(b: PacketBatch, range?: BatchRange): number {
