@@ -63,7 +63,7 @@ export class NetState {
   constructor(
     private readonly dev: string,
     private readonly log: Logger,
-    private readonly host: HostNet = systemHost,
+    private readonly host: HostNet,
   ) {}
 
   get address(): string | null {

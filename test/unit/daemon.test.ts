@@ -27,8 +27,8 @@ beforeEach(() => {
 afterEach(() => lab.close());
 
 describe('server and client', () => {
-  test('a client connects and applies the push: address, routes, DNS, MTU, keepalive', async () => {
-    await lab.startServer(PUSH);
+  test('a client connects and applies the push (address, routes, redirect-gateway, DNS, MTU, keepalive), undone on exit', async () => {
+    await lab.startServer(PUSH.replace(' }', ', redirect_gateway: true }'));
     expect(lab.serverHost.calls).toEqual(['link tun0 {"mtu":1420,"txqueuelen":1000}', 'addr add 10.8.0.1/24 dev tun0', 'link tun0 {"up":true}']);
     await lab.startClient();
     await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
@@ -36,7 +36,8 @@ describe('server and client', () => {
     expect(host.mtu.get('tun0')).toBe(1400);
     expect(host.up.has('tun0')).toBe(true);
     expect([...host.addresses]).toEqual(['10.8.0.2/24 tun0']);
-    expect([...host.routes]).toEqual(['10.20.0.0/16 dev tun0']);
+    // The server's underlay address stays on the path it had; def1's halves beat the default route.
+    expect([...host.routes]).toEqual([`${SERVER_IP}/32 dev eth0 via 192.0.2.254`, '0.0.0.0/1 dev tun0', '128.0.0.0/1 dev tun0', '10.20.0.0/16 dev tun0']);
     expect(host.dns.get('tun0')).toEqual(['10.8.0.53']);
     await clientToServer(lab, 'hello');
 
@@ -45,6 +46,12 @@ describe('server and client', () => {
     const before = fromClient();
     await lab.advance(28_000);
     expect(fromClient() - before).toBeGreaterThanOrEqual(4);
+
+    // What lives outside the tun is undone (its own addresses and routes go with it).
+    await lab.client!.stop();
+    lab.client = null;
+    expect([...host.routes].filter((r) => !r.includes('dev tun0'))).toEqual([]);
+    expect(host.dns.size).toBe(0);
   });
 
   test('reload (SIGHUP) with a changed push reaches a connected client', async () => {
