@@ -19,7 +19,7 @@ import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { bestAead } from '../crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
-import type { Endpoint } from '../wireguard/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now, onClockAdvanced } from './clock.js';
 import type { Logger } from './log.js';
@@ -89,6 +89,8 @@ export class DataPath implements DeviceOutput {
   private readonly lastFromRaw = new Uint8Array(ENDPOINT_SIZE);
   private lastFrom: Endpoint | null = null;
   private readonly onPacket: PacketHandler | null;
+  /** Throws so far per owner callback: only the first is logged in full. */
+  private readonly ownerErrors = new Map<string, number>();
 
   /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
   static async open(opts: DataPathOptions): Promise<DataPath> {
@@ -124,7 +126,7 @@ export class DataPath implements DeviceOutput {
           try {
             return onPacket(buf, offset, length, peer);
           } catch (err) {
-            this.ownerThrew('onPacket', err);
+            this.ownerThrew('onPacket', err, peer);
             return true; // dropped: where it should go is unknown
           }
         }
@@ -220,7 +222,7 @@ export class DataPath implements DeviceOutput {
     try {
       this.opts.onControl(frame, peer);
     } catch (err) {
-      this.ownerThrew('onControl', err);
+      this.ownerThrew('onControl', err, peer);
     }
   }
 
@@ -232,9 +234,18 @@ export class DataPath implements DeviceOutput {
     }
   }
 
-  /** A daemon bug: logged with its stack, and the packet, frame or event it was handling is dropped. */
-  private ownerThrew(callback: string, err: unknown): void {
-    this.opts.log.error(`internal error in ${callback} (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  /**
+   * A daemon bug: the packet, frame or event it was handling is dropped. The first throw of
+   * each callback is logged with its stack and context, later ones at debug level (a bug hit by
+   * every packet would otherwise flood the log).
+   */
+  private ownerThrew(callback: string, err: unknown, peer?: Peer): void {
+    const n = (this.ownerErrors.get(callback) ?? 0) + 1;
+    this.ownerErrors.set(callback, n);
+    const from = peer?.endpoint ? ` (peer at ${formatEndpoint(peer.endpoint)})` : '';
+    if (n > 1) return this.opts.log.debug(`${callback} threw again${from}, ${n} times so far: ${String(err)}`);
+    const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    this.opts.log.error(`internal error in ${callback}${from} (please report; later ones are logged at debug level): ${what}`);
   }
 
   // ---- the batch loops ----

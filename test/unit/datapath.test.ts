@@ -1,12 +1,12 @@
 /**
  * DataPath on the fakes: what an owner callback throws in the middle of a received batch is
- * logged, and the rest of the batch still reaches the tun.
+ * logged, and the rest of the batch still reaches the tun; timers outlive a throwing onTick.
  */
 import { afterEach, expect, test, vi } from 'vitest';
-import { now } from '../../src/daemon/clock.js';
+import { advanceClock, now } from '../../src/daemon/clock.js';
 import { DataPath, type DataPathOptions } from '../../src/daemon/datapath.js';
 import type { Peer } from '../../src/wireguard/peer.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { FakeNet } from './support/bindtest.js';
 import { FakeIo, memoryLog } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
@@ -76,19 +76,51 @@ test('a throwing onControl costs only its frame: the rest of the batch reaches t
   expect(p.tunA.written.map(text)).toEqual(['one', 'two', 'three']);
   const errors = p.lines.filter((l) => l.includes(' error '));
   expect(errors).toHaveLength(1);
-  expect(errors[0]).toContain('internal error in onControl (please report): Error: push exception');
+  expect(errors[0]).toContain('internal error in onControl (peer at 192.0.2.2:40000) (please report; later ones are logged at debug level): Error: push exception');
 });
 
-test('a throwing onPacket drops only the packet it was given', async () => {
+test('a throwing onPacket drops only the packet it was given; after the first, throws are logged at debug level', async () => {
   const p = await pair({
     onControl: () => undefined,
     onPacket: (buf, offset, length) => {
-      if (text(buf.subarray(offset, offset + length)) === 'two') throw new Error('forward bug');
+      if (text(buf.subarray(offset, offset + length)).startsWith('bad')) throw new Error('forward bug');
       return false;
     },
   });
-  await p.arrive(3, () => p.tunB.inject(ipv4('10.0.0.2', '10.0.0.1', 'one'), ipv4('10.0.0.2', '10.0.0.1', 'two'), ipv4('10.0.0.2', '10.0.0.1', 'three')), 2);
-  expect(p.recv.mock.results.map((r) => r.value)).toContain(3);
+  const packets = ['one', 'bad two', 'three', 'bad four'].map((t) => ipv4('10.0.0.2', '10.0.0.1', t));
+  await p.arrive(4, () => p.tunB.inject(...packets), 2);
+  expect(p.recv.mock.results.map((r) => r.value)).toContain(4);
   expect(p.tunA.written.map(text)).toEqual(['one', 'three']);
-  expect(p.lines.filter((l) => l.includes('internal error in onPacket'))).toHaveLength(1);
+  expect(p.lines.filter((l) => l.includes(' error ')).map((l) => l.slice(0, l.indexOf('(please'))).map((l) => l.slice(25))).toEqual([
+    'error internal error in onPacket (peer at 192.0.2.2:40000) ',
+  ]);
+  expect(p.lines.filter((l) => l.includes('onPacket threw again (peer at 192.0.2.2:40000), 2 times so far: Error: forward bug'))).toHaveLength(1);
+});
+
+test('a throwing onTick is logged once and the timers keep running', async () => {
+  process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
+  const { log, lines } = memoryLog();
+  let ticks = 0;
+  const dp = await DataPath.open({
+    tunName: 'a',
+    configureTun: async () => undefined,
+    udp: {},
+    io: new FakeIo(new FakeNet(), '192.0.2.1'),
+    log,
+    privateKey: new Uint8Array(32).fill(1),
+    mtu: 1420,
+    onControl: () => undefined,
+    onEvent: () => undefined,
+    onTick: () => {
+      ticks++;
+      throw new Error('tick bug');
+    },
+  });
+  open.push(dp);
+  for (let i = 0; i < 3; i++) {
+    advanceClock(1000);
+    await sleep(5);
+  }
+  expect(ticks).toBeGreaterThanOrEqual(3);
+  expect(lines.filter((l) => l.includes(' error '))).toHaveLength(1);
 });
