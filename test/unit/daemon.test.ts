@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { queryStatus } from '../../src/daemon/status.js';
-import { waitFor } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { CLIENT_IP, Lab, SERVER_IP } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
 
@@ -52,6 +52,20 @@ describe('server and client', () => {
     lab.client = null;
     expect([...host.routes].filter((r) => !r.includes('dev tun0'))).toEqual([]);
     expect(host.dns.size).toBe(0);
+  });
+
+  test('a lost push is retransmitted on the control channel timer', async () => {
+    // The first datagram to the client big enough to hold config 1 (handshake responses are 92 bytes).
+    let lost = 0;
+    lab.net.drop = (d) => d.to.ip === CLIENT_IP && d.size > 150 && lost++ === 0;
+    await lab.startServer(PUSH);
+    await lab.startClient();
+    await waitFor('the push sent and lost', () => lost > 0);
+    await sleep(20);
+    expect(lab.clientHost.addresses.size).toBe(0);
+    await lab.advance(1000); // the channel's first retransmission timeout
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    expect([...lab.clientHost.addresses]).toEqual(['10.8.0.2/24 tun0']);
   });
 
   test('reload (SIGHUP) with a changed push reaches a connected client', async () => {

@@ -1,8 +1,8 @@
 /**
  * A UDP network in memory (wireguard-go's bindtest): sockets bound to ip:port exchange
  * datagrams through it, with the per-slot endpoint entries of the real socket (endpoint.ts).
- * A datagram reaches its socket's queue at once and the reader on a later turn; switches cut
- * two hosts apart (every datagram between them is lost) or hold datagrams back to arrive together.
+ * A datagram reaches its socket's queue at once and the reader on a later turn; switches lose
+ * chosen datagrams, cut two hosts apart, or hold datagrams back to arrive together.
  */
 import { type BatchRange, type PacketBatch, resolveRange } from '../../../src/io/batch.js';
 import type { UdpBind } from '../../../src/io/device.js';
@@ -15,9 +15,17 @@ interface Datagram {
   data: Uint8Array;
 }
 
+export interface Sent {
+  from: Endpoint;
+  to: Endpoint;
+  size: number;
+}
+
 export class FakeNet {
   /** Every datagram sent, whether delivered or not. */
-  readonly sent: { from: Endpoint; to: Endpoint; size: number }[] = [];
+  readonly sent: Sent[] = [];
+  /** Loses the datagrams it returns true for. */
+  drop: ((d: Sent) => boolean) | null = null;
   private readonly sockets = new Map<string, FakeUdp>();
   private readonly cuts = new Set<string>();
   /** While set, datagrams wait here instead of arriving (see hold). */
@@ -57,11 +65,12 @@ export class FakeNet {
     for (const { dst, d } of held) dst.deliver(d);
   }
 
-  /** Lost when partitioned or when nobody has the port, as UDP would lose it. */
+  /** Lost when dropped, partitioned, or nobody has the port, as UDP would lose it. */
   send(from: Endpoint, to: Endpoint, data: Uint8Array): void {
-    this.sent.push({ from, to, size: data.length });
+    const sent = { from, to, size: data.length };
+    this.sent.push(sent);
     const dst = this.sockets.get(formatEndpoint(to));
-    if (!dst || this.cuts.has(`${from.ip} ${to.ip}`)) return;
+    if (!dst || this.drop?.(sent) || this.cuts.has(`${from.ip} ${to.ip}`)) return;
     if (this.held) this.held.push({ dst, d: { from, data } });
     else dst.deliver({ from, data });
   }
