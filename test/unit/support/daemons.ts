@@ -4,6 +4,7 @@
  * status sockets named for this process. The clock is the daemons' own (clock.ts), moved on
  * with advanceClock where a test needs protocol deadlines to pass.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,8 +51,8 @@ export function memoryLog(): { log: Logger; lines: string[] } {
 }
 
 const key = (n: number): Uint8Array => new Uint8Array(32).fill(n);
-let sockets = 0;
-const statusSocket = (): string => `'@tvpn-unit-${process.pid}-${sockets++}'`;
+/** Abstract names: nothing on disk, and other test runs on this host never collide. */
+const statusSocket = (): string => `'@tvpn-unit-${process.pid}-${randomBytes(4).toString('hex')}'`;
 
 export class Lab {
   readonly net = new FakeNet();
