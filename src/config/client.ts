@@ -2,13 +2,13 @@ import { resolve } from 'node:path';
 import type { InterfaceAddress } from '../net/cidr.js';
 import { parseHostPort } from '../net/endpoint.js';
 import {
-  controlSocketOf,
   interfaceOf,
   keepaliveOf,
   logLevelOf,
   parseConfigText,
   privateKeyOf,
   readConfigFile,
+  statusSocketOf,
   routesOf,
   type LogLevel,
   type Section,
@@ -28,8 +28,10 @@ export interface ClientConfig {
   /** Persistent keepalive seconds, 0 for off. */
   keepalive: number;
   logLevel: LogLevel;
-  /** For net listen()/connect(); a leading NUL marks a Linux abstract socket. */
-  controlSocket: string;
+  /** `tvpn show`'s socket, for net listen()/connect(); a leading NUL marks a Linux abstract socket. */
+  statusSocket: string;
+  /** What the file should change (deprecated keys), one line each, for the daemon's log. */
+  warnings: string[];
 }
 
 const ROOT_KEYS = [
@@ -41,12 +43,15 @@ const ROOT_KEYS = [
   'routes',
   'keepalive',
   'log_level',
+  'status_socket',
+  // The deprecated name of status_socket.
   'control_socket',
 ] as const;
 const SERVER_SECTION_KEYS = ['endpoint', 'public_key', 'preshared_key_file', 'preshared_key'] as const;
 const ACCEPT_KEYS = ['routes', 'dns', 'redirect_gateway'] as const;
 
 function buildClientConfig(root: Section, file: string): ClientConfig {
+  const warnings: string[] = [];
   const iface = interfaceOf(root.get('interface'), null);
   const server = root
     .need('server', "the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... }")
@@ -71,7 +76,8 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     routes: routesOf(root.get('routes')),
     keepalive: keepaliveOf(root.get('keepalive')),
     logLevel: logLevelOf(root.get('log_level')),
-    controlSocket: controlSocketOf(root.get('control_socket'), iface.name),
+    statusSocket: statusSocketOf(root, iface.name, warnings),
+    warnings,
   };
 }
 

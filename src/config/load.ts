@@ -284,23 +284,33 @@ function parseInterfaceName(text: string): string {
 }
 
 /**
- * The default control socket: a Linux abstract socket (leading NUL) named after the interface.
+ * The default status socket (`tvpn show`'s): a Linux abstract socket (leading NUL) named after the interface.
  * Abstract sockets live in the network namespace, so daemons with the same interface name in
  * different namespaces do not collide, and nothing is left on disk after a crash. The string
  * goes straight to net.createServer().listen() and net.connect().
  */
-export function defaultControlSocket(interfaceName: string): string {
+export function defaultStatusSocket(interfaceName: string): string {
   return `\0tvpn-${interfaceName}`;
 }
 
-/** A control socket for display: abstract names shown with '@' as ss(8) does. */
-export function describeControlSocket(socket: string): string {
+/** A status socket for display: abstract names shown with '@' as ss(8) does. */
+export function describeStatusSocket(socket: string): string {
   return socket.startsWith('\0') ? `@${socket.slice(1)}` : socket;
 }
 
-/** A control_socket value: '@name' for an abstract socket, else a path resolved against the config's directory. */
-export function controlSocketOf(value: Value | undefined, interfaceName: string): string {
-  if (value === undefined) return defaultControlSocket(interfaceName);
+/**
+ * `status_socket`: '@name' for an abstract socket, else a path resolved against the config's
+ * directory. Its old name `control_socket` (the control channel is the in-tunnel push protocol)
+ * is still read, with a warning for the log.
+ */
+export function statusSocketOf(root: Section, interfaceName: string, warnings: string[]): string {
+  const old = root.get('control_socket');
+  if (old !== undefined) {
+    if (root.get('status_socket') !== undefined) throw old.fail("remove it: it is the old name of 'status_socket', which is set too");
+    warnings.push(`${old.where()}: deprecated key, rename it to 'status_socket'`);
+  }
+  const value = root.get('status_socket') ?? old;
+  if (value === undefined) return defaultStatusSocket(interfaceName);
   const text = value.string();
   const socket = text.startsWith('@') ? `\0${text.slice(1)}` : value.filePath();
   // sun_path holds 108 bytes, including a path's terminating NUL.

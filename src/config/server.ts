@@ -16,7 +16,6 @@ import {
 } from '../net/range.js';
 import { DEFAULT_MTU } from '../wireguard/constants.js';
 import {
-  controlSocketOf,
   interfaceOf,
   keepaliveOf,
   logLevelOf,
@@ -24,6 +23,7 @@ import {
   parseConfigText,
   privateKeyOf,
   readConfigFile,
+  statusSocketOf,
   routesOf,
   type LogLevel,
   type Section,
@@ -42,8 +42,10 @@ export interface ServerConfig {
   stateDir: string;
   clientToClient: boolean;
   logLevel: LogLevel;
-  /** For net listen()/connect(); a leading NUL marks a Linux abstract socket. */
-  controlSocket: string;
+  /** `tvpn show`'s socket, for net listen()/connect(); a leading NUL marks a Linux abstract socket. */
+  statusSocket: string;
+  /** What the file should change (deprecated keys), one line each, for the daemon's log. */
+  warnings: string[];
   underLoad: boolean;
   push: { routes: string[]; redirectGateway: boolean; dns: string[]; mtu: number; keepalive: number };
   clients: ClientEntry[];
@@ -70,10 +72,12 @@ const ROOT_KEYS = [
   'state_dir',
   'client_to_client',
   'log_level',
-  'control_socket',
+  'status_socket',
   'under_load',
   'push',
   'clients',
+  // The deprecated name of status_socket.
+  'control_socket',
 ] as const;
 const PUSH_KEYS = ['routes', 'redirect_gateway', 'dns', 'mtu', 'keepalive'] as const;
 const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key_file', 'address', 'routes', 'stock'] as const;
@@ -226,6 +230,7 @@ function pushable(
 }
 
 function buildServerConfig(root: Section, file: string): ServerConfig {
+  const warnings: string[] = [];
   const iface = interfaceOf(
     root.need('interface', 'e.g. interface: { name: tun0, address: 10.8.0.1/24 }'),
     "the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24",
@@ -253,7 +258,8 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
     clientToClient: root.get('client_to_client')?.bool() ?? false,
     logLevel: logLevelOf(root.get('log_level')),
-    controlSocket: controlSocketOf(root.get('control_socket'), iface.name),
+    statusSocket: statusSocketOf(root, iface.name, warnings),
+    warnings,
     underLoad: root.get('under_load')?.bool() ?? false,
     push: {
       routes: routesOf(push?.get('routes')),

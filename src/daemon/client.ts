@@ -8,7 +8,6 @@ import { lookup } from 'node:dns/promises';
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
-import { configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
 import { CONTROL_HEADROOM } from '../control/limits.js';
 import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
@@ -19,8 +18,9 @@ import { ipFamily } from '../net/ip.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';
+import type { DaemonEnv } from './env.js';
 import type { Logger } from './log.js';
-import { NetState, type NetworkSettings } from './netstate.js';
+import { NetState, systemHost, type HostNet, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 import { errorMessage } from '../errors.js';
 
@@ -56,8 +56,9 @@ export class Client {
     private readonly log: Logger,
     private readonly dp: DataPath,
     server: Endpoint,
+    host: HostNet,
   ) {
-    this.net = new NetState(dp.tun.name, log);
+    this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
     this.peer = dp.device.addPeer({
       publicKey: cfg.server.publicKey,
@@ -73,14 +74,17 @@ export class Client {
     });
   }
 
-  static async start(cfg: ClientConfig, log: Logger): Promise<Client> {
+  static async start(cfg: ClientConfig, log: Logger, env: DaemonEnv = {}): Promise<Client> {
     const server = await resolveServer(cfg.server.host, cfg.server.port);
     const mtu = cfg.interface.mtu ?? DEFAULT_MTU;
+    const host = env.host ?? systemHost;
     let client: Client | null = null;
     const dp = await DataPath.open({
       tunName: cfg.interface.name,
-      configureTun: (name) => configureLink(name, { mtu, txqueuelen: 1000, up: true }),
+      configureTun: (name) => host.configureLink(name, { mtu, txqueuelen: 1000, up: true }),
       udp: { gro: true },
+      io: env.io,
+      log,
       privateKey: cfg.privateKey,
       mtu,
       onControl: (f) => client!.onControl(f),
@@ -88,9 +92,9 @@ export class Client {
       onTick: (t) => client!.onTick(t),
     });
     try {
-      const c = (client = new Client(cfg, log, dp, server));
+      const c = (client = new Client(cfg, log, dp, server, host));
       await c.net.apply(c.settings());
-      c.status = await serveStatus(cfg.controlSocket, () => c.snapshotStatus());
+      c.status = await serveStatus(cfg.statusSocket, () => c.snapshotStatus());
       log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
       dp.device.connect(c.peer, now());
       dp.flush();

@@ -1,6 +1,6 @@
 /**
  * The daemons' monotonic clock in milliseconds. Tests can move it forward through the
- * control socket when the daemon runs with TVPN_TEST_HOOKS=1, to reach protocol deadlines
+ * status socket when the daemon runs with TVPN_TEST_HOOKS=1, to reach protocol deadlines
  * (REKEY_AFTER_TIME, REJECT_AFTER_TIME) against real peers without waiting minutes.
  */
 import { performance } from 'node:perf_hooks';

@@ -14,19 +14,33 @@ import type { BatchAead } from '../crypto/aead.js';
 import { SLOT_HEADER } from '../crypto/aead.js';
 import { createBatch, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
+import type { TunDevice, UdpBind } from '../io/device.js';
 import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { bestAead } from '../crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
-import type { Endpoint } from '../net/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now, onClockAdvanced } from './clock.js';
+import type { Logger } from './log.js';
+
+/** Where the data path gets its tun and UDP socket: the kernel's, or a test's fakes. */
+export interface DataPathIo {
+  openTun(name: string): TunDevice;
+  openUdp(opts: UdpBindOptions): UdpBind;
+}
+
+export const kernelIo: DataPathIo = { openTun: (name) => Tun.open({ name }), openUdp: (opts) => UdpSocket.open(opts) };
 
 export interface DataPathOptions {
   tunName: string;
   /** Brings the new tun up (MTU, address) before any traffic flows. */
   configureTun: (name: string) => Promise<void>;
   udp: UdpBindOptions;
+  /** Default: the kernel's tun and UDP. */
+  io?: DataPathIo;
+  /** Told what an owner callback threw: the batch it was called from carries on without it. */
+  log: Logger;
   privateKey: Uint8Array;
   mtu: number;
   forceUnderLoad?: boolean;
@@ -40,6 +54,8 @@ export interface DataPathOptions {
   /** Runs after the device's timers whenever timers run; returns the owner's next deadline (Infinity for none). */
   onTick?: (now: number) => number;
 }
+
+type PacketHandler = NonNullable<DataPathOptions['onPacket']>;
 
 const BATCH = 64;
 /** The longest the timers sleep: a backstop for owner state that changes without a wakeAt. */
@@ -72,14 +88,18 @@ export class DataPath implements DeviceOutput {
   /** The last sender decoded on receive, so a batch from one peer decodes its address once. */
   private readonly lastFromRaw = new Uint8Array(ENDPOINT_SIZE);
   private lastFrom: Endpoint | null = null;
+  private readonly onPacket: PacketHandler | null;
+  /** Throws so far per owner callback: only the first is logged in full. */
+  private readonly ownerErrors = new Map<string, number>();
 
   /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
   static async open(opts: DataPathOptions): Promise<DataPath> {
-    const tun = Tun.open({ name: opts.tunName });
-    let udp: UdpSocket | null = null;
+    const io = opts.io ?? kernelIo;
+    const tun = io.openTun(opts.tunName);
+    let udp: UdpBind | null = null;
     try {
       await opts.configureTun(tun.name);
-      udp = UdpSocket.open(opts.udp);
+      udp = io.openUdp(opts.udp);
       return new DataPath(tun, udp, bestAead(), opts);
     } catch (err) {
       udp?.close();
@@ -89,8 +109,8 @@ export class DataPath implements DeviceOutput {
   }
 
   private constructor(
-    readonly tun: Tun,
-    readonly udp: UdpSocket,
+    readonly tun: TunDevice,
+    readonly udp: UdpBind,
     readonly aead: BatchAead,
     private readonly opts: DataPathOptions,
   ) {
@@ -100,6 +120,17 @@ export class DataPath implements DeviceOutput {
     this.udpOut = createBatch(BATCH, slot);
     this.tunOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
+    const onPacket = opts.onPacket;
+    this.onPacket = onPacket
+      ? (buf, offset, length, peer) => {
+          try {
+            return onPacket(buf, offset, length, peer);
+          } catch (err) {
+            this.ownerThrew('onPacket', err, peer);
+            return true; // dropped: where it should go is unknown
+          }
+        }
+      : null;
     tun.onReadable(this.onTunReadable);
     udp.onReadable(this.onUdpReadable);
     // Deadlines armed on the old clock are due now (test hook).
@@ -149,10 +180,14 @@ export class DataPath implements DeviceOutput {
     let ownerNext = Infinity;
     try {
       this.device.tick(t);
-      ownerNext = this.opts.onTick?.(t) ?? Infinity;
+      try {
+        ownerNext = this.opts.onTick?.(t) ?? Infinity;
+      } catch (err) {
+        this.ownerThrew('onTick', err);
+      }
       this.flush();
     } finally {
-      // Re-armed even when a handler threw (the daemon logs it and carries on); never at a past deadline: no spinning.
+      // Re-armed even when the device's timers threw; never at a past deadline: no spinning.
       this.wakeAt(Math.max(t + 1, Math.min(ownerNext, t + MAX_SLEEP_MS)));
     }
   };
@@ -173,7 +208,7 @@ export class DataPath implements DeviceOutput {
   }
 
   deliverPacket(packet: Uint8Array, peer: Peer): void {
-    if (this.opts.onPacket?.(packet, 0, packet.length, peer)) return;
+    if (this.onPacket?.(packet, 0, packet.length, peer)) return;
     const b = this.tunOut;
     if (this.tunOutCount === b.slots) this.flush();
     const i = this.tunOutCount++;
@@ -181,12 +216,36 @@ export class DataPath implements DeviceOutput {
     b.lens[i] = packet.length;
   }
 
+  // The core calls these in the middle of a batch: what the owner throws must not unwind it.
+
   deliverControl(frame: Uint8Array, peer: Peer): void {
-    this.opts.onControl(frame, peer);
+    try {
+      this.opts.onControl(frame, peer);
+    } catch (err) {
+      this.ownerThrew('onControl', err, peer);
+    }
   }
 
   event(e: DeviceEvent): void {
-    this.opts.onEvent(e);
+    try {
+      this.opts.onEvent(e);
+    } catch (err) {
+      this.ownerThrew(`onEvent(${e.type})`, err);
+    }
+  }
+
+  /**
+   * A daemon bug: the packet, frame or event it was handling is dropped. The first throw of
+   * each callback is logged with its stack and context, later ones at debug level (a bug hit by
+   * every packet would otherwise flood the log).
+   */
+  private ownerThrew(callback: string, err: unknown, peer?: Peer): void {
+    const n = (this.ownerErrors.get(callback) ?? 0) + 1;
+    this.ownerErrors.set(callback, n);
+    const from = peer?.endpoint ? ` (peer at ${formatEndpoint(peer.endpoint)})` : '';
+    if (n > 1) return this.opts.log.debug(`${callback} threw again${from}, ${n} times so far: ${String(err)}`);
+    const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    this.opts.log.error(`internal error in ${callback}${from} (please report; later ones are logged at debug level): ${what}`);
   }
 
   // ---- the batch loops ----
@@ -228,7 +287,7 @@ export class DataPath implements DeviceOutput {
   private readonly onUdpReadable = (): void => {
     const b = this.inbound;
     const device = this.device;
-    const onPacket = this.opts.onPacket;
+    const onPacket = this.onPacket;
     for (;;) {
       const n = this.udp.recvBatch(b);
       if (n === 0) break;

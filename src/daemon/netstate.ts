@@ -6,7 +6,17 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { IoError } from '../io/errors.js';
-import { addAddress, addRoute, configureLink, deleteAddress, deleteRoute, routeGet } from '../io/netconf.js';
+import {
+  addAddress,
+  addRoute,
+  configureLink,
+  deleteAddress,
+  deleteRoute,
+  routeGet,
+  type LinkSettings,
+  type RouteOptions,
+  type RoutePath,
+} from '../io/netconf.js';
 import { hostPrefix, networkOf } from '../net/cidr.js';
 import { ipFamily } from '../net/ip.js';
 import type { Logger } from './log.js';
@@ -20,6 +30,22 @@ export interface NetworkSettings {
   dns: string[];
 }
 
+/**
+ * The host changes the daemons make: iproute2 and the DNS resolver on a real host, a
+ * recorder in unit tests.
+ */
+export interface HostNet {
+  configureLink(dev: string, settings: LinkSettings): Promise<void>;
+  addAddress(dev: string, cidr: string): Promise<void>;
+  deleteAddress(dev: string, cidr: string): Promise<void>;
+  /** Rejects with an IoError of code EEXIST when an equal route exists. */
+  addRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void>;
+  deleteRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void>;
+  routeGet(ip: string): Promise<RoutePath>;
+  /** Points the host's resolver at servers for dev; returns the undo, null when nothing was changed. */
+  applyDns(dev: string, servers: string[], log: Logger): Promise<(() => Promise<void>) | null>;
+}
+
 /** OpenVPN's def1: two halves that beat the default route without replacing it. */
 const DEF1 = { 4: ['0.0.0.0/1', '128.0.0.0/1'], 6: ['::/1', '8000::/1'] } as const;
 
@@ -31,6 +57,7 @@ export class NetState {
   constructor(
     private readonly dev: string,
     private readonly log: Logger,
+    private readonly host: HostNet,
   ) {}
 
   get address(): string | null {
@@ -41,14 +68,14 @@ export class NetState {
   async apply(next: NetworkSettings): Promise<void> {
     const cur = this.current;
     if (next.mtu !== cur.mtu) {
-      await configureLink(this.dev, { mtu: next.mtu, up: true });
+      await this.host.configureLink(this.dev, { mtu: next.mtu, up: true });
       cur.mtu = next.mtu;
     }
     if (next.address !== cur.address) {
-      if (cur.address) await deleteAddress(this.dev, cur.address).catch(() => undefined);
+      if (cur.address) await this.host.deleteAddress(this.dev, cur.address).catch(() => undefined);
       cur.address = null;
       if (next.address) {
-        await addAddress(this.dev, next.address);
+        await this.host.addAddress(this.dev, next.address);
         this.log.info(`address ${next.address} on ${this.dev}`);
       }
       cur.address = next.address;
@@ -56,7 +83,7 @@ export class NetState {
     await this.applyRedirect(next.redirectGatewayFor);
     const wanted = new Set(next.routes);
     for (const r of cur.routes.filter((r) => !wanted.has(r))) {
-      await deleteRoute(r, this.dev).catch(() => undefined);
+      await this.host.deleteRoute(r, this.dev).catch(() => undefined);
       this.log.info(`route ${r} removed`);
     }
     // Only routes added here are recorded, so undoing never removes one the kernel or the admin made.
@@ -65,7 +92,7 @@ export class NetState {
     cur.routes = added;
     if (next.dns.join() !== cur.dns.join()) {
       await this.revertDns();
-      if (next.dns.length > 0) this.dnsUndo = await applyDns(this.dev, next.dns, this.log);
+      if (next.dns.length > 0) this.dnsUndo = await this.host.applyDns(this.dev, next.dns, this.log);
       cur.dns = [...next.dns];
     }
   }
@@ -73,7 +100,7 @@ export class NetState {
   /** Adds a route via the tun; false when an equal route exists already (then it is left alone). */
   private async addRoute(route: string, address: string | null): Promise<boolean> {
     try {
-      await addRoute(route, this.dev);
+      await this.host.addRoute(route, this.dev);
     } catch (err) {
       if (!(err instanceof IoError) || err.code !== 'EEXIST') throw err;
       if (address !== null && route === networkOf(address)) this.log.debug(`route ${route} is ${this.dev}'s own subnet`);
@@ -89,18 +116,18 @@ export class NetState {
     if (server === cur.redirectGatewayFor) return;
     if (cur.redirectGatewayFor) {
       const family = ipFamily(cur.redirectGatewayFor) === 4 ? 4 : 6;
-      for (const half of DEF1[family]) await deleteRoute(half, this.dev).catch(() => undefined);
+      for (const half of DEF1[family]) await this.host.deleteRoute(half, this.dev).catch(() => undefined);
       await this.removeHostRoute();
       cur.redirectGatewayFor = null;
     }
     if (!server) return;
     const family = ipFamily(server) === 4 ? 4 : 6;
     // Keep the tunnel's own packets on the path they take now, then send the rest through it.
-    const path = await routeGet(server);
+    const path = await this.host.routeGet(server);
     const cidr = hostPrefix(server);
-    await addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
+    await this.host.addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
     this.hostRoute = { cidr, dev: path.dev, via: path.via };
-    for (const half of DEF1[family]) await addRoute(half, this.dev);
+    for (const half of DEF1[family]) await this.host.addRoute(half, this.dev);
     cur.redirectGatewayFor = server;
     this.log.info(`redirect-gateway: all traffic via ${this.dev}, ${server} via ${path.via ?? path.dev}`);
   }
@@ -108,7 +135,7 @@ export class NetState {
   private async removeHostRoute(): Promise<void> {
     const h = this.hostRoute;
     this.hostRoute = null;
-    if (h) await deleteRoute(h.cidr, h.dev, h.via ? { via: h.via } : undefined).catch(() => undefined);
+    if (h) await this.host.deleteRoute(h.cidr, h.dev, h.via ? { via: h.via } : undefined).catch(() => undefined);
   }
 
   private async revertDns(): Promise<void> {
@@ -154,3 +181,5 @@ async function applyDns(dev: string, servers: string[], log: Logger): Promise<((
   log.warn(`DNS ${servers.join(', ')} pushed but not applied: neither resolvectl nor resolvconf is installed`);
   return null;
 }
+
+export const systemHost: HostNet = { configureLink, addAddress, deleteAddress, addRoute, deleteRoute, routeGet, applyDns };

@@ -8,7 +8,6 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../config/server.js';
-import { addAddress, configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
 import { CONTROL_HEADROOM } from '../control/limits.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
@@ -19,7 +18,9 @@ import { formatEndpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now } from './clock.js';
 import { DataPath } from './datapath.js';
+import type { DaemonEnv } from './env.js';
 import type { Logger } from './log.js';
+import { systemHost } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 import { errorMessage } from '../errors.js';
 
@@ -47,16 +48,19 @@ export class Server {
     private readonly dp: DataPath,
   ) {}
 
-  static async start(cfg: ServerConfig, log: Logger): Promise<Server> {
+  static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv = {}): Promise<Server> {
+    const host = env.host ?? systemHost;
     let server: Server | null = null;
     const dp = await DataPath.open({
       tunName: cfg.interface.name,
       configureTun: async (name) => {
-        await configureLink(name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
-        await addAddress(name, cfg.interface.address.text);
-        await configureLink(name, { up: true });
+        await host.configureLink(name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
+        await host.addAddress(name, cfg.interface.address.text);
+        await host.configureLink(name, { up: true });
       },
       udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
+      io: env.io,
+      log,
       privateKey: cfg.privateKey,
       mtu: cfg.interface.mtu,
       forceUnderLoad: cfg.underLoad,
@@ -72,7 +76,7 @@ export class Server {
       for (const w of leases.load()) log.warn(w);
       const s = (server = new Server(cfg, log, leases, dp));
       for (const entry of cfg.clients) s.addClient(entry);
-      s.status = await serveStatus(cfg.controlSocket, () => s.snapshotStatus());
+      s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus());
       log.info(
         `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,

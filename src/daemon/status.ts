@@ -1,10 +1,10 @@
 /**
- * The local control socket `tvpn show` talks to: one JSON request line, one JSON answer.
+ * The local status socket `tvpn show` talks to (not the control channel, which is the in-tunnel push protocol): one JSON request line, one JSON answer.
  * The default is a Linux abstract socket, scoped to the network namespace (config/load.ts).
  */
 import { existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
-import { describeControlSocket } from '../config/load.js';
+import { describeStatusSocket } from '../config/load.js';
 import { advanceClock } from './clock.js';
 import { errorMessage } from '../errors.js';
 
@@ -38,7 +38,7 @@ const MAX_REQUEST = 4096;
 export async function serveStatus(socket: string, status: () => Status): Promise<Server> {
   if (!socket.startsWith('\0') && existsSync(socket)) {
     // A path left by a daemon that died: reuse it only if nobody answers there.
-    if (await answers(socket)) throw new Error(`control socket ${socket} is in use: is another tvpn running with this config?`);
+    if (await answers(socket)) throw new Error(`status socket ${socket} is in use: is another tvpn running with this config?`);
     unlinkSync(socket);
   }
   const server = createServer((conn) => {
@@ -56,7 +56,7 @@ export async function serveStatus(socket: string, status: () => Status): Promise
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'EADDRINUSE'
-          ? new Error(`control socket ${describeControlSocket(socket)} is in use: another tvpn with this interface name runs in this network namespace`)
+          ? new Error(`status socket ${describeStatusSocket(socket)} is in use: another tvpn with this interface name runs in this network namespace`)
           : err,
       ),
     );
@@ -92,10 +92,10 @@ function answers(socket: string): Promise<boolean> {
 /** Asks a running daemon for its status. */
 export const queryStatus = (socket: string): Promise<Status> => request<Status>(socket, 'show');
 
-/** One request to a running daemon's control socket: 'show', or 'advance-clock MS' (test hooks). */
+/** One request to a running daemon's status socket: 'show', or 'advance-clock MS' (test hooks). */
 export function request<T>(socket: string, line: string, timeoutMs = 3000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const where = describeControlSocket(socket);
+    const where = describeStatusSocket(socket);
     const c = connect(socket);
     let buf = '';
     const timer = setTimeout(() => {

@@ -14,6 +14,7 @@ import { constants } from 'node:os';
 import type { NativeTun } from '../addon/addon.js';
 import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
+import type { TunDevice } from './device.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
 import { PolledHandle } from './poll.js';
 
@@ -50,7 +51,7 @@ export interface TunStats {
   readonly lastWriteError: IoError | null;
 }
 
-export class Tun extends PolledHandle {
+export class Tun extends PolledHandle implements TunDevice {
   /** The interface name (the kernel's choice when none or a pattern was given). */
   readonly name: string;
   private writeDropped = 0;

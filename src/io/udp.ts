@@ -19,6 +19,7 @@ import type { NativeUdp } from '../addon/addon.js';
 import { ioAddon } from './addon.js';
 import { type BatchRange, type PacketBatch, resolveRange } from './batch.js';
 import { type Endpoint, formatEndpoint } from '../net/endpoint.js';
+import type { UdpBind } from './device.js';
 import { ENDPOINT_SIZE, encodeEndpoint } from './endpoint.js';
 import { IoError, type IoOperation, ioErrorFrom, ioErrorFromErrno } from './errors.js';
 import { PolledHandle } from './poll.js';
@@ -59,7 +60,7 @@ export interface UdpStats {
   readonly lastSocketError: IoError | null;
 }
 
-export class UdpSocket extends PolledHandle {
+export class UdpSocket extends PolledHandle implements UdpBind {
   private sendDropped = 0;
   private lastSendErrno = 0;
   /** Whether the last receive filled every slot asked for: only then can GRO segments be left over. */

@@ -91,7 +91,7 @@ describeInterop(name('interop 1: tvpn server, wireguard-go client from add-clien
   const serverKey = generatePrivateKey();
   const serverYaml = (underLoad: boolean): string =>
     `interface: { name: tun0, address: 10.8.0.1/24 }\nlisten: 0.0.0.0:51820\nprivate_key_file: server.key\npool: 10.8.0.10-10.8.0.250\nstate_dir: state\n` +
-    `control_socket: server.sock\nunder_load: ${underLoad}\npush: { routes: [10.20.0.0/16], keepalive: 25 }\nclients: []\n`;
+    `status_socket: server.sock\nunder_load: ${underLoad}\npush: { routes: [10.20.0.0/16], keepalive: 25 }\nclients: []\n`;
   const socket = (): string => join(dir, 'server.sock');
 
   beforeAll(async () => {
@@ -179,7 +179,7 @@ describeInterop(name('interop 2: wireguard-go server, tvpn client with static ad
       join(dir, 'client.yaml'),
       `interface: { name: tun0, address: 10.8.0.2/24 }\nserver: { endpoint: 198.18.52.1:51820, public_key: ${encodeKey(publicKeyOf(serverKey))} }\n` +
         // keepalive 0: no liveness probes, so moving the clock forward cannot look like a dead server.
-        `private_key_file: client.key\nroutes: [10.8.0.0/24, 10.30.0.0/16]\ncontrol_socket: client.sock\nkeepalive: 0\n`,
+        `private_key_file: client.key\nroutes: [10.8.0.0/24, 10.30.0.0/16]\nstatus_socket: client.sock\nkeepalive: 0\n`,
     );
     pair = await createNetnsPair({ prefix: 'tvwg2', index: 52, ipv6: false });
     wg = startWireguardGo(pair.a);

@@ -76,12 +76,13 @@ describe('check', () => {
     writeFileSync(F, SERVER + `state_dir: ${join(dir, 'state')}\n`);
     const r = await tvpn('check', '-c', F);
     expect(r.code).toBe(0);
-    expect(r.err).toBe(
-      `tvpn: warning: client old: address 10.8.0.2 is leased to phone (${join(dir, 'state', 'leases.json')}); ` +
-        'a running server refuses this on reload while phone is connected, and a restart gives phone a new address\n',
+    expect(r.out).toBe(
+      `warning: client old: address 10.8.0.2 is leased to phone (${join(dir, 'state', 'leases.json')}); ` +
+        'a running server refuses this on reload while phone is connected, and a restart gives phone a new address\n' +
+        `${F}: ok (server tun0 10.8.0.1/24, 1 client, pool 10.8.0.10-10.8.0.250)\n`,
     );
     writeFileSync(join(dir, 'state', 'leases.json'), JSON.stringify({ version: 1, leases: [{ key: PEER, address: '10.8.0.2', name: 'old', lastSeen: 1 }] }));
-    expect((await tvpn('check', '-c', F)).err).toBe(''); // its own lease
+    expect((await tvpn('check', '-c', F)).out).toMatch(/^\S+: ok /); // its own lease
   });
 
   it('detects a client config, or takes --client/--server', async () => {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { encodeKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
-import { defaultControlSocket, describeControlSocket } from '../../src/config/load.js';
+import { defaultStatusSocket, describeStatusSocket } from '../../src/config/load.js';
 import { loadServerConfig, parseServerConfig } from '../../src/config/server.js';
 
 /** Deterministic clamped private keys, so messages and fixtures are stable. */
@@ -64,7 +64,8 @@ describe('server config', () => {
       stateDir: '/var/lib/tvpn',
       clientToClient: false,
       logLevel: 'info',
-      controlSocket: '\0tvpn-tun0',
+      statusSocket: '\0tvpn-tun0',
+      warnings: [],
       underLoad: false,
       push: { routes: [], redirectGateway: false, dns: [], mtu: 1420, keepalive: 25 },
       clients: [],
@@ -81,7 +82,7 @@ describe('server config', () => {
         'state_dir: /srv/tvpn',
         'client_to_client: true',
         'log_level: debug',
-        'control_socket: /run/tvpn.sock',
+        'status_socket: /run/tvpn.sock',
         'under_load: true',
         'push: { routes: [10.20.0.0/16, 192.168.0.0/16], redirect_gateway: true, dns: [10.8.0.1, "fd00:0:0::53"], mtu: 1300, keepalive: 0 }',
         'clients:',
@@ -95,7 +96,7 @@ describe('server config', () => {
     expect(c.listen).toEqual({ host: '::', port: 443 });
     expect(c.privateKey).toEqual(SERVER_KEY);
     expect(c.pool).toEqual({ first: '10.8.0.100', last: '10.8.0.200' });
-    expect([c.stateDir, c.clientToClient, c.logLevel, c.controlSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', '/run/tvpn.sock', true]);
+    expect([c.stateDir, c.clientToClient, c.logLevel, c.statusSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', '/run/tvpn.sock', true]);
     expect(c.push).toEqual({ routes: ['10.20.0.0/16', '192.168.0.0/16'], redirectGateway: true, dns: ['10.8.0.1', 'fd00::53'], mtu: 1300, keepalive: 0 });
     expect(c.clients).toEqual([
       { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', routes: ['192.168.50.0/24'], stock: false },
@@ -128,7 +129,7 @@ describe('server config', () => {
         'interface: { address: 10.8.0.1/24 }',
         'private_key_file: keys/server.key',
         'state_dir: state',
-        'control_socket: run/ctl.sock',
+        'status_socket: run/ctl.sock',
         `clients: [{ name: laptop, public_key: ${PUB2}, preshared_key_file: keys/laptop.psk }]`,
       ].join('\n'),
       F,
@@ -136,13 +137,22 @@ describe('server config', () => {
     expect(c.privateKey).toEqual(SERVER_KEY);
     expect(c.clients[0]!.presharedKey).toEqual(priv(7));
     expect(c.stateDir).toBe(join(dir, 'state'));
-    expect(c.controlSocket).toBe(join(dir, 'run', 'ctl.sock'));
+    expect(c.statusSocket).toBe(join(dir, 'run', 'ctl.sock'));
   });
 
-  it("takes '@name' as an abstract control socket", () => {
-    expect(parseServerConfig(`${HEAD}control_socket: '@tvpn-test'\n`, F).controlSocket).toBe('\0tvpn-test');
-    expect(defaultControlSocket('tun3')).toBe('\0tvpn-tun3');
-    expect(describeControlSocket('\0tvpn-tun3')).toBe('@tvpn-tun3');
+  it("takes '@name' as an abstract status socket", () => {
+    expect(parseServerConfig(`${HEAD}status_socket: '@tvpn-test'\n`, F).statusSocket).toBe('\0tvpn-test');
+    expect(defaultStatusSocket('tun3')).toBe('\0tvpn-tun3');
+    expect(describeStatusSocket('\0tvpn-tun3')).toBe('@tvpn-tun3');
+  });
+
+  it('reads control_socket, the old name of status_socket, with a warning naming the new key', () => {
+    const c = parseServerConfig(`${HEAD}control_socket: '@old'\n`, F);
+    expect(c.statusSocket).toBe('\0old');
+    expect(c.warnings.map((w) => w.replaceAll(dir, 'DIR'))).toEqual(["DIR/server.yaml:3: control_socket: deprecated key, rename it to 'status_socket'"]);
+    expect(error(() => parseServerConfig(`${HEAD}status_socket: '@new'\ncontrol_socket: '@old'\n`, F))).toBe(
+      "DIR/server.yaml:4: control_socket: remove it: it is the old name of 'status_socket', which is set too",
+    );
   });
 
   it('treats a key with an empty value as absent', () => {
@@ -157,7 +167,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, control_socket, under_load, push, clients)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -279,7 +289,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, control_socket, under_load, push, clients, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',
@@ -310,8 +320,8 @@ describe('server config', () => {
       'DIR/server.yaml: push.mtu defaults to 9500, but 9500 is above 9000, the largest MTU the control channel can push; set push.mtu',
     ],
     [
-      `${HEAD}control_socket: ${'x'.repeat(120)}`,
-      "DIR/server.yaml:3: control_socket: socket path is longer than 107 bytes; use a shorter path or an abstract name like '@tvpn-tun0'",
+      `${HEAD}status_socket: ${'x'.repeat(120)}`,
+      "DIR/server.yaml:3: status_socket: socket path is longer than 107 bytes; use a shorter path or an abstract name like '@tvpn-tun0'",
     ],
   ])('rejects the whole config %j', (text, expected) => {
     expect(serverError(text)).toBe(expected);
@@ -355,8 +365,14 @@ describe('client config', () => {
       routes: [],
       keepalive: 25,
       logLevel: 'info',
-      controlSocket: '\0tvpn-tun0',
+      statusSocket: '\0tvpn-tun0',
+      warnings: [],
     });
+  });
+
+  it('reads control_socket as status_socket, with a warning', () => {
+    const c = parseClientConfig(`${CHEAD}control_socket: '@c'\n`, join(dir, 'client.yaml'));
+    expect([c.statusSocket, c.warnings.length]).toEqual(['\0c', 1]);
   });
 
   it('reads every setting', () => {
@@ -370,7 +386,7 @@ describe('client config', () => {
         'routes: [10.8.0.0/24, 192.168.0.0/16]',
         'keepalive: 0',
         'log_level: warn',
-        "control_socket: '@c'",
+        "status_socket: '@c'",
       ].join('\n'),
       join(dir, 'client.yaml'),
     );
@@ -378,7 +394,7 @@ describe('client config', () => {
     expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8) });
     expect(c.privateKey).toEqual(priv(2));
     expect(c.accept).toEqual({ routes: false, dns: false, redirectGateway: false });
-    expect([c.routes, c.keepalive, c.logLevel, c.controlSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', '\0c']);
+    expect([c.routes, c.keepalive, c.logLevel, c.statusSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', '\0c']);
   });
 
   it.each([
@@ -412,7 +428,7 @@ describe('client config', () => {
       `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
       "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     ],
-    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, control_socket)"],
+    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, status_socket, control_socket)"],
     ['keepalive: 25', "DIR/client.yaml: missing 'server' (the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... })"],
   ])('rejects %j', (text, expected) => {
     expect(clientError(text)).toBe(expected);

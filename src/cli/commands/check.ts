@@ -1,25 +1,25 @@
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
 import { detectConfigKind } from '../../config/load.js';
-import { join } from 'node:path';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import { readStoredLeases } from '../../server/leases.js';
 
 /**
- * Validates a config file and returns its one-line summary; throws ConfigError. Without a
- * kind, a file with a top-level 'server' key is a client config, anything else a server config.
+ * Validates a config file and returns its one-line summary (after a line per warning); throws
+ * ConfigError. Without a kind, a file with a top-level 'server' key is a client config,
+ * anything else a server config.
  */
 function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {
     const c = loadClientConfig(path);
-    return `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
+    return warned(c.warnings) + `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
   }
   const s = loadServerConfig(path);
-  for (const w of leaseConflicts(s)) process.stderr.write(`tvpn: warning: ${w}\n`);
   const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
-  return `${path}: ok (server ${s.interface.name} ${s.interface.address.text}, ${clients}, pool ${s.pool.first}-${s.pool.last})`;
+  return warned([...s.warnings, ...leaseConflicts(s)]) + `${path}: ok (server ${s.interface.name} ${s.interface.address.text}, ${clients}, pool ${s.pool.first}-${s.pool.last})`;
 }
 
 /**
@@ -27,7 +27,7 @@ function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(
  * under them): a running server refuses such a reload while the holder is connected, and a
  * restart moves the holder to a new address. Unreadable state is not the config's fault.
  */
-export function leaseConflicts(s: ServerConfig): string[] {
+function leaseConflicts(s: ServerConfig): string[] {
   const leases = readStoredLeases(join(s.stateDir, 'leases.json')) ?? [];
   const holders = new Map(leases.map((l) => [l.address, l]));
   return s.clients.flatMap((c) => {
@@ -39,6 +39,8 @@ export function leaseConflicts(s: ServerConfig): string[] {
     ];
   });
 }
+
+const warned = (warnings: string[]): string => warnings.map((w) => `warning: ${w}\n`).join('');
 
 export function register(program: Command): void {
   program

@@ -27,6 +27,7 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadServerConfig(opts.config);
       const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
+      for (const w of cfg.warnings) log.warn(w);
       const server = await Server.start(cfg, log);
       process.on('SIGHUP', () => {
         try {
@@ -45,6 +46,7 @@ export function register(program: Command): void {
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadClientConfig(opts.config);
       const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
+      for (const w of cfg.warnings) log.warn(w);
       await runUntilSignal(await Client.start(cfg, log), log);
     });
 }
