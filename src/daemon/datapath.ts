@@ -52,9 +52,9 @@ export class DataPath implements DeviceOutput {
   /** Datagrams or packets dropped because an outgoing batch was full while the socket was blocked. */
   overflowDrops = 0;
   /** tun -> UDP: read, encrypted and sent in place. */
-  private readonly outbound: PacketBatch;
+  private readonly outbound: PacketBatch<Peer>;
   /** UDP -> tun: received, decrypted and written in place. */
-  private readonly inbound: PacketBatch;
+  private readonly inbound: PacketBatch<Peer>;
   /** Datagrams the core emits outside a batch, and single packets for the tun. */
   private readonly udpOut: PacketBatch;
   private readonly tunOut: PacketBatch;
@@ -95,8 +95,8 @@ export class DataPath implements DeviceOutput {
     private readonly opts: DataPathOptions,
   ) {
     const slot = Math.max(2048, (opts.mtu + 64 + 63) & ~63);
-    this.outbound = createBatch(BATCH, slot);
-    this.inbound = createBatch(BATCH, slot);
+    this.outbound = createBatch<Peer>(BATCH, slot);
+    this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.tunOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
@@ -198,7 +198,7 @@ export class DataPath implements DeviceOutput {
       const n = this.tun.readBatch(b, AT_SLOT_HEADER);
       if (n === 0) break;
       device.encryptBatch(b, n, now());
-      const peers = device.slotPeer;
+      const peers = b.peers;
       for (let i = 0; i < n; i++) {
         const endpoint = b.lens[i]! >= 0 ? peers[i]?.endpoint : null;
         if (endpoint) b.addrs.set(this.entryFor(endpoint), i * ENDPOINT_SIZE);
@@ -234,7 +234,7 @@ export class DataPath implements DeviceOutput {
       if (n === 0) break;
       device.decryptBatch(b, n, this.sender, now());
       if (onPacket) {
-        const peers = device.slotPeer;
+        const peers = b.peers;
         for (let i = 0; i < n; i++) {
           const len = b.lens[i]!;
           if (len >= 0 && onPacket(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;
