@@ -55,11 +55,9 @@ export class DataPath implements DeviceOutput {
   private readonly outbound: PacketBatch<Peer>;
   /** UDP -> tun: received, decrypted and written in place. */
   private readonly inbound: PacketBatch<Peer>;
-  /** Datagrams the core emits outside a batch, and single packets for the tun. */
+  /** Datagrams the core emits outside a batch. */
   private readonly udpOut: PacketBatch;
-  private readonly tunOut: PacketBatch;
   private udpOutCount = 0;
-  private tunOutCount = 0;
   /** The outbound batch waiting for the socket: [first, end) still to send. */
   private pendingFirst = 0;
   private pendingEnd = 0;
@@ -98,7 +96,6 @@ export class DataPath implements DeviceOutput {
     this.outbound = createBatch<Peer>(BATCH, slot);
     this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
-    this.tunOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
     tun.onReadable(this.onTunReadable);
     udp.onReadable(this.onUdpReadable);
@@ -119,10 +116,6 @@ export class DataPath implements DeviceOutput {
   /** Sends what the device emitted outside the batches (control frames, handshakes). */
   flush(): void {
     this.flushSingles();
-    if (this.tunOutCount > 0) {
-      this.tun.writeBatch(this.tunOut, { count: this.tunOutCount, offset: 0 });
-      this.tunOutCount = 0;
-    }
     this.armDevice();
   }
 
@@ -170,15 +163,6 @@ export class DataPath implements DeviceOutput {
     b.buf.set(data, i * b.slotSize);
     b.lens[i] = data.length;
     b.addrs.set(this.entryFor(to), i * ENDPOINT_SIZE);
-  }
-
-  deliverPacket(packet: Uint8Array, peer: Peer): void {
-    if (this.opts.onPacket?.(packet, 0, packet.length, peer)) return;
-    const b = this.tunOut;
-    if (this.tunOutCount === b.slots) this.flush();
-    const i = this.tunOutCount++;
-    b.buf.set(packet, i * b.slotSize);
-    b.lens[i] = packet.length;
   }
 
   deliverControl(frame: Uint8Array, peer: Peer): void {

@@ -46,8 +46,11 @@ export type DeviceEvent =
  */
 export interface DeviceOutput {
   sendDatagram(data: Uint8Array, to: Endpoint, peer: Peer | null): void;
-  /** A decrypted IP packet (version 4 or 6) for the tun. */
-  deliverPacket(packet: Uint8Array, peer: Peer): void;
+  /**
+   * A decrypted IP packet (version 4 or 6) for the tun, from receive(). decryptBatch leaves
+   * its packets in the batch instead, so an output used only with batches leaves this out.
+   */
+  deliverPacket?(packet: Uint8Array, peer: Peer): void;
   /** A decrypted control frame (first byte < 0x10), zero-padded to a multiple of 16. */
   deliverControl(frame: Uint8Array, peer: Peer): void;
   event?(e: DeviceEvent): void;

@@ -54,7 +54,7 @@ export function receive(d: DeviceCore, datagram: Uint8Array, from: Endpoint, now
   decryptBatch(d, rx, 1, () => from, now);
   const len = rx.lens[0]!;
   const peer = rx.peers[0];
-  if (len >= 0 && peer) d.output.deliverPacket(rx.buf.subarray(SLOT_HEADER, SLOT_HEADER + len), peer);
+  if (len >= 0 && peer) d.output.deliverPacket?.(rx.buf.subarray(SLOT_HEADER, SLOT_HEADER + len), peer);
 }
 
 /** Any datagram but a transport message: an initiation, a response or a cookie reply. */
