@@ -4,6 +4,8 @@
  * or capture them.
  */
 import { blake2s } from '@noble/hashes/blake2.js';
+import { MESSAGE_TRANSPORT } from '../../../src/wireguard/constants.js';
+import type { DeviceCore } from '../../../src/wireguard/core.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../../../src/wireguard/device.js';
 import type { Endpoint } from '../../../src/wireguard/endpoint.js';
 import type { Peer, PeerConfig } from '../../../src/wireguard/peer.js';
@@ -169,3 +171,20 @@ export function pair(opts: { bUnderLoad?: boolean; aKeepalive?: number } = {}) {
   const peerA = b.addPeer(a, ['10.0.0.1/32']);
   return { net, a, b, peerA, peerB };
 }
+
+/** A and B with a finished handshake and one packet each way. */
+export function connected() {
+  const s = pair();
+  s.a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'hello'), s.net.now);
+  s.net.flush();
+  s.b.device.sendPacket(ipv4('10.0.0.2', '10.0.0.1', 'hi back'), s.net.now);
+  s.net.flush();
+  return s;
+}
+
+/** The payload of an IPv4 packet built by ipv4(), as text. */
+export const text = (p: Uint8Array): string => new TextDecoder().decode(p.subarray(20));
+export const transports = (ds: Datagram[]): Datagram[] => ds.filter((d) => d.data[0] === MESSAGE_TRANSPORT);
+
+/** The internals behind the façade, for the few tests that reach past its checks. */
+export const core = (d: Device): DeviceCore => (d as unknown as { core: DeviceCore }).core;
