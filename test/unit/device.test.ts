@@ -61,6 +61,17 @@ describe('handshake and data', () => {
     expect(a.sent).toHaveLength(0);
     expect(a.device.drops['no-route']).toBe(1);
   });
+
+  test('routeTo says where a packet inside a buffer would go, and counts no drop', () => {
+    const { a, peerB } = pair();
+    const buf = new Uint8Array(100);
+    const at = (p: Uint8Array) => (buf.set(p, 16), a.device.routeTo(buf, 16, p.length));
+    expect(at(ipv4('10.0.0.1', '10.0.0.2'))).toBe(peerB);
+    expect(at(ipv4('10.0.0.1', '10.9.9.9'))).toBeUndefined();
+    expect(at(ipv4('10.0.0.1', '10.0.0.2').subarray(0, 19))).toBeUndefined();
+    expect(at(Uint8Array.of(0x50, 0))).toBeUndefined();
+    expect(a.device.drops).toMatchObject({ 'no-route': 0, 'ip-version': 0 });
+  });
 });
 
 describe('control frames', () => {
@@ -269,5 +280,33 @@ describe('batches (the data path)', () => {
     expect(a.sentOfType(MESSAGE_INITIATION)).toHaveLength(1);
     net.flush();
     expect(b.packets.map(text)).toEqual(['s0', 's1', 's2']);
+  });
+
+  test('an output callback may send from inside decryptBatch: the answer goes out, the batch stays intact', () => {
+    const { net, a, b, peerA, peerB } = connected();
+    b.deliverControl = (frame) => {
+      b.control.push(frame.slice());
+      b.device.sendControl(peerA, Uint8Array.of(0x02, 9), net.now); // as the control layer answers
+    };
+    const first = batch(1);
+    fill(first, [ipv4('10.0.0.1', '10.0.0.2', 'p0')]);
+    a.device.encryptBatch(first, 1, net.now);
+    a.device.sendControl(peerB, Uint8Array.of(0x01, 7), net.now);
+    const ctl = net.queue.shift()!.data;
+    const last = batch(1);
+    fill(last, [ipv4('10.0.0.1', '10.0.0.2', 'p2')]);
+    a.device.encryptBatch(last, 1, net.now);
+    const rx = batch(3);
+    [first.buf.subarray(0, first.lens[0]!), ctl, last.buf.subarray(0, last.lens[0]!)].forEach((d, i) => {
+      rx.buf.set(d, i * SLOT);
+      rx.lens[i] = d.length;
+    });
+    b.device.decryptBatch(rx, 3, () => a.endpoint, net.now);
+    expect([0, 2].map((i) => inner(rx, i))).toEqual(['p0', 'p2']);
+    expect(rx.lens[1]).toBe(-1);
+    expect(rx.peers).toEqual([peerA, peerA, peerA]);
+    expect(b.control.at(-1)!.subarray(0, 2)).toEqual(Uint8Array.of(1, 7));
+    net.flush();
+    expect(a.control.at(-1)!.subarray(0, 2)).toEqual(Uint8Array.of(2, 9));
   });
 });
