@@ -40,7 +40,6 @@ class Capture implements DeviceOutput {
   sendDatagram(data: Uint8Array, to: Endpoint): void {
     this.sent.push({ data: data.slice(), to });
   }
-  deliverPacket(): void {}
   deliverControl(): void {}
   event(e: DeviceEvent): void {
     if (e.type === 'handshake-complete') this.completed++;

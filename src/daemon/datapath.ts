@@ -68,14 +68,12 @@ export class DataPath implements DeviceOutput {
   /** Datagrams or packets dropped because an outgoing batch was full while the socket was blocked. */
   overflowDrops = 0;
   /** tun -> UDP: read, encrypted and sent in place. */
-  private readonly outbound: PacketBatch;
+  private readonly outbound: PacketBatch<Peer>;
   /** UDP -> tun: received, decrypted and written in place. */
-  private readonly inbound: PacketBatch;
-  /** Datagrams the core emits outside a batch, and single packets for the tun. */
+  private readonly inbound: PacketBatch<Peer>;
+  /** Datagrams the core emits outside a batch. */
   private readonly udpOut: PacketBatch;
-  private readonly tunOut: PacketBatch;
   private udpOutCount = 0;
-  private tunOutCount = 0;
   /** The outbound batch waiting for the socket: [first, end) still to send. */
   private pendingFirst = 0;
   private pendingEnd = 0;
@@ -115,10 +113,9 @@ export class DataPath implements DeviceOutput {
     private readonly opts: DataPathOptions,
   ) {
     const slot = Math.max(2048, (opts.mtu + 64 + 63) & ~63);
-    this.outbound = createBatch(BATCH, slot);
-    this.inbound = createBatch(BATCH, slot);
+    this.outbound = createBatch<Peer>(BATCH, slot);
+    this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
-    this.tunOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
     const onPacket = opts.onPacket;
     this.onPacket = onPacket
@@ -150,10 +147,6 @@ export class DataPath implements DeviceOutput {
   /** Sends what the device emitted outside the batches (control frames, handshakes). */
   flush(): void {
     this.flushSingles();
-    if (this.tunOutCount > 0) {
-      this.tun.writeBatch(this.tunOut, { count: this.tunOutCount, offset: 0 });
-      this.tunOutCount = 0;
-    }
     this.armDevice();
   }
 
@@ -207,15 +200,6 @@ export class DataPath implements DeviceOutput {
     b.addrs.set(this.entryFor(to), i * ENDPOINT_SIZE);
   }
 
-  deliverPacket(packet: Uint8Array, peer: Peer): void {
-    if (this.onPacket?.(packet, 0, packet.length, peer)) return;
-    const b = this.tunOut;
-    if (this.tunOutCount === b.slots) this.flush();
-    const i = this.tunOutCount++;
-    b.buf.set(packet, i * b.slotSize);
-    b.lens[i] = packet.length;
-  }
-
   // The core calls these in the middle of a batch: what the owner throws must not unwind it.
 
   deliverControl(frame: Uint8Array, peer: Peer): void {
@@ -257,7 +241,7 @@ export class DataPath implements DeviceOutput {
       const n = this.tun.readBatch(b, AT_SLOT_HEADER);
       if (n === 0) break;
       device.encryptBatch(b, n, now());
-      const peers = device.slotPeer;
+      const peers = b.peers;
       for (let i = 0; i < n; i++) {
         const endpoint = b.lens[i]! >= 0 ? peers[i]?.endpoint : null;
         if (endpoint) b.addrs.set(this.entryFor(endpoint), i * ENDPOINT_SIZE);
@@ -293,7 +277,7 @@ export class DataPath implements DeviceOutput {
       if (n === 0) break;
       device.decryptBatch(b, n, this.sender, now());
       if (onPacket) {
-        const peers = device.slotPeer;
+        const peers = b.peers;
         for (let i = 0; i < n; i++) {
           const len = b.lens[i]!;
           if (len >= 0 && onPacket(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;

@@ -232,7 +232,7 @@ export class Server {
    */
   private forward(buf: Uint8Array, offset: number, length: number, from: Peer): boolean {
     const device = this.dp.device;
-    const to = buf[offset]! >> 4 === 4 ? device.allowedIps.lookupV4(buf, offset + 16) : device.allowedIps.lookupV6(buf, offset + 24);
+    const to = device.routeTo(buf, offset, length);
     if (!to || to === from) return false;
     if (this.cfg.clientToClient) device.sendPacket(buf.subarray(offset, offset + length), now());
     return true;

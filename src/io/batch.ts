@@ -1,6 +1,6 @@
 /**
- * Packet batches: one preallocated buffer of fixed-size slots plus per-slot lengths and
- * per-slot UDP peer entries. Slot i starts at i * slotSize; an operation puts or takes its
+ * Packet batches: one preallocated buffer of fixed-size slots plus per-slot lengths, UDP
+ * peer entries and owners. Slot i starts at i * slotSize; an operation puts or takes its
  * packet at a caller-chosen byte offset inside the slot (tvpn reads TUN packets at
  * SLOT_HEADER = 16 so the WireGuard header can be written in front and the packet sealed in
  * place, see src/crypto/aead.ts). Batches are reused for every call: nothing on the batch
@@ -13,7 +13,7 @@ export const DEFAULT_SLOT_SIZE = 2048;
 /** The largest slot the addon takes (checked against it at load). */
 export const MAX_SLOT_SIZE = 1 << 20;
 
-export interface PacketBatch {
+export interface PacketBatch<P = unknown> {
   readonly slots: number;
   readonly slotSize: number;
   /** slots * slotSize bytes. */
@@ -22,6 +22,8 @@ export interface PacketBatch {
   readonly lens: Int32Array;
   /** One ENDPOINT_SIZE entry per slot (UDP peers; unused for TUN). */
   readonly addrs: Uint8Array;
+  /** One entry per slot for whoever processes the batch (the WireGuard core: the peer of each packet). */
+  readonly peers: (P | null)[];
 }
 
 /** Which slots an operation covers and where packets sit inside them. */
@@ -34,7 +36,7 @@ export interface BatchRange {
   readonly offset?: number;
 }
 
-export function createBatch(slots: number = DEFAULT_BATCH_SLOTS, slotSize: number = DEFAULT_SLOT_SIZE): PacketBatch {
+export function createBatch<P = unknown>(slots: number = DEFAULT_BATCH_SLOTS, slotSize: number = DEFAULT_SLOT_SIZE): PacketBatch<P> {
   if (!Number.isInteger(slots) || slots < 1) throw new RangeError(`batch slots must be a positive integer, not ${slots}`);
   if (!Number.isInteger(slotSize) || slotSize < 1 || slotSize > MAX_SLOT_SIZE) {
     throw new RangeError(`slotSize must be an integer in 1..${MAX_SLOT_SIZE}, not ${slotSize}`);
@@ -45,6 +47,7 @@ export function createBatch(slots: number = DEFAULT_BATCH_SLOTS, slotSize: numbe
     buf: new Uint8Array(slots * slotSize),
     lens: new Int32Array(slots),
     addrs: new Uint8Array(slots * ENDPOINT_SIZE),
+    peers: new Array<P | null>(slots).fill(null),
   };
 }
 

@@ -1,30 +1,12 @@
 /**
  * A configured peer: its handshake, keypairs, cookie state, timers and counters.
- * The Device drives it; the peer itself holds state, not policy.
+ * The device drives it (timers.ts sets the timers); the peer itself holds state, not policy.
  */
 import { CookieGenerator } from './cookie.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { Handshake } from './handshake.js';
 import { Keypairs } from './keypair.js';
-
-/** The whitepaper's timers (section 6), as deadlines on the injected clock. */
-export const enum Timer {
-  RetransmitHandshake,
-  SendKeepalive,
-  NewHandshake,
-  ZeroKeyMaterial,
-  PersistentKeepalive,
-}
-export const TIMER_COUNT = 5;
-
-/**
- * The earliest deadline the peers of one device have set, shared by them: a lower bound (a
- * timer deleted since does not raise it), made exact by Device.tick. It tells the I/O shell
- * when to run the timers without a scan of every peer after every packet.
- */
-export interface TimerBound {
-  earliest: number;
-}
+import { TIMER_COUNT, type Timer, type TimerBound } from './timers.js';
 
 export interface PeerConfig {
   publicKey: Uint8Array;

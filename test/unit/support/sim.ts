@@ -4,6 +4,8 @@
  * or capture them.
  */
 import { blake2s } from '@noble/hashes/blake2.js';
+import { MESSAGE_TRANSPORT } from '../../../src/wireguard/constants.js';
+import type { DeviceCore } from '../../../src/wireguard/core.js';
 import { Device, type DeviceEvent, type DeviceOptions, type DeviceOutput } from '../../../src/wireguard/device.js';
 import type { Endpoint } from '../../../src/net/endpoint.js';
 import type { Peer, PeerConfig } from '../../../src/wireguard/peer.js';
@@ -23,14 +25,14 @@ export function seededRng(seed: string): (n: number) => Uint8Array {
   };
 }
 
+/** What a test may set on a node's device (the rest comes from the simulated network). */
+export type NodeOptions = Partial<Pick<DeviceOptions, 'forceUnderLoad' | 'mtu' | 'aead' | 'underLoadThreshold'>>;
+
 export interface Datagram {
   from: Endpoint;
   to: Endpoint;
   data: Uint8Array;
 }
-
-/** Device options a test may set; the rest are the simulation's. */
-export type NodeOptions = Partial<Pick<DeviceOptions, 'aead' | 'forceUnderLoad' | 'mtu' | 'underLoadThreshold'>>;
 
 export class Node implements DeviceOutput {
   readonly device: Device;
@@ -172,3 +174,20 @@ export function pair(opts: { a?: NodeOptions; b?: NodeOptions; aKeepalive?: numb
   const peerA = b.addPeer(a, ['10.0.0.1/32']);
   return { net, a, b, peerA, peerB };
 }
+
+/** A and B with a finished handshake and one packet each way. */
+export function connected(opts: Parameters<typeof pair>[0] = {}) {
+  const s = pair(opts);
+  s.a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'hello'), s.net.now);
+  s.net.flush();
+  s.b.device.sendPacket(ipv4('10.0.0.2', '10.0.0.1', 'hi back'), s.net.now);
+  s.net.flush();
+  return s;
+}
+
+/** The payload of an IPv4 packet built by ipv4(), as text. */
+export const text = (p: Uint8Array): string => new TextDecoder().decode(p.subarray(20));
+export const transports = (ds: Datagram[]): Datagram[] => ds.filter((d) => d.data[0] === MESSAGE_TRANSPORT);
+
+/** The internals behind the façade, for the few tests that reach past its checks. */
+export const core = (d: Device): DeviceCore => (d as unknown as { core: DeviceCore }).core;
