@@ -6,7 +6,7 @@
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBatch, type PacketBatch } from '../../src/io/batch.js';
+import { createBatch } from '../../src/io/batch.js';
 import {
   copyEndpoint,
   decodeEndpoint,

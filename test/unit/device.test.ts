@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { MESSAGE_INITIATION, MESSAGE_RESPONSE, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX } from '../../src/wireguard/constants.js';
 import type { Peer } from '../../src/wireguard/peer.js';
 import { paddedLength, sendTo } from '../../src/wireguard/send.js';
-import { connected, core, ipv4, ipv6, pair, text, type Datagram } from './support/sim.js';
+import { connected, core, ipv4, ipv6, pair, text } from './support/sim.js';
 
 describe('handshake and data', () => {
   test('first packet starts a handshake, is staged, then delivered; replies flow back', () => {

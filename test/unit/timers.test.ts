@@ -157,7 +157,7 @@ describe('timers', () => {
     // Retransmissions are spaced REKEY_TIMEOUT + [0, jitter) apart: recorded via send times.
     const times: number[] = [];
     const { net: n2, a: a2 } = pair();
-    n2.filter = (d) => {
+    n2.filter = () => {
       times.push(n2.now);
       return [];
     };
