@@ -121,3 +121,65 @@ describe('endpoint', () => {
     expect(() => parseEndpoint('10.0.0.1:0')).toThrow(/port 0 in '10.0.0.1:0' is out of range \(1-65535\)/);
   });
 });
+
+describe('parseCidr', () => {
+  it.each([
+    ['10.0.0.0/8', [10, 0, 0, 0], 8],
+    ['10.1.2.3/8', [10, 0, 0, 0], 8], // host bits masked off
+    ['192.168.77.200/20', [192, 168, 64, 0], 20],
+    ['255.255.255.255/0', [0, 0, 0, 0], 0],
+    ['1.2.3.4/32', [1, 2, 3, 4], 32],
+    ['1.2.3.4', [1, 2, 3, 4], 32], // bare address: host prefix
+  ])('parses IPv4 %s', (s, bytes, bits) => {
+    expect(parseCidr(s)).toEqual({ ip: Uint8Array.from(bytes), bits });
+  });
+
+  const v6 = (hex: string): Uint8Array => Uint8Array.from(Buffer.from(hex, 'hex'));
+  it.each([
+    ['::/0', '00000000000000000000000000000000', 0],
+    ['::1/128', '00000000000000000000000000000001', 128],
+    ['::1', '00000000000000000000000000000001', 128],
+    ['fd00::/64', 'fd000000000000000000000000000000', 64],
+    ['FD00:AB::1/64', 'fd0000ab000000000000000000000000', 64],
+    ['2001:db8::ff/127', '20010db80000000000000000000000fe', 127],
+    ['1:2:3:4:5:6:7:8/128', '00010002000300040005000600070008', 128],
+    ['1:2:3:4:5:6:7::/128', '00010002000300040005000600070000', 128],
+    ['::2:3:4:5:6:7:8/128', '00000002000300040005000600070008', 128],
+    ['::ffff:10.1.2.3/128', '00000000000000000000ffff0a010203', 128],
+    ['64:ff9b::192.0.2.33/96', '0064ff9b000000000000000000000000', 96],
+    ['2001:db8:ffff:ffff:ffff:ffff:ffff:ffff/33', '20010db8800000000000000000000000', 33],
+  ])('parses IPv6 %s', (s, hex, bits) => {
+    expect(parseCidr(s)).toEqual({ ip: v6(hex), bits });
+  });
+
+  it.each([
+    ['10.0.0.0/33', "bad CIDR '10.0.0.0/33': prefix length must be 0-32"],
+    ['fd00::/129', "bad CIDR 'fd00::/129': prefix length must be 0-128"],
+    ['10.0.0.0/', "bad CIDR '10.0.0.0/': prefix length must be 0-32"],
+    ['10.0.0.0/-1', "bad CIDR '10.0.0.0/-1': prefix length must be 0-32"],
+    ['10.0.0.0/8/8', "bad CIDR '10.0.0.0/8/8': prefix length must be 0-32"],
+    ['10.0.0.0/ 8', "bad CIDR '10.0.0.0/ 8': prefix length must be 0-32"],
+    ['10.0.0.0/0x8', "bad CIDR '10.0.0.0/0x8': prefix length must be 0-32"],
+    ['', "bad CIDR '': '' is not an IPv4 or IPv6 address"],
+    ['/8', "bad CIDR '/8': '' is not an IPv4 or IPv6 address"],
+    ['10.0.0/8', "bad CIDR '10.0.0/8': '10.0.0' is not an IPv4 or IPv6 address"],
+    ['10.0.0.256/8', "bad CIDR '10.0.0.256/8': '10.0.0.256' is not an IPv4 or IPv6 address"],
+    ['10.0.0.01/32', "bad CIDR '10.0.0.01/32': '10.0.0.01' is not an IPv4 or IPv6 address"],
+    ['10.0.0.-1/32', "bad CIDR '10.0.0.-1/32': '10.0.0.-1' is not an IPv4 or IPv6 address"],
+    [' 10.0.0.1/32', "bad CIDR ' 10.0.0.1/32': ' 10.0.0.1' is not an IPv4 or IPv6 address"],
+    ['example.com/32', "bad CIDR 'example.com/32': 'example.com' is not an IPv4 or IPv6 address"],
+    ['1::2::3/64', "bad CIDR '1::2::3/64': '1::2::3' is not an IPv4 or IPv6 address"],
+    [':::/0', "bad CIDR ':::/0': ':::' is not an IPv4 or IPv6 address"],
+    [':1::/16', "bad CIDR ':1::/16': ':1::' is not an IPv4 or IPv6 address"],
+    ['1:2:3:4:5:6:7/128', "bad CIDR '1:2:3:4:5:6:7/128': '1:2:3:4:5:6:7' is not an IPv4 or IPv6 address"],
+    ['1:2:3:4:5:6:7:8:9/128', "bad CIDR '1:2:3:4:5:6:7:8:9/128': '1:2:3:4:5:6:7:8:9' is not an IPv4 or IPv6 address"],
+    ['1:2:3:4:5:6:7:8::/128', "bad CIDR '1:2:3:4:5:6:7:8::/128': '1:2:3:4:5:6:7:8::' is not an IPv4 or IPv6 address"],
+    ['fd00::12345/64', "bad CIDR 'fd00::12345/64': 'fd00::12345' is not an IPv4 or IPv6 address"],
+    ['fd00::g/64', "bad CIDR 'fd00::g/64': 'fd00::g' is not an IPv4 or IPv6 address"],
+    ['1.2.3.4::/64', "bad CIDR '1.2.3.4::/64': '1.2.3.4::' is not an IPv4 or IPv6 address"],
+    ['::1.2.3/96', "bad CIDR '::1.2.3/96': '::1.2.3' is not an IPv4 or IPv6 address"],
+    ['fe80::1%eth0/64', "bad CIDR 'fe80::1%eth0/64': 'fe80::1%eth0' is not an IPv4 or IPv6 address"],
+  ])('rejects %j', (s, message) => {
+    expect(() => parseCidr(s)).toThrow(new Error(message));
+  });
+});
