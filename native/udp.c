@@ -289,11 +289,12 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       int err = errno;
       if (err == EINTR) continue;
       /* The kernel would not segment this run. EIO (the device cannot checksum GSO packets)
-       * and EINVAL (no GSO here) will not change: remember them. Others (EMSGSIZE: segments
-       * beyond the path MTU) may be particular to this run. Either way the rest of this call
-       * goes out as plain datagrams, whose errors then belong to single slots. */
+       * will not change: remember it. Others are particular to this run, above all EINVAL
+       * for segments longer than the path MTU, which GSO cannot fragment: later runs of
+       * normal-size datagrams keep GSO. Either way the rest of this call goes out as plain
+       * datagrams, which the kernel fragments, and whose errors belong to single slots. */
       if (err != EAGAIN && mm[0].msg_hdr.msg_iovlen > 1) {
-        if (err == EIO || err == EINVAL) h->udp.gso_refused = true;
+        if (err == EIO) h->udp.gso_refused = true;
         gso = false;
         continue;
       }
