@@ -13,6 +13,8 @@ import { MAX_MESSAGE } from './frame.js';
 export const PROTOCOL_VERSION = 1;
 export const MAX_ROUTES = 1024;
 export const MAX_DNS = 8;
+/** The largest MTU a server can push: a client's tun can get any MTU up to it. */
+export const MAX_MTU = 9000;
 /** Longest client name and human-readable reason. */
 export const MAX_NAME = 64;
 export const MAX_REASON = 256;
@@ -153,7 +155,7 @@ function config(v: Obj): ConfigMessage {
   });
   // IPv6 needs links of at least 1280 bytes (RFC 8200 §5).
   const ipv6 = host.length === 16 || routes.some((r) => r.includes(':'));
-  const mtu = integer(v, 'mtu', ipv6 ? 1280 : 576, 9000);
+  const mtu = integer(v, 'mtu', ipv6 ? 1280 : 576, MAX_MTU);
   return {
     type: 'config',
     serial: integer(v, 'serial', 0, Number.MAX_SAFE_INTEGER),
