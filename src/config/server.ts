@@ -30,6 +30,7 @@ import {
   type Section,
   type Value,
 } from './load.js';
+import { MAX_DNS, MAX_ROUTES } from '../control/messages.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 
 export interface ServerConfig {
@@ -226,6 +227,13 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     throw root.fail(`the VPN subnet ${networkOf(address)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
   }
   const push = root.get('push')?.section(PUSH_KEYS);
+  const pushRoutes = pushable(push?.get('routes'), routesOf(push?.get('routes')), MAX_ROUTES);
+  const pushMtuValue = push?.get('mtu');
+  const pushMtu = mtuOf(pushMtuValue, address.ip.includes(':')) ?? mtu;
+  // The client's tun carries the pushed IPv6 routes, and IPv6 needs links of at least 1280 bytes.
+  if (pushMtu < 1280 && pushRoutes.some((r) => r.includes(':'))) {
+    throw (pushMtuValue ?? root.get('interface')!).fail(`the pushed MTU ${pushMtu} is too small for the pushed IPv6 routes (IPv6 needs 1280); set push.mtu`);
+  }
   return {
     file: resolve(file),
     interface: { name: iface.name, address, mtu },
@@ -238,14 +246,20 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     controlSocket: controlSocketOf(root.get('control_socket'), iface.name),
     underLoad: root.get('under_load')?.bool() ?? false,
     push: {
-      routes: routesOf(push?.get('routes')),
+      routes: pushRoutes,
       redirectGateway: push?.get('redirect_gateway')?.bool() ?? false,
-      dns: (push?.get('dns')?.list() ?? []).map((v) => formatIp(v.parse(parseIp))),
-      mtu: mtuOf(push?.get('mtu'), address.ip.includes(':')) ?? mtu,
+      dns: pushable(push?.get('dns'), (push?.get('dns')?.list() ?? []).map((v) => formatIp(v.parse(parseIp))), MAX_DNS),
+      mtu: pushMtu,
       keepalive: keepaliveOf(push?.get('keepalive')),
     },
     clients,
   };
+}
+
+/** A pushed list, whose length a config message limits. */
+function pushable<T>(value: Value | undefined, items: T[], max: number): T[] {
+  if (items.length > max) throw value!.fail(`${items.length} entries, but a push carries at most ${max}`);
+  return items;
 }
 
 /**
