@@ -242,6 +242,11 @@ function inPrefix(addr: Uint8Array, net: Uint8Array, bits: number): boolean {
 /** Printable, since names and reasons end up in logs and on terminals. */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
+/** Any text (an error message) as a reason that passes the checks: control characters become spaces. */
+export function toReason(text: string): string {
+  return text.replace(new RegExp(CONTROL_CHARS.source, 'g'), ' ').trim().slice(0, MAX_REASON) || 'unknown error';
+}
+
 function reason(x: unknown, what: string): string {
   if (typeof x !== 'string' || x.length === 0 || x.length > MAX_REASON || CONTROL_CHARS.test(x)) {
     throw new Error(`${what}: must be 1..${MAX_REASON} printable characters`);

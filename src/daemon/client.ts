@@ -11,7 +11,7 @@ import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
 import { configureLink } from '../io/netconf.js';
 import { ControlChannel } from '../control/channel.js';
-import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
+import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import type { DeviceEvent } from '../wireguard/device.js';
 import { formatEndpoint, type Endpoint } from '../wireguard/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
@@ -181,7 +181,7 @@ export class Client {
         this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`);
         this.send({ type: 'applied', serial: m.serial, ok: true });
       } catch (err) {
-        const reason = (err instanceof Error ? err.message : String(err)).slice(0, 200);
+        const reason = toReason(err instanceof Error ? err.message : String(err));
         this.log.error(`cannot apply config ${m.serial}: ${reason}`);
         this.send({ type: 'applied', serial: m.serial, ok: false, reason });
       }

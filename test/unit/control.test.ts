@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ControlChannel, type ControlChannelOptions } from '../../src/control/channel.js';
 import { DATA_HEADER, MAX_FRAGMENTS, MAX_MESSAGE, decodeFrame, encodeFrame, type Frame } from '../../src/control/frame.js';
-import { MAX_DNS, MAX_ROUTES, decodeMessage, encodeMessage, type ConfigMessage } from '../../src/control/messages.js';
+import { MAX_DNS, MAX_ROUTES, decodeMessage, encodeMessage, toReason, type ConfigMessage } from '../../src/control/messages.js';
 import { prng } from '../helpers/prng.js';
 
 function bytesFrom(rand: () => number): (n: number) => Uint8Array {
@@ -491,6 +491,14 @@ describe('control messages', () => {
     rejects({ type: 'refused', reason: '' }, /reason/);
     rejects({ type: 'refused', reason: 'evil\u001b]0;x\u0007' }, /reason/);
     rejects({ type: 'refused', reason: 'r'.repeat(257) }, /reason/);
+  });
+
+  it('makes any error text a reason the checks pass', () => {
+    for (const text of ['', '\n', 'Error: RTNETLINK answers: File exists\n\u001b[1mx', 'r'.repeat(300), 'a\u2028b']) {
+      const m = decodeMessage(encodeMessage({ type: 'applied', serial: 1, ok: false, reason: toReason(text) }));
+      expect(m).toHaveProperty('reason');
+    }
+    expect(toReason(' ip: bad\nroute\t')).toBe('ip: bad route');
   });
 
   it('bounds list lengths', () => {
