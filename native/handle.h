@@ -35,7 +35,7 @@ struct io_handle {
     } tun;
     struct {
       int family;         /* AF_INET or AF_INET6 */
-      bool gso_refused;   /* the kernel refused UDP_SEGMENT once: plain sends from then on */
+      bool gso_refused;   /* the device cannot checksum GSO packets (EIO): plain sends from then on */
       gro_state *gro;     /* non-NULL when UDP_GRO is on */
       uint32_t socket_errors;
       int last_socket_error;

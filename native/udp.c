@@ -24,6 +24,17 @@ static int set_buffer(int fd, int force_opt, int opt, uint32_t bytes) {
   return setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
+/* Datagrams longer than the path MTU (a tunnel MTU above the underlay's) go out as IP
+ * fragments, never DF-marked, as kernel WireGuard sends them (df = 0): with the default
+ * (PMTUDISC_WANT) a datagram that fits the first hop carries DF, and a smaller link further
+ * on drops it (every one, where its ICMP is filtered). A dual-stack socket sends IPv4 with
+ * the IPv4 option; IPV6_DONTFRAG stays 0. */
+static bool allow_fragments(int fd, int family) {
+  int dont4 = IP_PMTUDISC_DONT, dont6 = IPV6_PMTUDISC_DONT;
+  return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &dont4, sizeof dont4) == 0 &&
+         (family != AF_INET6 || setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &dont6, sizeof dont6) == 0);
+}
+
 static void udp_release(io_handle *h) {
   gro_state_free(h->udp.gro);
   h->udp.gro = NULL;
@@ -69,6 +80,8 @@ static napi_value open_udp(napi_env env, napi_callback_info info) {
     failed = "setsockopt SO_RCVBUF";
   else if (bufbytes && set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bufbytes) < 0)
     failed = "setsockopt SO_SNDBUF";
+  else if (!allow_fragments(fd, family))
+    failed = "setsockopt IP(V6)_MTU_DISCOVER";
   else if (bind(fd, &sa.sa, salen) < 0)
     failed = "bind";
   /* A kernel without UDP GRO (before 5.0) just gets plain receives. */
@@ -276,11 +289,12 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
       int err = errno;
       if (err == EINTR) continue;
       /* The kernel would not segment this run. EIO (the device cannot checksum GSO packets)
-       * and EINVAL (no GSO here) will not change: remember them. Others (EMSGSIZE: segments
-       * beyond the path MTU) may be particular to this run. Either way the rest of this call
-       * goes out as plain datagrams, whose errors then belong to single slots. */
+       * will not change: remember it. Others are particular to this run, above all EINVAL
+       * for segments longer than the path MTU, which GSO cannot fragment: later runs of
+       * normal-size datagrams keep GSO. Either way the rest of this call goes out as plain
+       * datagrams, which the kernel fragments, and whose errors belong to single slots. */
       if (err != EAGAIN && mm[0].msg_hdr.msg_iovlen > 1) {
-        if (err == EIO || err == EINVAL) h->udp.gso_refused = true;
+        if (err == EIO) h->udp.gso_refused = true;
         gso = false;
         continue;
       }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { pushKeepaliveProblem, pushMtuProblem } from '../control/limits.js';
+import { MAX_PUSH_DNS, MAX_PUSH_ROUTES, MIN_MTU_IPV6, pushKeepaliveProblem, pushMtuProblem } from '../control/limits.js';
 import { hostRange, networkOf, routeRange, type InterfaceAddress } from '../net/cidr.js';
 import { parseHostPort } from '../net/endpoint.js';
 import {
@@ -247,7 +247,12 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     throw root.fail(`the VPN subnet ${networkOf(address.text)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
   }
   const push = root.get('push')?.section(PUSH_KEYS);
+  const pushRoutes = pushList(push?.get('routes'), routesOf(push?.get('routes')), MAX_PUSH_ROUTES);
   const pushMtu = pushable(push, 'mtu', (v) => mtuOf(v, address.ip.includes(':')) ?? mtu, pushMtuProblem, root);
+  // The client's tun carries the pushed IPv6 routes, and IPv6 needs links of at least 1280 bytes.
+  if (pushMtu < MIN_MTU_IPV6 && pushRoutes.some((r) => r.includes(':'))) {
+    throw (push?.get('mtu') ?? root.get('interface')!).fail(`the pushed MTU ${pushMtu} is too small for the pushed IPv6 routes (IPv6 needs ${MIN_MTU_IPV6}); set push.mtu`);
+  }
   const keepalive = pushable(push, 'keepalive', keepaliveOf, pushKeepaliveProblem, root);
   return {
     file: resolve(file),
@@ -262,14 +267,20 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     warnings,
     underLoad: root.get('under_load')?.bool() ?? false,
     push: {
-      routes: routesOf(push?.get('routes')),
+      routes: pushRoutes,
       redirectGateway: push?.get('redirect_gateway')?.bool() ?? false,
-      dns: (push?.get('dns')?.list() ?? []).map((v) => ipText(v.parse(ipOf))),
+      dns: pushList(push?.get('dns'), (push?.get('dns')?.list() ?? []).map((v) => ipText(v.parse(ipOf))), MAX_PUSH_DNS),
       mtu: pushMtu,
       keepalive,
     },
     clients,
   };
+}
+
+/** A pushed list, whose length a config message limits. */
+function pushList<T>(value: Value | undefined, items: T[], max: number): T[] {
+  if (items.length > max) throw value!.fail(`${items.length} entries, but a push carries at most ${max}`);
+  return items;
 }
 
 /**

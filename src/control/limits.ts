@@ -12,8 +12,15 @@ export const CONTROL_HEADROOM = 32;
 export const MIN_MTU = 576;
 export const MIN_MTU_IPV6 = 1280;
 
-/** The largest pushed MTU: jumbo frames, the largest link MTU in common use. */
+/** The largest pushed MTU: jumbo frames, the largest link MTU in common use. A client's tun can get any MTU up to it. */
 export const MAX_PUSH_MTU = 9000;
+
+/**
+ * The longest pushed lists. The largest snapshot they allow (1024 of the longest IPv6 routes
+ * and 8 DNS servers) is about 48 KB, inside one control message (MAX_MESSAGE, 64 KiB).
+ */
+export const MAX_PUSH_ROUTES = 1024;
+export const MAX_PUSH_DNS = 8;
 
 /**
  * The longest pushed keepalive, in seconds. A keepalive holds NAT and firewall mappings open,

@@ -10,11 +10,9 @@
 import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
 import { sameBytes } from '../net/ip.js';
 import { MAX_MESSAGE } from './frame.js';
-import { MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
+import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
 export const PROTOCOL_VERSION = 1;
-export const MAX_ROUTES = 1024;
-export const MAX_DNS = 8;
 /** Longest client name and human-readable reason. */
 export const MAX_NAME = 64;
 export const MAX_REASON = 256;
@@ -145,11 +143,11 @@ function config(v: Obj): ConfigMessage {
   if (!prefixContains(net, gw)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
   if (sameBytes(gw, host)) throw new Error('gateway: equals the address');
 
-  const routes = list(v, 'routes', MAX_ROUTES).map((r, i) => {
+  const routes = list(v, 'routes', MAX_PUSH_ROUTES).map((r, i) => {
     cidr(r, `routes[${i}]`, true);
     return r;
   });
-  const dns = list(v, 'dns', MAX_DNS).map((d, i) => {
+  const dns = list(v, 'dns', MAX_PUSH_DNS).map((d, i) => {
     ip(d, `dns[${i}]`);
     return d;
   });
@@ -227,6 +225,11 @@ function cidr(s: string, what: string, exact: boolean): Prefix {
 
 /** Printable, since names and reasons end up in logs and on terminals. */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** Any text (an error message) as a reason that passes the checks: control characters become spaces. */
+export function toReason(text: string): string {
+  return text.replace(new RegExp(CONTROL_CHARS.source, 'g'), ' ').trim().slice(0, MAX_REASON) || 'unknown error';
+}
 
 function reason(x: unknown, what: string): string {
   if (typeof x !== 'string' || x.length === 0 || x.length > MAX_REASON || CONTROL_CHARS.test(x)) {

@@ -10,7 +10,7 @@ import type { ClientConfig } from '../config/client.js';
 import { encodeKey } from '../config/keys.js';
 import { ControlChannel } from '../control/channel.js';
 import { CONTROL_HEADROOM } from '../control/limits.js';
-import { PROTOCOL_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../control/messages.js';
+import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage } from '../control/messages.js';
 import { DEFAULT_MTU } from '../wireguard/constants.js';
 import type { DeviceEvent } from '../wireguard/device.js';
 import { type Endpoint, endpointOf, formatEndpoint } from '../net/endpoint.js';
@@ -186,7 +186,7 @@ export class Client {
         this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`);
         this.send({ type: 'applied', serial: m.serial, ok: true });
       } catch (err) {
-        const reason = errorMessage(err).slice(0, 200);
+        const reason = toReason(errorMessage(err));
         this.log.error(`cannot apply config ${m.serial}: ${reason}`);
         this.send({ type: 'applied', serial: m.serial, ok: false, reason });
       }

@@ -191,6 +191,16 @@ describe('server config', () => {
       'push:\n  routes: [10.20.0.0/16, 10.20.0.0/16]',
       'DIR/server.yaml:4: push.routes[1]: 10.20.0.0/16 is already listed at push.routes[0] (line 4); remove one',
     ],
+    // What a config message cannot carry is refused here, not when the server pushes it.
+    [
+      `push:\n  routes: [${Array.from({ length: 1025 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`).join(', ')}]`,
+      'DIR/server.yaml:4: push.routes: 1025 entries, but a push carries at most 1024',
+    ],
+    [`push:\n  dns: [${Array.from({ length: 9 }, (_, i) => `10.8.0.${i + 1}`).join(', ')}]`, 'DIR/server.yaml:4: push.dns: 9 entries, but a push carries at most 8'],
+    [
+      "push:\n  mtu: 1000\n  routes: ['2001:db8::/32']",
+      'DIR/server.yaml:4: push.mtu: the pushed MTU 1000 is too small for the pushed IPv6 routes (IPv6 needs 1280); set push.mtu',
+    ],
     ['push:\n  dns: [10.8.0]', "DIR/server.yaml:4: push.dns[0]: '10.8.0' is not an IPv4 or IPv6 address"],
     ['push:\n  dns: [10.8.0.1/32]', "DIR/server.yaml:4: push.dns[0]: '10.8.0.1/32' is a prefix, not an address (drop the '/32')"],
     // Ports and listen addresses.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ControlChannel, type ControlChannelOptions } from '../../src/control/channel.js';
-import { DATA_HEADER, MAX_FRAGMENTS, decodeFrame, encodeFrame, type Frame } from '../../src/control/frame.js';
-import { MAX_DNS, MAX_ROUTES, decodeMessage, encodeMessage, type ConfigMessage } from '../../src/control/messages.js';
+import { DATA_HEADER, MAX_FRAGMENTS, MAX_MESSAGE, decodeFrame, encodeFrame, type Frame } from '../../src/control/frame.js';
+import { MAX_PUSH_DNS, MAX_PUSH_ROUTES } from '../../src/control/limits.js';
+import { decodeMessage, encodeMessage, toReason, type ConfigMessage } from '../../src/control/messages.js';
 import { prng } from '../helpers/prng.js';
 
 function bytesFrom(rand: () => number): (n: number) => Uint8Array {
@@ -170,6 +171,37 @@ describe('control channel', () => {
       expect(link.inbox.b).toHaveLength(1);
       expect(decodeMessage(link.inbox.b[0]!)).toEqual(snapshot(200));
     }
+  });
+
+  it('carries 500 IPv4 and IPv6 routes in frames of a 9000-byte push MTU, under loss and reordering', () => {
+    const m: ConfigMessage = {
+      ...snapshot(250),
+      mtu: 9000,
+      routes: [...snapshot(250).routes, ...Array.from({ length: 250 }, (_, i) => `2001:db8:${(i + 1).toString(16)}::/48`)],
+    };
+    const link = new Link({ seed: 12, maxFrameSize: 9000 - 32, loss: 0.2, maxDelay: 30 });
+    link.chans.a.sendMessage(encodeMessage(m), 0);
+    link.run();
+    expect(link.inbox.b.map(decodeMessage)).toEqual([m]);
+  });
+
+  it('carries the largest snapshot a config passes (MAX_PUSH_ROUTES of the longest routes) at the smallest MTU for them', () => {
+    const longest = (i: number): string => `ffff:ffff:ffff:ffff:ffff:ffff:ffff:${(0xf000 + i).toString(16)}`;
+    const m: ConfigMessage = {
+      ...snapshot(0),
+      address: `${longest(0xffe)}/64`,
+      gateway: longest(0xffd),
+      mtu: 1280,
+      routes: Array.from({ length: MAX_PUSH_ROUTES }, (_, i) => `${longest(i)}/128`),
+      dns: Array.from({ length: MAX_PUSH_DNS }, (_, i) => longest(i)),
+      serial: Number.MAX_SAFE_INTEGER,
+    };
+    const bytes = encodeMessage(m);
+    expect(bytes.length).toBeLessThan(MAX_MESSAGE);
+    const link = new Link({ seed: 13, maxFrameSize: 1280 - 32 });
+    link.chans.a.sendMessage(bytes, 0);
+    link.run();
+    expect(link.inbox.b.map(decodeMessage)).toEqual([m]);
   });
 
   it('sends a 20-route snapshot at once, and keeps 8 frames in flight', () => {
@@ -462,11 +494,19 @@ describe('control messages', () => {
     rejects({ type: 'refused', reason: 'r'.repeat(257) }, /reason/);
   });
 
+  it('makes any error text a reason the checks pass', () => {
+    for (const text of ['', '\n', 'Error: RTNETLINK answers: File exists\n\u001b[1mx', 'r'.repeat(300), 'a\u2028b']) {
+      const m = decodeMessage(encodeMessage({ type: 'applied', serial: 1, ok: false, reason: toReason(text) }));
+      expect(m).toHaveProperty('reason');
+    }
+    expect(toReason(' ip: bad\nroute\t')).toBe('ip: bad route');
+  });
+
   it('bounds list lengths', () => {
-    const routes = Array.from({ length: MAX_ROUTES + 1 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
+    const routes = Array.from({ length: MAX_PUSH_ROUTES + 1 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`);
     rejects({ ...config, routes }, /routes/);
     expect(decodeObj({ ...config, routes: routes.slice(1) })).not.toHaveProperty('error');
-    rejects({ ...config, dns: Array.from({ length: MAX_DNS + 1 }, (_, i) => `10.0.0.${i}`) }, /dns/);
+    rejects({ ...config, dns: Array.from({ length: MAX_PUSH_DNS + 1 }, (_, i) => `10.0.0.${i}`) }, /dns/);
   });
 
   it('rejects unknown fields and types, non-objects and bad encodings', () => {
