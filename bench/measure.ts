@@ -32,9 +32,10 @@ const have = (cmd: string): boolean => {
   }
 };
 
-function sh(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<string> {
+/** Runs a command on the host (not in a namespace) with a time limit; its stdout. */
+export function sh(cmd: string, args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+    execFile(cmd, args, { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, env: { ...process.env, ...opts.env }, cwd: opts.cwd }, (err, stdout, stderr) =>
       err ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve(String(stdout)),
     ),
   );
@@ -48,8 +49,8 @@ export async function ensureTools(say: (line: string) => void): Promise<void> {
   if (missing.length === 0) return;
   say(`installing ${missing.join(' ')} with apt-get`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
-  await sh('apt-get', ['update', '-qq'], 300_000, env);
-  await sh('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], 600_000, env);
+  await sh('apt-get', ['update', '-qq'], { timeoutMs: 300_000, env });
+  await sh('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { timeoutMs: 600_000, env });
   const still = Object.keys(TOOLS).filter((cmd) => !have(cmd));
   if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(', ')}`);
 }

@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: tvpn side by side with the raw veth, OpenVPN 2.6 (AES-256-GCM and
- * ChaCha20-Poly1305, userspace) and wireguard-go on this machine, plus the core's handshake
- * rate and peer lookups with 10,000 peers. Needs root; installs missing tools with apt.
+ * ChaCha20-Poly1305, userspace) and wireguard-go (the system's and Debian 13's, fetched into
+ * /var/cache/tvpn-bench once) on this machine, plus the core's handshake rate and peer lookups
+ * with 10,000 peers. Needs root; installs missing tools with apt.
  *
  *   npm run bench                      3 repetitions, 10 s iperf3 runs (~8 minutes)
  *   npm run bench -- --reps 5          more repetitions (medians are reported)
  *   npm run bench -- --quick           1 repetition of 3 s runs (a smoke run)
- *   npm run bench -- --systems tvpn,wireguard-go
+ *   npm run bench -- --systems tvpn,wireguard-go-trixie
  *   npm run bench -- --handshakes      only the in-process handshake/lookup numbers
  *   npm run bench -- --soak 10         only the tvpn memory soak, for 10 minutes
  *
@@ -29,7 +30,7 @@ import { runHandshakes, type HandshakeResult } from './handshakes.js';
 import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, startIperfServer, toolVersion, waitQuiet } from './measure.js';
 import { handshakeTable, plotPng, ratioLine, resultsTable, type SystemResult } from './report.js';
 import { runSoak } from './soak.js';
-import { SYSTEMS, type Tunnel, type TunnelSystem } from './tunnels/index.js';
+import { SYSTEMS, type SystemInfo, type Tunnel, type TunnelSystem } from './tunnels/index.js';
 import { errorMessage } from '../src/errors.js';
 
 const RESULTS = join(PACKAGE_ROOT, 'bench', 'results');
@@ -117,10 +118,10 @@ async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): 
   }
 }
 
-function summarise(system: string, reps: RepResult[], errors: string[]): SystemResult {
+function summarise(label: string, reps: RepResult[], errors: string[]): SystemResult {
   const m = (f: (r: RepResult) => number | undefined): number => median(reps.map(f).filter((x): x is number => x !== undefined));
   return {
-    system,
+    system: label,
     reps: reps.length,
     gbps1: m((r) => r.gbps1),
     gbps4: m((r) => r.gbps4),
@@ -133,7 +134,8 @@ function summarise(system: string, reps: RepResult[], errors: string[]): SystemR
   };
 }
 
-function environment(opts: Options): string {
+/** Where and what was measured; `infos` add the versions systems reported in prepare(). */
+function environment(opts: Options, infos: readonly SystemInfo[]): string {
   let commit = '?';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();
@@ -143,7 +145,7 @@ function environment(opts: Options): string {
   }
   const versions = [
     `OpenVPN ${toolVersion('openvpn', ['--version'], /^OpenVPN (\S+)/m)}`,
-    `wireguard-go ${toolVersion('wireguard-go', ['--version'], /wireguard-go v?(\S+)/)}`,
+    ...infos.flatMap((i) => i.version ?? []),
     `iperf3 ${toolVersion('iperf3', ['--version'], /^iperf (\S+)/m)}`,
   ];
   return (
@@ -156,9 +158,9 @@ const NOTES =
   'CPU: utime+stime of each daemon over both iperf3 runs, % of one core (200% = both cores). Peak RSS: VmHWM at the end of a repetition. ' +
   'Ping: average of 20 at 50 ms intervals on the idle tunnel. veth is the same namespaces without a tunnel (the ceiling).';
 
-async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
+async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo>, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
   await cleanupStale('tvbench');
-  const env0 = environment(opts); // before: the tree measured is the one at the start
+  const env0 = environment(opts, [...infos.values()]); // before: the tree measured is the one at the start
   const reps = new Map<string, RepResult[]>(opts.systems.map((s) => [s.name, []]));
   const errors = new Map<string, string[]>(opts.systems.map((s) => [s.name, []]));
   for (let rep = 1; rep <= opts.reps; rep++) {
@@ -168,7 +170,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
         const r = await measureOnce(system, opts.seconds, tmp);
         reps.get(system.name)!.push(r);
         say(
-          `  ${rep}/${opts.reps} ${system.name.padEnd(14)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms, ` +
+          `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms, ` +
             `CPU ${r.cpu.map((c) => c.toFixed(0)).join('/') || '–'} %, RSS ${r.rssMb.map((x) => x.toFixed(1)).join('/') || '–'} MB (${((performance.now() - t0) / 1000).toFixed(0)} s)` +
             (r.busyBefore > QUIET_PCT ? `, DISTURBED: the machine was ${r.busyBefore.toFixed(0)}% busy before it` : ''),
         );
@@ -179,7 +181,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
       }
     }
   }
-  const rows = opts.systems.map((s) => summarise(s.name, reps.get(s.name)!, errors.get(s.name)!));
+  const rows = opts.systems.map((s) => summarise(infos.get(s.name)?.label ?? s.name, reps.get(s.name)!, errors.get(s.name)!));
   const all = [...reps.values()].flat();
   const disturbed = all.filter((r) => r.busyBefore > QUIET_PCT).length;
   const quiet = `other load just before each repetition: max ${Math.max(0, ...all.map((r) => r.busyBefore)).toFixed(0)}% of the machine`;
@@ -240,7 +242,11 @@ async function main(): Promise<void> {
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
   await ensureTools(say);
-  // A hard limit, counted from here (apt is done): twice the expected time.
+  const infos = new Map<string, SystemInfo>();
+  if (opts.soakMinutes === null) {
+    for (const s of opts.systems) if (s.prepare) infos.set(s.name, await s.prepare(say));
+  }
+  // A hard limit, counted from here (apt and downloads are done): twice the expected time.
   const expectedS = opts.soakMinutes !== null ? opts.soakMinutes * 60 + 60 : opts.reps * opts.systems.length * (2 * opts.seconds + 20) + 120;
   setTimeout(() => {
     console.error(`bench: over its ${2 * expectedS} s limit, stopping`);
@@ -250,7 +256,7 @@ async function main(): Promise<void> {
   if (opts.soakMinutes !== null) {
     await cleanupStale('tvsoak');
     say(`tvpn soak for ${opts.soakMinutes} min`);
-    const env = environment({ ...opts, reps: 1 }).split('; median')[0];
+    const env = environment({ ...opts, reps: 1 }, []).split('; median')[0];
     const md = await runSoak(opts.soakMinutes, tmp, say);
     mkdirSync(RESULTS, { recursive: true });
     writeFileSync(join(RESULTS, 'soak.md'), `## tvpn memory soak\n\n${md}\n\n${env}\n`);
@@ -262,7 +268,7 @@ async function main(): Promise<void> {
   const handshakes = runHandshakes();
   printHandshakes(handshakes);
   say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of ping + iperf3 ${opts.seconds} s x1 and x4`);
-  await benchTunnels(opts, tmp, handshakes);
+  await benchTunnels(opts, infos, tmp, handshakes);
 }
 
 main().then(
