@@ -27,8 +27,8 @@ import { PACKAGE_ROOT } from '../src/version.js';
 import { cleanupStale, createNetnsPair } from '../src/lab/netns.js';
 import { stopProc } from '../test/helpers/tvpn.js';
 import { runHandshakes, type HandshakeResult } from './handshakes.js';
-import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, startIperfServer, toolVersion, waitQuiet } from './measure.js';
-import { handshakeTable, plotPng, ratioLine, resultsTable, type SystemResult } from './report.js';
+import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, pingDuring, startIperfServer, toolVersion, waitQuiet } from './measure.js';
+import { handshakeTable, plotPng, ratioLines, resultsTable, withAddedRtt, type SystemResult } from './report.js';
 import { runSoak } from './soak.js';
 import { SYSTEMS, type SystemInfo, type Tunnel, type TunnelSystem } from './tunnels/index.js';
 import { errorMessage } from '../src/errors.js';
@@ -91,12 +91,14 @@ interface RepResult {
   gbps1: number;
   gbps4: number;
   pingMs: number;
+  loadPingMs: number; // during the 4-stream run
+  loadPingLossPct: number;
   cpu: number[]; // server, client (% of one core, over both iperf3 runs)
   rssMb: number[]; // server, client peak (VmHWM)
   busyBefore: number; // % of the machine other processes used just before it
 }
 
-/** One repetition of one system in a fresh namespace pair: ping, 1 stream, 4 streams. */
+/** One repetition of one system in a fresh namespace pair: ping, 1 stream, 4 streams with pings. */
 async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): Promise<RepResult> {
   const busyBefore = await waitQuiet(QUIET_PCT, 30_000);
   const pair = await createNetnsPair({ prefix: 'tvbench', index: 61, ipv6: false });
@@ -108,8 +110,8 @@ async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): 
     const pids = tunnel.pids ? [tunnel.pids.server, tunnel.pids.client] : [];
     const cpu = new CpuMeter(pids);
     const gbps1 = await iperf(pair.b, tunnel.serverAddr, seconds, 1);
-    const gbps4 = await iperf(pair.b, tunnel.serverAddr, seconds, 4);
-    const result = { gbps1, gbps4, pingMs, cpu: cpu.percent(), rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
+    const [gbps4, loaded] = await Promise.all([iperf(pair.b, tunnel.serverAddr, seconds, 4), pingDuring(pair.b, tunnel.serverAddr, seconds)]);
+    const result = { gbps1, gbps4, pingMs, loadPingMs: loaded.avgMs, loadPingLossPct: loaded.lossPct, cpu: cpu.percent(), rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
     await stopProc(iperfServer);
     return result;
   } finally {
@@ -118,14 +120,17 @@ async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): 
   }
 }
 
-function summarise(label: string, reps: RepResult[], errors: string[]): SystemResult {
+function summarise(name: string, label: string, reps: RepResult[], errors: string[]): Omit<SystemResult, 'addedRttMs'> {
   const m = (f: (r: RepResult) => number | undefined): number => median(reps.map(f).filter((x): x is number => x !== undefined));
   return {
+    name,
     system: label,
     reps: reps.length,
     gbps1: m((r) => r.gbps1),
     gbps4: m((r) => r.gbps4),
     pingMs: m((r) => r.pingMs),
+    loadPingMs: m((r) => r.loadPingMs),
+    loadPingLossPct: m((r) => r.loadPingLossPct),
     cpuServer: m((r) => r.cpu[0]),
     cpuClient: m((r) => r.cpu[1]),
     rssServerMb: m((r) => r.rssMb[0]),
@@ -156,7 +161,9 @@ function environment(opts: Options, infos: readonly SystemInfo[]): string {
 
 const NOTES =
   'CPU: utime+stime of each daemon over both iperf3 runs, % of one core (200% = both cores). Peak RSS: VmHWM at the end of a repetition. ' +
-  'Ping: average of 20 at 50 ms intervals on the idle tunnel. veth is the same namespaces without a tunnel (the ceiling).';
+  'Idle ping: average of 20 at 50 ms intervals on the idle tunnel; idle added RTT: that minus veth\'s. ' +
+  'Ping under load: average of pings every 100 ms during the 4-stream run (from 0.5 s in to 0.5 s before its end), of those that came back; the share lost is given where any were. ' +
+  'veth is the same namespaces without a tunnel (the ceiling).';
 
 async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo>, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
   await cleanupStale('tvbench');
@@ -170,7 +177,8 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
         const r = await measureOnce(system, opts.seconds, tmp);
         reps.get(system.name)!.push(r);
         say(
-          `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms, ` +
+          `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms idle, ` +
+            `${r.loadPingMs.toFixed(3)} ms under load${r.loadPingLossPct > 0 ? ` (${r.loadPingLossPct}% lost)` : ''}, ` +
             `CPU ${r.cpu.map((c) => c.toFixed(0)).join('/') || '–'} %, RSS ${r.rssMb.map((x) => x.toFixed(1)).join('/') || '–'} MB (${((performance.now() - t0) / 1000).toFixed(0)} s)` +
             (r.busyBefore > QUIET_PCT ? `, DISTURBED: the machine was ${r.busyBefore.toFixed(0)}% busy before it` : ''),
         );
@@ -181,12 +189,12 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
       }
     }
   }
-  const rows = opts.systems.map((s) => summarise(infos.get(s.name)?.label ?? s.name, reps.get(s.name)!, errors.get(s.name)!));
+  const rows = withAddedRtt(opts.systems.map((s) => summarise(s.name, infos.get(s.name)?.label ?? s.name, reps.get(s.name)!, errors.get(s.name)!)));
   const all = [...reps.values()].flat();
   const disturbed = all.filter((r) => r.busyBefore > QUIET_PCT).length;
   const quiet = `other load just before each repetition: max ${Math.max(0, ...all.map((r) => r.busyBefore)).toFixed(0)}% of the machine`;
   const env = `${env0}; ${quiet}${disturbed > 0 ? ` (WARNING: ${disturbed} of ${all.length} repetitions started on a busy machine)` : ''}`;
-  const ratio = ratioLine(rows);
+  const ratios = ratioLines(rows);
   // Only a full run of every system replaces the committed latest.*.
   const base = opts.quick ? 'quick' : opts.systems.length < SYSTEMS.length ? 'partial' : 'latest';
   mkdirSync(RESULTS, { recursive: true });
@@ -196,7 +204,7 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
     '',
     resultsTable(rows),
     '',
-    `${ratio}.`,
+    ...ratios,
     '',
     NOTES,
     '',
@@ -207,7 +215,7 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
   writeFileSync(join(RESULTS, `${base}.md`), md);
   const png = join(RESULTS, `${base}.png`);
   try {
-    plotPng(rows, png, `TCP through each tunnel: iperf3 ${opts.seconds} s, median of ${opts.reps}, one 2-core machine (bars past the axis are cut, value on top)`);
+    plotPng(rows, png, `iperf3 TCP ${opts.seconds} s and pings through each tunnel, median of ${opts.reps}, one 2-core machine`);
   } catch (err) {
     say(`chart: ${errorMessage(err)}`);
   }
@@ -216,7 +224,7 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
   say('');
   if (handshakes) say(handshakeTable(handshakes) + '\n');
   say(`wrote ${join(RESULTS, `${base}.md`)} and ${png}`);
-  say(ratio);
+  say(ratios.join('\n'));
 }
 
 function printHandshakes(h: HandshakeResult): void {
@@ -267,7 +275,7 @@ async function main(): Promise<void> {
   say(`handshakes and lookups, in process, 10,000 peers...`);
   const handshakes = runHandshakes();
   printHandshakes(handshakes);
-  say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of ping + iperf3 ${opts.seconds} s x1 and x4`);
+  say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of idle ping, iperf3 ${opts.seconds} s x1, and x4 with pings`);
   await benchTunnels(opts, infos, tmp, handshakes);
 }
 
