@@ -1,33 +1,24 @@
 /**
- * `npm run bench`: tvpn side by side with the raw veth, OpenVPN 2.6 (AES-256-GCM and
- * ChaCha20-Poly1305, userspace) and wireguard-go (the system's and Debian 13's, fetched into
- * /var/cache/tvpn-bench once) on this machine, plus the core's handshake rate and peer lookups
- * with 10,000 peers. Needs root; installs missing tools with apt.
- *
- *   npm run bench                      3 repetitions, 10 s iperf3 runs (~8 minutes)
- *   npm run bench -- --reps 5          more repetitions (medians are reported)
- *   npm run bench -- --quick           1 repetition of 3 s runs (a smoke run)
- *   npm run bench -- --systems tvpn,wireguard-go-trixie
- *   npm run bench -- --handshakes      only the in-process handshake/lookup numbers
- *   npm run bench -- --soak 10         only the tvpn memory soak, for 10 minutes
+ * `npm run bench`: tvpn side by side with the raw veth, OpenVPN 2.6 and wireguard-go (the
+ * system's and Debian 13's), plus the core's handshake rate and peer lookups with 10,000 peers.
+ * `npm run bench -- --help` lists the options (bench/options.ts).
  *
  * Each system runs in a fresh tvbench-* namespace pair (underlay 198.18.61.0/24, tunnel
  * 198.19.61.0/24); repetitions interleave the systems so drift hits all alike. Everything
  * started is stopped by PID and the namespaces are removed, also on failure or Ctrl-C.
  * Writes bench/results/latest.md and latest.png (quick.* with --quick, partial.* with
  * --systems, soak.md with --soak; raw-*.json keeps every repetition).
- * Runs the compiled tree: `npx tsc -p tsconfig.build.json` first after changing src/.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../src/version.js';
 import { cleanupStale, createNetnsPair } from '../src/lab/netns.js';
 import { stopProc } from '../test/helpers/tvpn.js';
 import { runHandshakes, type HandshakeResult } from './handshakes.js';
 import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, pingDuring, startIperfServer, toolVersion, waitQuiet } from './measure.js';
+import { HELP, parseOptions, UsageError, type Options } from './options.js';
 import { handshakeTable, plotPng, ratioLines, resultsTable, withAddedRtt, type SystemResult } from './report.js';
 import { runSoak } from './soak.js';
 import { SYSTEMS, type SystemInfo, type Tunnel, type TunnelSystem } from './tunnels/index.js';
@@ -37,37 +28,6 @@ const RESULTS = join(PACKAGE_ROOT, 'bench', 'results');
 /** Machine load (% of all cores) above which a repetition waits, then is flagged as disturbed. */
 const QUIET_PCT = 15;
 const say = (line: string): void => console.log(line);
-
-interface Options {
-  reps: number;
-  seconds: number;
-  quick: boolean;
-  systems: TunnelSystem[];
-  handshakesOnly: boolean;
-  soakMinutes: number | null;
-}
-
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      reps: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      systems: { type: 'string' },
-      handshakes: { type: 'boolean', default: false },
-      soak: { type: 'string' },
-    },
-  });
-  const quick = values.quick ?? false;
-  const reps = Number(values.reps ?? (quick ? 1 : 3));
-  if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error(`--reps must be 1..20, not ${values.reps}`);
-  const names = values.systems?.split(',') ?? SYSTEMS.map((s) => s.name);
-  const unknown = names.filter((n) => !SYSTEMS.some((s) => s.name === n));
-  if (unknown.length > 0) throw new Error(`unknown system ${unknown.join(', ')}; known: ${SYSTEMS.map((s) => s.name).join(', ')}`);
-  const soak = values.soak === undefined ? null : Number(values.soak);
-  if (soak !== null && !(soak >= 1 && soak <= 120)) throw new Error(`--soak takes minutes, 1..120, not ${values.soak}`);
-  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, soakMinutes: soak };
-}
 
 /** Sources newer than their compiled output: the bench would measure old code. */
 function staleOutputs(): string[] {
@@ -233,6 +193,7 @@ function printHandshakes(h: HandshakeResult): void {
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts === 'help') return say(HELP);
   const stale = staleOutputs();
   if (stale.length > 0) say(`warning: dist/ is older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run npx tsc -p tsconfig.build.json`);
 
@@ -282,6 +243,10 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`bench: ${err.message} (npm run bench -- --help lists the options)`);
+      process.exit(2);
+    }
     console.error(`bench: ${errorMessage(err)}`);
     process.exit(1);
   },
