@@ -1,8 +1,8 @@
 /**
- * What the tunnel benchmark measures and how: iperf3 TCP throughput, ping RTT, a daemon's CPU
- * time (utime+stime from /proc/PID/stat) and memory (VmRSS, VmHWM from /proc/PID/status),
- * plus the tools it needs, installed with apt when missing. Every command here has a time
- * limit; iperf3 and ping run inside the benchmark's own namespaces only.
+ * What the tunnel benchmark measures and how: iperf3 TCP throughput, ping RTT (idle and under
+ * load), a daemon's CPU time (utime+stime from /proc/PID/stat) and memory (VmRSS, VmHWM from
+ * /proc/PID/status), plus the tools it needs, installed with apt when missing. Every command
+ * here has a time limit; iperf3 and ping run inside the benchmark's own namespaces only.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -32,9 +32,10 @@ const have = (cmd: string): boolean => {
   }
 };
 
-function sh(cmd: string, args: string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<string> {
+/** Runs a command on the host (not in a namespace) with a time limit; its stdout. */
+export function sh(cmd: string, args: string[], opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+    execFile(cmd, args, { timeout: opts.timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 << 20, env: { ...process.env, ...opts.env }, cwd: opts.cwd }, (err, stdout, stderr) =>
       err ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`)) : resolve(String(stdout)),
     ),
   );
@@ -48,8 +49,8 @@ export async function ensureTools(say: (line: string) => void): Promise<void> {
   if (missing.length === 0) return;
   say(`installing ${missing.join(' ')} with apt-get`);
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
-  await sh('apt-get', ['update', '-qq'], 300_000, env);
-  await sh('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], 600_000, env);
+  await sh('apt-get', ['update', '-qq'], { timeoutMs: 300_000, env });
+  await sh('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { timeoutMs: 600_000, env });
   const still = Object.keys(TOOLS).filter((cmd) => !have(cmd));
   if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(', ')}`);
 }
@@ -96,12 +97,33 @@ export async function iperf(ns: Netns, host: string, seconds: number, streams: n
   return bps / 1e9;
 }
 
+export interface PingStats {
+  avgMs: number;
+  lossPct: number;
+}
+
+/** ping's summary lines; it exits 0 once any reply came back (no -c with -w, or all -c replies). */
+async function ping(ns: Netns, host: string, args: string[], timeoutMs: number): Promise<PingStats> {
+  const { stdout } = await ns.exec('ping', ['-q', ...args, host], { timeoutMs });
+  const avg = /= [\d.]+\/([\d.]+)\//.exec(stdout)?.[1];
+  const loss = /([\d.]+)% packet loss/.exec(stdout)?.[1];
+  if (!avg || !loss) throw new Error(`ping ${host}: no rtt line in ${stdout.trim()}`);
+  return { avgMs: Number(avg), lossPct: Number(loss) };
+}
+
 /** Average RTT in ms of `count` pings 50 ms apart (root may use intervals under 200 ms). */
 export async function pingAvg(ns: Netns, host: string, count = 20): Promise<number> {
-  const { stdout } = await ns.exec('ping', ['-q', '-c', String(count), '-i', '0.05', '-w', '10', host], { timeoutMs: 15_000 });
-  const avg = /= [\d.]+\/([\d.]+)\//.exec(stdout)?.[1];
-  if (!avg) throw new Error(`ping ${host}: no rtt line in ${stdout.trim()}`);
-  return Number(avg);
+  return (await ping(ns, host, ['-c', String(count), '-i', '0.05', '-w', '10'], 15_000)).avgMs;
+}
+
+/**
+ * Pings every 100 ms while something else loads the path for `seconds`: from 0.5 s in to 0.5 s
+ * before the end, so TCP's start and finish stay out. Lost pings do not fail it (under load a
+ * queue may drop some); their share is returned with the average.
+ */
+export async function pingDuring(ns: Netns, host: string, seconds: number): Promise<PingStats> {
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  return ping(ns, host, ['-i', '0.1', '-w', String(Math.max(1, seconds - 1))], (seconds + 10) * 1000);
 }
 
 const CLK_TCK = ((): number => {

@@ -1,72 +1,33 @@
 /**
- * `npm run bench`: tvpn side by side with the raw veth, OpenVPN 2.6 (AES-256-GCM and
- * ChaCha20-Poly1305, userspace) and wireguard-go on this machine, plus the core's handshake
- * rate and peer lookups with 10,000 peers. Needs root; installs missing tools with apt.
- *
- *   npm run bench                      3 repetitions, 10 s iperf3 runs (~8 minutes)
- *   npm run bench -- --reps 5          more repetitions (medians are reported)
- *   npm run bench -- --quick           1 repetition of 3 s runs (a smoke run)
- *   npm run bench -- --systems tvpn,wireguard-go
- *   npm run bench -- --handshakes      only the in-process handshake/lookup numbers
- *   npm run bench -- --soak 10         only the tvpn memory soak, for 10 minutes
+ * `npm run bench`: tvpn side by side with the raw veth, OpenVPN 2.6 and wireguard-go (the
+ * system's and Debian 13's), plus the core's handshake rate and peer lookups with 10,000 peers.
+ * `npm run bench -- --help` lists the options (bench/options.ts).
  *
  * Each system runs in a fresh tvbench-* namespace pair (underlay 198.18.61.0/24, tunnel
  * 198.19.61.0/24); repetitions interleave the systems so drift hits all alike. Everything
  * started is stopped by PID and the namespaces are removed, also on failure or Ctrl-C.
  * Writes bench/results/latest.md and latest.png (quick.* with --quick, partial.* with
  * --systems, soak.md with --soak; raw-*.json keeps every repetition).
- * Runs the compiled tree: `npx tsc -p tsconfig.build.json` first after changing src/.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PACKAGE_ROOT } from '../src/version.js';
 import { cleanupStale, createNetnsPair } from '../src/lab/netns.js';
 import { stopProc } from '../test/helpers/tvpn.js';
 import { runHandshakes, type HandshakeResult } from './handshakes.js';
-import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, startIperfServer, toolVersion, waitQuiet } from './measure.js';
-import { handshakeTable, plotPng, ratioLine, resultsTable, type SystemResult } from './report.js';
+import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, pingDuring, startIperfServer, toolVersion, waitQuiet } from './measure.js';
+import { HELP, parseOptions, UsageError, type Options } from './options.js';
+import { handshakeTable, plotPng, ratioLines, resultsTable, withAddedRtt, type SystemResult } from './report.js';
 import { runSoak } from './soak.js';
-import { SYSTEMS, type Tunnel, type TunnelSystem } from './tunnels/index.js';
+import { SYSTEMS, type SystemInfo, type Tunnel, type TunnelSystem } from './tunnels/index.js';
 import { errorMessage } from '../src/errors.js';
 
 const RESULTS = join(PACKAGE_ROOT, 'bench', 'results');
 /** Machine load (% of all cores) above which a repetition waits, then is flagged as disturbed. */
 const QUIET_PCT = 15;
 const say = (line: string): void => console.log(line);
-
-interface Options {
-  reps: number;
-  seconds: number;
-  quick: boolean;
-  systems: TunnelSystem[];
-  handshakesOnly: boolean;
-  soakMinutes: number | null;
-}
-
-function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      reps: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      systems: { type: 'string' },
-      handshakes: { type: 'boolean', default: false },
-      soak: { type: 'string' },
-    },
-  });
-  const quick = values.quick ?? false;
-  const reps = Number(values.reps ?? (quick ? 1 : 3));
-  if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error(`--reps must be 1..20, not ${values.reps}`);
-  const names = values.systems?.split(',') ?? SYSTEMS.map((s) => s.name);
-  const unknown = names.filter((n) => !SYSTEMS.some((s) => s.name === n));
-  if (unknown.length > 0) throw new Error(`unknown system ${unknown.join(', ')}; known: ${SYSTEMS.map((s) => s.name).join(', ')}`);
-  const soak = values.soak === undefined ? null : Number(values.soak);
-  if (soak !== null && !(soak >= 1 && soak <= 120)) throw new Error(`--soak takes minutes, 1..120, not ${values.soak}`);
-  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, soakMinutes: soak };
-}
 
 /** Sources newer than their compiled output: the bench would measure old code. */
 function staleOutputs(): string[] {
@@ -90,12 +51,14 @@ interface RepResult {
   gbps1: number;
   gbps4: number;
   pingMs: number;
+  loadPingMs: number; // during the 4-stream run
+  loadPingLossPct: number;
   cpu: number[]; // server, client (% of one core, over both iperf3 runs)
   rssMb: number[]; // server, client peak (VmHWM)
   busyBefore: number; // % of the machine other processes used just before it
 }
 
-/** One repetition of one system in a fresh namespace pair: ping, 1 stream, 4 streams. */
+/** One repetition of one system in a fresh namespace pair: ping, 1 stream, 4 streams with pings. */
 async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): Promise<RepResult> {
   const busyBefore = await waitQuiet(QUIET_PCT, 30_000);
   const pair = await createNetnsPair({ prefix: 'tvbench', index: 61, ipv6: false });
@@ -107,8 +70,8 @@ async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): 
     const pids = tunnel.pids ? [tunnel.pids.server, tunnel.pids.client] : [];
     const cpu = new CpuMeter(pids);
     const gbps1 = await iperf(pair.b, tunnel.serverAddr, seconds, 1);
-    const gbps4 = await iperf(pair.b, tunnel.serverAddr, seconds, 4);
-    const result = { gbps1, gbps4, pingMs, cpu: cpu.percent(), rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
+    const [gbps4, loaded] = await Promise.all([iperf(pair.b, tunnel.serverAddr, seconds, 4), pingDuring(pair.b, tunnel.serverAddr, seconds)]);
+    const result = { gbps1, gbps4, pingMs, loadPingMs: loaded.avgMs, loadPingLossPct: loaded.lossPct, cpu: cpu.percent(), rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
     await stopProc(iperfServer);
     return result;
   } finally {
@@ -117,14 +80,17 @@ async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): 
   }
 }
 
-function summarise(system: string, reps: RepResult[], errors: string[]): SystemResult {
+function summarise(name: string, label: string, reps: RepResult[], errors: string[]): Omit<SystemResult, 'addedRttMs'> {
   const m = (f: (r: RepResult) => number | undefined): number => median(reps.map(f).filter((x): x is number => x !== undefined));
   return {
-    system,
+    name,
+    system: label,
     reps: reps.length,
     gbps1: m((r) => r.gbps1),
     gbps4: m((r) => r.gbps4),
     pingMs: m((r) => r.pingMs),
+    loadPingMs: m((r) => r.loadPingMs),
+    loadPingLossPct: m((r) => r.loadPingLossPct),
     cpuServer: m((r) => r.cpu[0]),
     cpuClient: m((r) => r.cpu[1]),
     rssServerMb: m((r) => r.rssMb[0]),
@@ -133,7 +99,8 @@ function summarise(system: string, reps: RepResult[], errors: string[]): SystemR
   };
 }
 
-function environment(opts: Options): string {
+/** Where and what was measured; `infos` add the versions systems reported in prepare(). */
+function environment(opts: Options, infos: readonly SystemInfo[]): string {
   let commit = '?';
   try {
     commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PACKAGE_ROOT, encoding: 'utf8' }).trim();
@@ -143,7 +110,7 @@ function environment(opts: Options): string {
   }
   const versions = [
     `OpenVPN ${toolVersion('openvpn', ['--version'], /^OpenVPN (\S+)/m)}`,
-    `wireguard-go ${toolVersion('wireguard-go', ['--version'], /wireguard-go v?(\S+)/)}`,
+    ...infos.flatMap((i) => i.version ?? []),
     `iperf3 ${toolVersion('iperf3', ['--version'], /^iperf (\S+)/m)}`,
   ];
   return (
@@ -154,11 +121,13 @@ function environment(opts: Options): string {
 
 const NOTES =
   'CPU: utime+stime of each daemon over both iperf3 runs, % of one core (200% = both cores). Peak RSS: VmHWM at the end of a repetition. ' +
-  'Ping: average of 20 at 50 ms intervals on the idle tunnel. veth is the same namespaces without a tunnel (the ceiling).';
+  'Idle ping: average of 20 at 50 ms intervals on the idle tunnel; idle added RTT: that minus veth\'s. ' +
+  'Ping under load: average of pings every 100 ms during the 4-stream run (from 0.5 s in to 0.5 s before its end), of those that came back; the share lost is given where any were. ' +
+  'veth is the same namespaces without a tunnel (the ceiling).';
 
-async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
+async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo>, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
   await cleanupStale('tvbench');
-  const env0 = environment(opts); // before: the tree measured is the one at the start
+  const env0 = environment(opts, [...infos.values()]); // before: the tree measured is the one at the start
   const reps = new Map<string, RepResult[]>(opts.systems.map((s) => [s.name, []]));
   const errors = new Map<string, string[]>(opts.systems.map((s) => [s.name, []]));
   for (let rep = 1; rep <= opts.reps; rep++) {
@@ -168,7 +137,8 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
         const r = await measureOnce(system, opts.seconds, tmp);
         reps.get(system.name)!.push(r);
         say(
-          `  ${rep}/${opts.reps} ${system.name.padEnd(14)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms, ` +
+          `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms idle, ` +
+            `${r.loadPingMs.toFixed(3)} ms under load${r.loadPingLossPct > 0 ? ` (${r.loadPingLossPct}% lost)` : ''}, ` +
             `CPU ${r.cpu.map((c) => c.toFixed(0)).join('/') || '–'} %, RSS ${r.rssMb.map((x) => x.toFixed(1)).join('/') || '–'} MB (${((performance.now() - t0) / 1000).toFixed(0)} s)` +
             (r.busyBefore > QUIET_PCT ? `, DISTURBED: the machine was ${r.busyBefore.toFixed(0)}% busy before it` : ''),
         );
@@ -179,12 +149,12 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
       }
     }
   }
-  const rows = opts.systems.map((s) => summarise(s.name, reps.get(s.name)!, errors.get(s.name)!));
+  const rows = withAddedRtt(opts.systems.map((s) => summarise(s.name, infos.get(s.name)?.label ?? s.name, reps.get(s.name)!, errors.get(s.name)!)));
   const all = [...reps.values()].flat();
   const disturbed = all.filter((r) => r.busyBefore > QUIET_PCT).length;
   const quiet = `other load just before each repetition: max ${Math.max(0, ...all.map((r) => r.busyBefore)).toFixed(0)}% of the machine`;
   const env = `${env0}; ${quiet}${disturbed > 0 ? ` (WARNING: ${disturbed} of ${all.length} repetitions started on a busy machine)` : ''}`;
-  const ratio = ratioLine(rows);
+  const ratios = ratioLines(rows);
   // Only a full run of every system replaces the committed latest.*.
   const base = opts.quick ? 'quick' : opts.systems.length < SYSTEMS.length ? 'partial' : 'latest';
   mkdirSync(RESULTS, { recursive: true });
@@ -194,7 +164,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
     '',
     resultsTable(rows),
     '',
-    `${ratio}.`,
+    ...ratios,
     '',
     NOTES,
     '',
@@ -205,7 +175,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
   writeFileSync(join(RESULTS, `${base}.md`), md);
   const png = join(RESULTS, `${base}.png`);
   try {
-    plotPng(rows, png, `TCP through each tunnel: iperf3 ${opts.seconds} s, median of ${opts.reps}, one 2-core machine (bars past the axis are cut, value on top)`);
+    plotPng(rows, png, `iperf3 TCP ${opts.seconds} s and pings through each tunnel, median of ${opts.reps}, one 2-core machine`);
   } catch (err) {
     say(`chart: ${errorMessage(err)}`);
   }
@@ -214,7 +184,7 @@ async function benchTunnels(opts: Options, tmp: string, handshakes: HandshakeRes
   say('');
   if (handshakes) say(handshakeTable(handshakes) + '\n');
   say(`wrote ${join(RESULTS, `${base}.md`)} and ${png}`);
-  say(ratio);
+  say(ratios.join('\n'));
 }
 
 function printHandshakes(h: HandshakeResult): void {
@@ -223,6 +193,7 @@ function printHandshakes(h: HandshakeResult): void {
 
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
+  if (opts === 'help') return say(HELP);
   const stale = staleOutputs();
   if (stale.length > 0) say(`warning: dist/ is older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run npx tsc -p tsconfig.build.json`);
 
@@ -240,7 +211,11 @@ async function main(): Promise<void> {
   process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
   await ensureTools(say);
-  // A hard limit, counted from here (apt is done): twice the expected time.
+  const infos = new Map<string, SystemInfo>();
+  if (opts.soakMinutes === null) {
+    for (const s of opts.systems) if (s.prepare) infos.set(s.name, await s.prepare(say));
+  }
+  // A hard limit, counted from here (apt and downloads are done): twice the expected time.
   const expectedS = opts.soakMinutes !== null ? opts.soakMinutes * 60 + 60 : opts.reps * opts.systems.length * (2 * opts.seconds + 20) + 120;
   setTimeout(() => {
     console.error(`bench: over its ${2 * expectedS} s limit, stopping`);
@@ -250,7 +225,7 @@ async function main(): Promise<void> {
   if (opts.soakMinutes !== null) {
     await cleanupStale('tvsoak');
     say(`tvpn soak for ${opts.soakMinutes} min`);
-    const env = environment({ ...opts, reps: 1 }).split('; median')[0];
+    const env = environment({ ...opts, reps: 1 }, []).split('; median')[0];
     const md = await runSoak(opts.soakMinutes, tmp, say);
     mkdirSync(RESULTS, { recursive: true });
     writeFileSync(join(RESULTS, 'soak.md'), `## tvpn memory soak\n\n${md}\n\n${env}\n`);
@@ -261,13 +236,17 @@ async function main(): Promise<void> {
   say(`handshakes and lookups, in process, 10,000 peers...`);
   const handshakes = runHandshakes();
   printHandshakes(handshakes);
-  say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of ping + iperf3 ${opts.seconds} s x1 and x4`);
-  await benchTunnels(opts, tmp, handshakes);
+  say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of idle ping, iperf3 ${opts.seconds} s x1, and x4 with pings`);
+  await benchTunnels(opts, infos, tmp, handshakes);
 }
 
 main().then(
   () => process.exit(0),
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`bench: ${err.message} (npm run bench -- --help lists the options)`);
+      process.exit(2);
+    }
     console.error(`bench: ${errorMessage(err)}`);
     process.exit(1);
   },

@@ -22,8 +22,17 @@ export interface Tunnel {
   stop(): Promise<void>;
 }
 
+/** How the report names a system: its row, and its version for the environment line. */
+export interface SystemInfo {
+  readonly label: string;
+  readonly version?: string;
+}
+
 export interface TunnelSystem {
+  /** What --systems takes. */
   readonly name: string;
+  /** Fetches or checks what it runs, once before the first repetition; without it the row is `name`. */
+  prepare?(say: (line: string) => void): Promise<SystemInfo>;
   /** Brings the tunnel up; resolves once a ping crosses it. `dir` is a private scratch folder. */
   up(pair: NetnsPair, dir: string): Promise<Tunnel>;
 }
@@ -39,7 +48,6 @@ export async function untilPing(pair: NetnsPair, serverAddr: string, logs: () =>
     throw new Error(`${errorMessage(err)}\n${logs()}`);
   }
 }
-
 
 /** A tunnel run by two daemon processes; stop() sends SIGTERM and SIGKILL after 5 s, so teardown never hangs. */
 export function daemonTunnel(serverAddr: string, server: Proc, client: Proc): Tunnel {

@@ -3,8 +3,8 @@ import type { TunnelSystem } from './common.js';
 import { openvpn } from './openvpn.js';
 import { tvpn } from './tvpn.js';
 import { veth } from './veth.js';
-import { wireguardGo } from './wireguard-go.js';
+import { wireguardGoSystem, wireguardGoTrixie } from './wireguard-go.js';
 
-export type { Tunnel, TunnelSystem } from './common.js';
+export type { SystemInfo, Tunnel, TunnelSystem } from './common.js';
 
-export const SYSTEMS: readonly TunnelSystem[] = [veth, tvpn, openvpn('AES-256-GCM'), openvpn('CHACHA20-POLY1305'), wireguardGo];
+export const SYSTEMS: readonly TunnelSystem[] = [veth, tvpn, openvpn('AES-256-GCM'), openvpn('CHACHA20-POLY1305'), wireguardGoSystem, wireguardGoTrixie];
