@@ -16,6 +16,7 @@ export interface PeerAccess {
   capEff: bigint | null;
 }
 
+/** The rule itself, apart from how the facts are gathered. */
 export function mayQuery(peer: PeerAccess, daemonUid: number): boolean {
   return peer.uid === 0 || peer.uid === daemonUid || (peer.capEff !== null && ((peer.capEff >> CAP_NET_ADMIN) & 1n) === 1n);
 }

@@ -9,7 +9,7 @@ import { connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { capEffOf, mayQuery } from '../../src/daemon/access.js';
+import { capEffOf, mayQuery, refusal } from '../../src/daemon/access.js';
 import { request, serveStatus, type Status, type StatusLimits } from '../../src/daemon/status.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -32,6 +32,12 @@ describe('who may query', () => {
     expect(capEffOf(status(1000, '0000000000001000'), 1000)).toBe(NET_ADMIN);
     expect(capEffOf(status(0, '000001ffffffffff'), 1000)).toBeNull();
     expect(capEffOf('Name:\tnode\n', 1000)).toBeNull();
+  });
+
+  it('a connection whose fd cannot be had is refused, whoever asks', () => {
+    const noFd = { _handle: { fd: -1 } } as unknown as Socket;
+    expect(refusal(noFd, process.geteuid!())).toBe('permission denied: cannot tell who is asking (no socket fd)');
+    expect(refusal({} as Socket, 0)).toMatch(/^permission denied: cannot tell/);
   });
 });
 
