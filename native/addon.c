@@ -3,9 +3,10 @@
  * tun.c (TUN devices; tun_offload.c the virtio-net header and TCP coalescing), udp.c and
  * udp_recv.c (UDP sockets with recvmmsg/sendmmsg, GSO and GRO; endpoint.c the peer entries),
  * handle.c (the handle objects and their readiness polling), aead.c (batched
- * ChaCha20-Poly1305), netns.c (network namespaces); napi_util.c holds the N-API helpers and
- * the argument conventions. Here: the per-environment state and the exported constants
- * (constants.h), which the TypeScript side checks against its own at load (src/addon/addon.ts).
+ * ChaCha20-Poly1305), netns.c (network namespaces), unix.c (peer credentials of unix
+ * sockets); napi_util.c holds the N-API helpers and the argument conventions. Here: the
+ * per-environment state and the exported constants (constants.h), which the TypeScript side
+ * checks against its own at load (src/addon/addon.ts).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ static napi_value init(napi_env env, napi_value exports) {
     return NULL;
   }
   bool ok = tun_register(env, exports) && udp_register(env, exports) && aead_register(env, exports) &&
-            netns_register(env, exports) && export_constants(env, exports);
+            netns_register(env, exports) && unix_register(env, exports) && export_constants(env, exports);
   return ok ? exports : NULL;
 }
 

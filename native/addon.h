@@ -26,5 +26,6 @@ bool tun_register(napi_env env, napi_value exports);
 bool udp_register(napi_env env, napi_value exports);
 bool aead_register(napi_env env, napi_value exports);
 bool netns_register(napi_env env, napi_value exports);
+bool unix_register(napi_env env, napi_value exports);
 
 #endif

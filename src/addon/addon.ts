@@ -109,6 +109,8 @@ export interface NativeAddon extends AddonConstants {
   /** Moves the calling thread into the namespace at path; returns a token for netnsRestore. */
   netnsEnter(path: string): number;
   netnsRestore(token: number): void;
+  /** SO_PEERCRED of a connected unix socket: the peer's ids when it connected, as this process sees them. */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
 }
 
 /** The directory holding tvpn's package.json, found from this module (src/addon or dist/src/addon). */

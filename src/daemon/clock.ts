@@ -1,7 +1,8 @@
 /**
  * The daemons' monotonic clock in milliseconds. Tests can move it forward through the
  * status socket when the daemon runs with TVPN_TEST_HOOKS=1, to reach protocol deadlines
- * (REKEY_AFTER_TIME, REJECT_AFTER_TIME) against real peers without waiting minutes.
+ * (REKEY_AFTER_TIME, REJECT_AFTER_TIME) against real peers without waiting minutes. Only
+ * who may use the socket at all (access.ts) may do so.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -9,7 +10,11 @@ let offset = 0;
 
 export const now = (): number => performance.now() + offset;
 
-export const testHooksEnabled = (): boolean => process.env['TVPN_TEST_HOOKS'] === '1';
+/**
+ * Whether the status socket takes 'advance-clock': read once, at start, so the environment of
+ * a running daemon cannot turn it on. In-process callers (unit tests) need no switch.
+ */
+export const testHooksEnabled = process.env['TVPN_TEST_HOOKS'] === '1';
 
 /** Told after advanceClock, since timers armed on the old clock are now late. */
 const advanceListeners = new Set<() => void>();
@@ -20,7 +25,6 @@ export function onClockAdvanced(cb: () => void): () => void {
 }
 
 export function advanceClock(ms: number): void {
-  if (!testHooksEnabled()) throw new Error('test hooks are off (start the daemon with TVPN_TEST_HOOKS=1)');
   if (!Number.isFinite(ms) || ms < 0 || ms > 3_600_000) throw new Error('advance-clock takes 0..3600000 ms');
   offset += ms;
   for (const cb of advanceListeners) cb();

@@ -1,11 +1,14 @@
 /**
  * The local status socket `tvpn show` talks to (not the control channel, which is the in-tunnel push protocol): one JSON request line, one JSON answer.
  * The default is a Linux abstract socket, scoped to the network namespace (config/load.ts).
+ * Only root, the daemon's user or CAP_NET_ADMIN get an answer (access.ts); the others get
+ * one error line. Connections are bounded in number and time (StatusLimits).
  */
-import { existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { describeStatusSocket } from '../config/load.js';
-import { advanceClock } from './clock.js';
+import { refusal } from './access.js';
+import { advanceClock, testHooksEnabled } from './clock.js';
 import { errorMessage } from '../errors.js';
 
 export interface PeerStatus {
@@ -34,22 +37,57 @@ export interface Status {
 
 const MAX_REQUEST = 4096;
 
+export interface StatusLimits {
+  /**
+   * Connections being answered at once, and apart from them refused ones waiting for their
+   * request line; beyond either, a connection is closed at once.
+   */
+  maxConnections: number;
+  /** The request line must arrive within this long of connecting... */
+  requestMs: number;
+  /** ...and the answer be taken within this long, or the connection is closed. */
+  exchangeMs: number;
+}
+
+export const STATUS_LIMITS: StatusLimits = { maxConnections: 32, requestMs: 2000, exchangeMs: 5000 };
+
 /** Serves status requests; resolves once listening. */
-export async function serveStatus(socket: string, status: () => Status): Promise<Server> {
+export async function serveStatus(socket: string, status: () => Status, limits: StatusLimits = STATUS_LIMITS): Promise<Server> {
   if (!socket.startsWith('\0') && existsSync(socket)) {
     // A path left by a daemon that died: reuse it only if nobody answers there.
     if (await answers(socket)) throw new Error(`status socket ${socket} is in use: is another tvpn running with this config?`);
     unlinkSync(socket);
   }
+  const daemonUid = process.geteuid?.() ?? -1;
+  // Refused connections have a pool of their own, so other users cannot hold the slots of those who may ask.
+  const live = { answering: 0, refusing: 0 };
   const server = createServer((conn) => {
+    conn.on('error', () => conn.destroy());
+    let refused = refusal(conn, daemonUid);
+    if (refused === null && live.answering >= limits.maxConnections) refused = `busy: ${live.answering} status requests in progress, try again`;
+    const pool = refused === null ? 'answering' : 'refusing';
+    if (live[pool] >= limits.maxConnections) return conn.destroy();
+    live[pool]++;
+    const requestTimer = setTimeout(() => conn.destroy(), limits.requestMs);
+    const exchangeTimer = setTimeout(() => conn.destroy(), limits.exchangeMs);
+    conn.once('close', () => {
+      live[pool]--;
+      clearTimeout(requestTimer);
+      clearTimeout(exchangeTimer);
+    });
+    // Even a refusal waits for the request line: closing with it unread would fail the
+    // client's write (EPIPE) before it could read why.
     let buf = '';
     conn.setEncoding('utf8');
-    conn.on('error', () => conn.destroy());
-    conn.on('data', (chunk: string) => {
+    conn.on('data', function onData(chunk: string) {
       buf += chunk;
       if (buf.length > MAX_REQUEST) return conn.destroy();
       if (!buf.includes('\n')) return;
-      conn.end(JSON.stringify(answer(buf.slice(0, buf.indexOf('\n')).trim(), status)) + '\n');
+      clearTimeout(requestTimer);
+      conn.off('data', onData); // one request per connection
+      const value = refused === null ? answer(buf.slice(0, buf.indexOf('\n')).trim(), status) : { error: refused };
+      // Destroyed once flushed: a client that never closes its side holds no descriptor.
+      conn.end(JSON.stringify(value) + '\n', () => conn.destroy());
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -62,6 +100,10 @@ export async function serveStatus(socket: string, status: () => Status): Promise
     );
     server.listen(socket, () => resolve());
   });
+  // A path socket also gets mode 0600 (until then the credential check alone guards it). Its
+  // directory matters as much: whoever may write there can replace the socket with their own
+  // and answer tvpn show in the daemon's name, so keep it in a directory only root writes.
+  if (!socket.startsWith('\0')) chmodSync(socket, 0o600);
   return server;
 }
 
@@ -70,6 +112,7 @@ function answer(request: string, status: () => Status): Status | { ok: true } | 
   try {
     if (cmd === 'show') return status();
     if (cmd === 'advance-clock') {
+      if (!testHooksEnabled) throw new Error('test hooks are off (start the daemon with TVPN_TEST_HOOKS=1)');
       advanceClock(Number(arg));
       return { ok: true };
     }
@@ -102,9 +145,25 @@ export function request<T>(socket: string, line: string, timeoutMs = 3000): Prom
       c.destroy();
       reject(new Error(`no answer from ${where} within ${timeoutMs} ms`));
     }, timeoutMs);
+    // The answer is one line: taken as soon as it is complete, since the daemon may reset the
+    // connection right after sending it.
+    const done = (answerLine: string): void => {
+      clearTimeout(timer);
+      c.destroy();
+      try {
+        const v = JSON.parse(answerLine) as T | { error: string };
+        if (typeof v === 'object' && v !== null && 'error' in v) reject(new Error(v.error));
+        else resolve(v as T);
+      } catch {
+        reject(new Error(`malformed answer from ${where}`));
+      }
+    };
     c.setEncoding('utf8');
     c.on('connect', () => c.write(line + '\n'));
-    c.on('data', (chunk: string) => (buf += chunk));
+    c.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.includes('\n')) done(buf.slice(0, buf.indexOf('\n')));
+    });
     c.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(
@@ -115,16 +174,7 @@ export function request<T>(socket: string, line: string, timeoutMs = 3000): Prom
         ),
       );
     });
-    c.on('end', () => {
-      clearTimeout(timer);
-      try {
-        const v = JSON.parse(buf) as T | { error: string };
-        if (typeof v === 'object' && v !== null && 'error' in v) reject(new Error(v.error));
-        else resolve(v as T);
-      } catch {
-        reject(new Error(`malformed answer from ${where}`));
-      }
-    });
+    c.on('end', () => done(buf));
   });
 }
 

@@ -45,6 +45,13 @@ export function startProc(ns: Netns, cmd: string, args: string[], env?: NodeJS.P
 /** `tvpn ARGS` inside ns (the compiled CLI from dist/). */
 export const startTvpn = (ns: Netns, args: string[], env?: NodeJS.ProcessEnv): Proc => startProc(ns, process.execPath, [BIN, ...args], env);
 
+/** `tvpn ARGS` inside ns, once it has logged `line`. */
+export async function startTvpnUntil(ns: Netns, args: string[], line: string): Promise<Proc> {
+  const p = startTvpn(ns, args);
+  await until(`tvpn ${args[0]} to log '${line}'`, () => p.log().includes(line));
+  return p;
+}
+
 /** SIGTERM (or another signal) and the exit code. */
 export function stopProc(p: Proc, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
   if (p.child.exitCode !== null || p.child.signalCode !== null) return Promise.resolve(p.child.exitCode);

@@ -2,7 +2,7 @@
  * Server and Client end to end without root: real WireGuard and control channel over the
  * in-memory tun, UDP network and host (support/daemons.ts).
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { queryStatus } from '../../src/daemon/status.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { CLIENT_IP, Lab, SERVER_IP } from './support/daemons.js';
@@ -18,12 +18,6 @@ async function clientToServer(lab: Lab, text: string): Promise<void> {
 }
 
 let lab: Lab;
-beforeAll(() => {
-  process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
-});
-afterAll(() => {
-  delete process.env['TVPN_TEST_HOOKS'];
-});
 beforeEach(() => {
   lab = new Lab();
 });

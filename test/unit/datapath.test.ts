@@ -2,7 +2,7 @@
  * DataPath on the fakes: what an owner callback throws in the middle of a received batch is
  * logged, and the rest of the batch still reaches the tun; timers outlive a throwing onTick.
  */
-import { afterEach, expect, onTestFinished, test, vi } from 'vitest';
+import { afterEach, expect, test, vi } from 'vitest';
 import { advanceClock, now } from '../../src/daemon/clock.js';
 import { DataPath, type DataPathOptions } from '../../src/daemon/datapath.js';
 import type { Peer } from '../../src/wireguard/peer.js';
@@ -98,8 +98,6 @@ test('a throwing onPacket drops only the packet it was given; after the first, t
 });
 
 test('a throwing onTick is logged once and the timers keep running', async () => {
-  process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
-  onTestFinished(() => void delete process.env['TVPN_TEST_HOOKS']);
   const { log, lines } = memoryLog();
   let ticks = 0;
   const dp = await DataPath.open({
