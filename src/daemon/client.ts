@@ -148,6 +148,8 @@ export class Client {
   }
 
   private onControl(frame: Uint8Array): void {
+    // The server is back: a channel that gave up sends again (the server resends its config, which we answer).
+    if (this.channel.failed) this.channel.restartSend();
     for (const bytes of this.channel.receive(frame, now())) {
       const m = decodeMessage(bytes);
       if ('error' in m) this.log.warn(`bad control message from the server: ${m.error}`);

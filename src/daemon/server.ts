@@ -23,6 +23,7 @@ import type { Logger } from './log.js';
 import { systemHost } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 import { errorMessage } from '../errors.js';
+import { EndpointFlaps } from './flap.js';
 
 
 interface ClientState {
@@ -34,6 +35,9 @@ interface ClientState {
   /** The last snapshot serial sent, and the last one the client applied (0: none). */
   pushedSerial: number;
   appliedSerial: number;
+  /** When the control channel gave up (clock ms), null while it works. */
+  failedAt: number | null;
+  flaps: EndpointFlaps;
 }
 
 export class Server {
@@ -104,7 +108,7 @@ export class Server {
           maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
           onDeadline: (at) => this.dp.wakeAt(at),
         });
-    this.clients.set(peer, { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0 });
+    this.clients.set(peer, { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps() });
   }
 
   private removeClient(state: ClientState): void {
@@ -122,10 +126,11 @@ export class Server {
     switch (e.type) {
       case 'handshake-complete':
         this.log.info(`handshake with ${c.entry.name} (${c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : '?'})`);
-        if (c.appliedSerial !== this.serial) this.pushConfig(c);
+        if (c.channel?.failed) this.restartChannel(c);
+        else if (c.appliedSerial !== this.serial) this.pushConfig(c);
         return;
       case 'endpoint-changed':
-        return this.log.info(`${c.entry.name} now at ${formatEndpoint(e.endpoint)}`);
+        return this.endpointChanged(c, formatEndpoint(e.endpoint));
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`);
       case 'keys-zeroed':
@@ -139,8 +144,14 @@ export class Server {
 
   private onControl(frame: Uint8Array, peer: Peer): void {
     const c = this.clients.get(peer);
-    if (!c?.channel) return;
-    for (const bytes of c.channel.receive(frame, now())) {
+    const channel = c?.channel;
+    if (!c || !channel) return;
+    const restarts = channel.stats.peerRestarts;
+    const messages = channel.receive(frame, now());
+    // An authenticated frame: the client is back. A channel that gave up, or one still
+    // retransmitting to the client's previous incarnation, starts over with the latest config.
+    if (channel.failed || (channel.stats.peerRestarts !== restarts && channel.retrying)) this.restartChannel(c);
+    for (const bytes of messages) {
       const m = decodeMessage(bytes);
       if ('error' in m) {
         this.log.warn(`${c.entry.name}: bad control message: ${m.error}`);
@@ -149,6 +160,23 @@ export class Server {
       this.onMessage(c, m);
     }
     this.dp.flush();
+  }
+
+  /** A new send stream (the client's side takes its epoch as a restart) carrying the latest config. */
+  private restartChannel(c: ClientState): void {
+    c.channel!.restartSend();
+    if (c.failedAt !== null) {
+      this.log.info(`control channel to ${c.entry.name} recovered after ${Math.round((now() - c.failedAt) / 1000)} s: sending config ${this.serial}`);
+      c.failedAt = null;
+    }
+    this.pushConfig(c);
+  }
+
+  /** Two machines with one profile make the endpoint alternate between them. */
+  private endpointChanged(c: ClientState, endpoint: string): void {
+    if (!c.flaps.changed(endpoint, now())) return this.log.info(`${c.entry.name} now at ${endpoint}`);
+    const [a, b] = c.flaps.duplicate(now())!;
+    this.log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`);
   }
 
   private onMessage(c: ClientState, m: ControlMessage): void {
@@ -191,10 +219,13 @@ export class Server {
     return address;
   }
 
-  /** Sends the snapshot unless this serial is already on its way (the hello and the handshake both ask). */
+  /**
+   * Sends the snapshot unless this serial is already on its way (the hello and the handshake
+   * both ask) or the channel gave up (the client gets the latest config when it is heard from).
+   */
   private pushConfig(c: ClientState): void {
     const channel = c.channel;
-    if (!channel || (c.pushedSerial === this.serial && !channel.idle)) return;
+    if (!channel || channel.failed || (c.pushedSerial === this.serial && !channel.idle)) return;
     const address = this.addressFor(c);
     const t = now();
     if (!address) {
@@ -222,7 +253,14 @@ export class Server {
   /** Retransmits what is due on the control channels; returns the next deadline. */
   private onTick(t: number): number {
     let next = Infinity;
-    for (const c of this.clients.values()) if (c.channel) next = Math.min(next, c.channel.poll(t));
+    for (const c of this.clients.values()) {
+      if (!c.channel) continue;
+      next = Math.min(next, c.channel.poll(t));
+      if (c.channel.failed && c.failedAt === null) {
+        c.failedAt = t;
+        this.log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${this.serial} goes out when ${c.entry.name} is heard from`);
+      }
+    }
     return next;
   }
 
@@ -284,6 +322,8 @@ export class Server {
         allowedIps: device.allowedIps.entriesForPeer(c.peer),
         address: c.address,
         control: c.channel !== null,
+        ...(c.channel ? { channel: c.channel.state, configSerial: c.appliedSerial } : {}),
+        ...(c.flaps.duplicate(now()) ? { duplicate: c.flaps.duplicate(now())! } : {}),
       })),
     };
   }

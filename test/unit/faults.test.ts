@@ -1,0 +1,52 @@
+/**
+ * The daemons under faults, without root (support/daemons.ts): one client profile on two
+ * machines, reloads that would hand one address to two clients, a client that cannot reach
+ * its server, and a tun that disappears under the server.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { Client } from '../../src/daemon/client.js';
+import { formatStatus } from '../../src/daemon/status.js';
+import { FakeIo, Lab, memoryLog } from './support/daemons.js';
+import { FakeHostNet } from './support/hosttest.js';
+
+const PUSH = '{ routes: [10.20.0.0/16], mtu: 1400, keepalive: 7 }';
+
+let lab: Lab;
+const extra: Client[] = [];
+beforeAll(() => {
+  process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
+});
+afterAll(() => {
+  delete process.env['TVPN_TEST_HOOKS'];
+});
+beforeEach(() => {
+  lab = new Lab();
+});
+afterEach(async () => {
+  for (const c of extra.splice(0)) await c.stop();
+  await lab.close();
+});
+
+describe('duplicate profiles', () => {
+  test('one key live on two machines: the alternating endpoint is logged once as a duplicate profile and shown', async () => {
+    await lab.connect(PUSH);
+    const twin = memoryLog();
+    const cfg = { ...lab.clientCfg, statusSocket: `@tvpn-unit-${process.pid}-${randomBytes(4).toString('hex')}` };
+    extra.push(await Client.start(cfg, twin.log, { io: new FakeIo(lab.net, '192.0.2.3'), host: new FakeHostNet() }));
+    await lab.advance(60_000);
+    const dups = lab.serverLog.lines.filter((l) => l.includes('duplicate profile'));
+    expect(dups).toHaveLength(1);
+    expect(dups[0]).toMatch(/laptop: duplicate profile: its key is in use at 192\.0\.2\.\d:4000\d and 192\.0\.2\.\d:4000\d at once; give each machine its own key/);
+    const peer = lab.server!.snapshotStatus().peers[0]!;
+    expect(peer.duplicate?.sort()).toEqual(['192.0.2.2:40000', '192.0.2.3:40001']);
+    expect(formatStatus(lab.server!.snapshotStatus())).toContain('duplicate profile: in use at ');
+  });
+
+  test('a client that roams once and back is not a duplicate', async () => {
+    await lab.connect(PUSH);
+    await lab.advance(30_000);
+    expect(lab.server!.snapshotStatus().peers[0]!.duplicate).toBeUndefined();
+    expect(lab.serverLog.lines.some((l) => l.includes('duplicate'))).toBe(false);
+  });
+});
