@@ -50,6 +50,8 @@ export class Client {
   private applying: Promise<void> = Promise.resolve();
   private status: NetServer | null = null;
   private stopped = false;
+  /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
+  onFatal = (): void => undefined;
 
   private constructor(
     private readonly cfg: ClientConfig,
@@ -90,6 +92,7 @@ export class Client {
       onControl: (f) => client!.onControl(f),
       onEvent: (e) => client!.onEvent(e),
       onTick: (t) => client!.onTick(t),
+      onFatal: () => client!.onFatal(),
     });
     try {
       const c = (client = new Client(cfg, log, dp, server, host));

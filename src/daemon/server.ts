@@ -44,6 +44,8 @@ export class Server {
   private readonly clients = new Map<Peer, ClientState>();
   private serial = 1;
   private status: NetServer | null = null;
+  /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
+  onFatal = (): void => undefined;
 
   private constructor(
     private cfg: ServerConfig,
@@ -72,6 +74,7 @@ export class Server {
       onControl: (f, peer) => server!.onControl(f, peer),
       onEvent: (e) => server!.onEvent(e),
       onTick: (t) => server!.onTick(t),
+      onFatal: () => server!.onFatal(),
     });
     try {
       mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });

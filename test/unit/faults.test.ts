@@ -9,6 +9,8 @@ import { Client } from '../../src/daemon/client.js';
 import { formatStatus } from '../../src/daemon/status.js';
 import { FakeIo, Lab, memoryLog } from './support/daemons.js';
 import { FakeHostNet } from './support/hosttest.js';
+import { ipv4 } from './support/sim.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 const PUSH = '{ routes: [10.20.0.0/16], mtu: 1400, keepalive: 7 }';
 
@@ -48,5 +50,26 @@ describe('duplicate profiles', () => {
     await lab.advance(30_000);
     expect(lab.server!.snapshotStatus().peers[0]!.duplicate).toBeUndefined();
     expect(lab.serverLog.lines.some((l) => l.includes('duplicate'))).toBe(false);
+  });
+});
+
+describe('a tun deleted under the daemon', () => {
+  test('one clear line, the daemon told once to exit, nothing per packet, and stop() still works', async () => {
+    await lab.connect(PUSH);
+    let fatal = 0;
+    lab.server!.onFatal = () => fatal++;
+    lab.serverIo.tun!.remove();
+    await waitFor('the fatal report', () => fatal > 0);
+    for (let i = 0; i < 50; i++) lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', `after ${i}`));
+    await waitFor('the packets to reach the server', () => lab.server!.snapshotStatus().peers[0]!.rxBytes > 50 * 40);
+    await sleep(20);
+    expect(fatal).toBe(1);
+    const errors = lab.serverLog.lines.filter((l) => / error /.test(l));
+    expect(errors.map((l) => l.slice(25))).toEqual([
+      'error tun0 stopped: file descriptor in bad state (was the interface deleted?): exiting; the supervisor restarts tvpn',
+    ]);
+    await lab.server!.stop();
+    lab.server = null;
+    expect(lab.serverLog.lines.at(-1)).toMatch(/server stopped/);
   });
 });
