@@ -23,7 +23,7 @@ export interface PeerStatus {
   control: boolean;
   /** The control channel: 'connecting' while a client has no handshake yet; absent for stock peers. */
   channel?: 'connecting' | 'ok' | 'retrying' | 'failed';
-  /** The config serial the client applied (server side), 0 for none. */
+  /** The config serial the client applied, 0 for none. */
   configSerial?: number;
   /** Two endpoints that alternate for this key: one client profile live on two machines. */
   duplicate?: string[];

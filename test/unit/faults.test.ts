@@ -73,3 +73,36 @@ describe('a tun deleted under the daemon', () => {
     expect(lab.serverLog.lines.at(-1)).toMatch(/server stopped/);
   });
 });
+
+describe('a client that gets no handshake', () => {
+  const warnings = (): string[] => lab.clientLog.lines.filter((l) => l.includes('no handshake with the server'));
+
+  test('a wrong server key: a warning within 20 s naming the endpoint and the causes, then after 1 and 5 more minutes; show says connecting', async () => {
+    await lab.startServer(PUSH);
+    lab.clientCfg.server.publicKey = new Uint8Array(32).fill(9); // not the server's
+    await lab.startClient();
+    await lab.advance(19_000);
+    expect(warnings()).toEqual([]);
+    await lab.advance(1_000);
+    expect(warnings().map((l) => l.slice(25))).toEqual([
+      'warn  no handshake with the server at 192.0.2.1:51820 after 20 s: wrong server.public_key, server down, or UDP blocked on the path? still trying',
+    ]);
+    const peer = lab.client!.snapshotStatus().peers[0]!;
+    expect(peer.channel).toBe('connecting');
+    expect(formatStatus(lab.client!.snapshotStatus())).toContain('control: connecting (no handshake completed yet)');
+    await lab.advance(59_000);
+    expect(warnings()).toHaveLength(1);
+    await lab.advance(1_000);
+    expect(warnings()).toHaveLength(2);
+    await lab.advance(300_000, 5_000);
+    expect(warnings().map((l) => / after (\d+) s/.exec(l)![1])).toEqual(['20', '80', '380']);
+  });
+
+  test('a client that connects warns of nothing and shows its channel and config', async () => {
+    await lab.connect(PUSH);
+    await lab.advance(30_000);
+    expect(warnings()).toEqual([]);
+    expect(lab.client!.snapshotStatus().peers[0]).toMatchObject({ channel: 'ok', configSerial: 1 });
+    expect(formatStatus(lab.client!.snapshotStatus())).toContain('control: ok, config 1 applied');
+  });
+});
