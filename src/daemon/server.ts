@@ -281,30 +281,67 @@ export class Server {
 
   // ---- operations ----
 
-  /** SIGHUP: re-read the clients list; untouched clients keep their sessions. */
+  /**
+   * SIGHUP: re-read the clients list; untouched clients keep their sessions. A client whose
+   * new static address a connected client holds keeps its previous settings (or is not added):
+   * a reload never gives one address to two clients.
+   */
   reload(next: ServerConfig): void {
+    const t = now();
     const byKey = new Map(next.clients.map((e) => [encodeKey(e.publicKey), e]));
     for (const c of [...this.clients.values()]) {
-      const e = byKey.get(c.key);
-      if (!e || JSON.stringify(e) !== JSON.stringify(c.entry)) {
-        this.removeClient(c);
-        this.log.info(`client ${c.entry.name} ${e ? 'changed' : 'removed'}`);
+      if (byKey.has(c.key)) continue;
+      this.removeClient(c);
+      this.log.info(`client ${c.entry.name} removed`);
+    }
+    const current = new Map([...this.clients.values()].map((c) => [c.key, c]));
+    const entries: ClientEntry[] = [];
+    for (const [key, e] of byKey) {
+      const c = current.get(key);
+      if (c && JSON.stringify(e) === JSON.stringify(c.entry)) {
+        entries.push(c.entry);
+        continue;
       }
+      const holder = e.address === null ? undefined : this.takeAddress(e.address, key, t);
+      if (holder) {
+        this.log.error(
+          `reload: client ${e.name} ${c ? 'keeps its previous settings' : 'not added'}: ${holder.entry.name}, connected, holds ${e.address}; ` +
+            `move ${holder.entry.name} first or pick another address`,
+        );
+        if (c) entries.push(c.entry);
+        continue;
+      }
+      if (c) this.removeClient(c);
+      this.addClient(e);
+      this.log.info(`client ${e.name} ${c ? 'changed' : 'added'}`);
+      entries.push(e);
     }
     const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
-    this.cfg = { ...this.cfg, clients: next.clients, push: next.push, clientToClient: next.clientToClient };
-    const have = new Set([...this.clients.values()].map((c) => c.key));
-    for (const e of next.clients) {
-      if (have.has(encodeKey(e.publicKey))) continue;
-      this.addClient(e);
-      this.log.info(`client ${e.name} added`);
-    }
+    this.cfg = { ...this.cfg, clients: entries, push: next.push, clientToClient: next.clientToClient };
     if (pushChanged) {
       this.serial++;
       for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
     }
     this.dp.flush();
     this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
+  }
+
+  /**
+   * Makes address free for the client `key` as a static address: a client that holds it but
+   * is offline loses it (it gets a new lease when it comes back), and it leaves the pool.
+   * Returns the connected client holding it instead, changing nothing.
+   */
+  private takeAddress(address: string, key: string, t: number): ClientState | undefined {
+    const holders = [...this.clients.values()].filter((c) => c.key !== key && c.address === address);
+    const live = holders.find((c) => this.dp.device.hasSession(c.peer, t));
+    if (live) return live;
+    for (const c of holders) {
+      c.address = null;
+      this.dp.device.allowedIps.remove(hostPrefix(address), c.peer);
+      this.log.info(`${c.entry.name} (offline) loses ${address}: it gets a new address when it connects`);
+    }
+    if (this.leases.reserve(address) !== null && holders.length === 0) this.log.info(`lease of ${address} dropped: it is a static address now`);
+    return undefined;
   }
 
   snapshotStatus(): Status {

@@ -3,19 +3,21 @@
  * machines, reloads that would hand one address to two clients, a client that cannot reach
  * its server, and a tun that disappears under the server.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { Client } from '../../src/daemon/client.js';
 import { formatStatus } from '../../src/daemon/status.js';
-import { FakeIo, Lab, memoryLog } from './support/daemons.js';
-import { FakeHostNet } from './support/hosttest.js';
+import { encodeKey, publicKeyOf } from '../../src/config/keys.js';
+import { Lab, key } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const PUSH = '{ routes: [10.20.0.0/16], mtu: 1400, keepalive: 7 }';
 
+async function clientToServer(lab: Lab, text: string): Promise<void> {
+  lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', text));
+  await waitFor(`'${text}' on the server's tun`, () => lab.serverIo.tun!.written.some((p) => new TextDecoder().decode(p.subarray(20)) === text));
+}
+
 let lab: Lab;
-const extra: Client[] = [];
 beforeAll(() => {
   process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
 });
@@ -25,17 +27,12 @@ afterAll(() => {
 beforeEach(() => {
   lab = new Lab();
 });
-afterEach(async () => {
-  for (const c of extra.splice(0)) await c.stop();
-  await lab.close();
-});
+afterEach(() => lab.close());
 
 describe('duplicate profiles', () => {
   test('one key live on two machines: the alternating endpoint is logged once as a duplicate profile and shown', async () => {
     await lab.connect(PUSH);
-    const twin = memoryLog();
-    const cfg = { ...lab.clientCfg, statusSocket: `@tvpn-unit-${process.pid}-${randomBytes(4).toString('hex')}` };
-    extra.push(await Client.start(cfg, twin.log, { io: new FakeIo(lab.net, '192.0.2.3'), host: new FakeHostNet() }));
+    await lab.startOther('192.0.2.3');
     await lab.advance(60_000);
     const dups = lab.serverLog.lines.filter((l) => l.includes('duplicate profile'));
     expect(dups).toHaveLength(1);
@@ -104,5 +101,46 @@ describe('a client that gets no handshake', () => {
     expect(warnings()).toEqual([]);
     expect(lab.client!.snapshotStatus().peers[0]).toMatchObject({ channel: 'ok', configSerial: 1 });
     expect(formatStatus(lab.client!.snapshotStatus())).toContain('control: ok, config 1 applied');
+  });
+});
+
+describe('a reload never gives one address to two clients', () => {
+  const desk = (extra = ''): string => `  - { name: desk, public_key: ${encodeKey(publicKeyOf(key(3)))}${extra} }\n`;
+
+  test('a new static address held by a connected client: the change is refused with one line, both keep theirs', async () => {
+    await lab.startServer(PUSH, desk());
+    await lab.startClient();
+    await lab.startOther('192.0.2.3', key(3));
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    await lab.serverLogged('desk applied config 1 (10.8.0.3)');
+    // laptop's new static address is desk's lease; tablet's is laptop's.
+    const tablet = `  - { name: tablet, public_key: ${encodeKey(publicKeyOf(key(4)))}, address: 10.8.0.2 }\n`;
+    const next = lab.serverConfig(PUSH, desk() + tablet);
+    next.clients[0] = { ...next.clients[0]!, address: '10.8.0.3' };
+    lab.server!.reload(next);
+    expect(lab.serverLog.lines.filter((l) => l.includes('reload:')).map((l) => l.slice(25))).toEqual([
+      'error reload: client laptop keeps its previous settings: desk, connected, holds 10.8.0.3; move desk first or pick another address',
+      'error reload: client tablet not added: laptop, connected, holds 10.8.0.2; move laptop first or pick another address',
+    ]);
+    const peers = lab.server!.snapshotStatus().peers;
+    expect(peers.map((p) => [p.name, p.address, p.allowedIps])).toEqual([
+      ['laptop', '10.8.0.2', ['10.8.0.2/32']],
+      ['desk', '10.8.0.3', ['10.8.0.3/32']],
+    ]);
+    await clientToServer(lab, 'still flows');
+  });
+
+  test('a new static address on an offline client\'s lease: the lease moves, and the pool never hands it out again', async () => {
+    await lab.startServer(PUSH, desk());
+    await lab.startClient();
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    await lab.client!.stop();
+    lab.client = null;
+    await lab.advance(10 * 60_000, 5_000); // the session expires
+    lab.server!.reload(lab.serverConfig(PUSH, desk(', address: 10.8.0.2')));
+    await lab.serverLogged('laptop (offline) loses 10.8.0.2: it gets a new address when it connects');
+    await lab.serverLogged('client desk changed');
+    await lab.startClient();
+    await lab.serverLogged('laptop applied config 1 (10.8.0.3)');
   });
 });
