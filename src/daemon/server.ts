@@ -23,22 +23,7 @@ import type { Logger } from './log.js';
 import { systemHost } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 import { errorMessage } from '../errors.js';
-import { EndpointFlaps } from './flap.js';
-
-
-interface ClientState {
-  entry: ClientEntry;
-  key: string;
-  peer: Peer;
-  channel: ControlChannel | null;
-  address: string | null;
-  /** The last snapshot serial sent, and the last one the client applied (0: none). */
-  pushedSerial: number;
-  appliedSerial: number;
-  /** When the control channel gave up (clock ms), null while it works. */
-  failedAt: number | null;
-  flaps: EndpointFlaps;
-}
+import { clientState, clientStatus, noteEndpoint, noteFailure, type ClientState } from './serverclient.js';
 
 export class Server {
   private readonly clients = new Map<Peer, ClientState>();
@@ -111,7 +96,7 @@ export class Server {
           maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
           onDeadline: (at) => this.dp.wakeAt(at),
         });
-    this.clients.set(peer, { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps() });
+    this.clients.set(peer, clientState(entry, key, peer, channel, address));
   }
 
   private removeClient(state: ClientState): void {
@@ -133,7 +118,7 @@ export class Server {
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
         return;
       case 'endpoint-changed':
-        return this.endpointChanged(c, formatEndpoint(e.endpoint));
+        return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`);
       case 'keys-zeroed':
@@ -173,13 +158,6 @@ export class Server {
       c.failedAt = null;
     }
     this.pushConfig(c);
-  }
-
-  /** Two machines with one profile make the endpoint alternate between them. */
-  private endpointChanged(c: ClientState, endpoint: string): void {
-    if (!c.flaps.changed(endpoint, now())) return this.log.info(`${c.entry.name} now at ${endpoint}`);
-    const [a, b] = c.flaps.duplicate(now())!;
-    this.log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`);
   }
 
   private onMessage(c: ClientState, m: ControlMessage): void {
@@ -259,10 +237,7 @@ export class Server {
     for (const c of this.clients.values()) {
       if (!c.channel) continue;
       next = Math.min(next, c.channel.poll(t));
-      if (c.channel.failed && c.failedAt === null) {
-        c.failedAt = t;
-        this.log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${this.serial} goes out when ${c.entry.name} is heard from`);
-      }
+      noteFailure(c, t, this.serial, this.log);
     }
     return next;
   }
@@ -346,25 +321,14 @@ export class Server {
 
   snapshotStatus(): Status {
     const device = this.dp.device;
+    const t = now();
     return {
       role: 'server',
       interface: this.dp.tun.name,
       publicKey: encodeKey(device.publicKey),
       listenPort: this.dp.udp.port,
       address: this.cfg.interface.address.text,
-      peers: [...this.clients.values()].map((c) => ({
-        name: c.entry.name,
-        publicKey: c.key,
-        endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
-        latestHandshake: Math.floor(c.peer.lastHandshakeWallMs / 1000),
-        rxBytes: c.peer.rxBytes,
-        txBytes: c.peer.txBytes,
-        allowedIps: device.allowedIps.entriesForPeer(c.peer),
-        address: c.address,
-        control: c.channel !== null,
-        ...(c.channel ? { channel: c.channel.state, configSerial: c.appliedSerial } : {}),
-        ...(c.flaps.duplicate(now()) ? { duplicate: c.flaps.duplicate(now())! } : {}),
-      })),
+      peers: [...this.clients.values()].map((c) => clientStatus(c, device.allowedIps.entriesForPeer(c.peer), t)),
     };
   }
 
