@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { request, type PeerStatus, type Status } from '../../src/daemon/status.js';
-import { createNetnsPair, type NetnsPair } from '../../src/lab/netns.js';
+import { createNetnsPair, type Netns, type NetnsPair } from '../../src/lab/netns.js';
 import { describeRoot } from '../helpers/root.js';
 import { BIN, startTvpn, stopProc, until, type Proc } from '../helpers/tvpn.js';
 import { sleep } from '../helpers/wait.js';
@@ -31,6 +31,13 @@ describeRoot('faults', () => {
   const clientYaml = (itf: string, serverKey: string): string =>
     `interface: { name: ${itf} }\nserver: { endpoint: 198.18.71.1:51820, public_key: ${serverKey} }\nprivate_key_file: c.key\n` +
     `status_socket: ${itf}.sock\naccept: { routes: true, dns: false, redirect_gateway: false }\n`;
+  /** `tvpn ROLE -c FILE` in ns, stopped after the tests; resolves once its log shows `ready`. */
+  const start = async (ns: Netns, role: string, file: string, ready: string, env?: NodeJS.ProcessEnv): Promise<Proc> => {
+    const p = startTvpn(ns, [role, '-c', join(dir, file)], env);
+    procs.push(p);
+    await until(`${role} ${file}: ${ready}`, () => p.log().includes(ready), 25_000);
+    return p;
+  };
   const peerOf = async (sock: string): Promise<PeerStatus> => (await request<Status>(join(dir, sock), 'show')).peers[0]!;
 
   beforeAll(async () => {
@@ -41,24 +48,18 @@ describeRoot('faults', () => {
     writeFileSync(join(dir, 'client.yaml'), clientYaml('tun0', encodeKey(publicKeyOf(sk))));
     writeFileSync(join(dir, 'wrong.yaml'), clientYaml('tun1', encodeKey(publicKeyOf(generatePrivateKey()))));
     pair = await createNetnsPair({ prefix: 'tvfault', index: 71, ipv6: false });
-    server = startTvpn(pair.a, ['server', '-c', join(dir, 'server.yaml')], { TVPN_TEST_HOOKS: '1' });
-    procs.push(server);
-    await until('server', () => server.log().includes('listening on'));
-    client = startTvpn(pair.b, ['client', '-c', join(dir, 'client.yaml')]);
-    procs.push(client);
-    await until('config 1 applied', () => client.log().includes('config 1 applied'));
+    server = await start(pair.a, 'server', 'server.yaml', 'listening on', { TVPN_TEST_HOOKS: '1' });
+    client = await start(pair.b, 'client', 'client.yaml', 'config 1 applied');
   }, 60_000);
 
   afterAll(async () => {
-    for (const p of procs) await stopProc(p);
+    await Promise.all(procs.map((p) => stopProc(p))); // also when a test failed half-way
     await pair?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
   test('a client with a wrong server key warns within 20 s and show says connecting', async () => {
-    const wrong = startTvpn(pair.b, ['client', '-c', join(dir, 'wrong.yaml')]);
-    procs.push(wrong);
-    await until('the warning', () => wrong.log().includes('no handshake with the server at 198.18.71.1:51820 after 20 s'), 25_000);
+    const wrong = await start(pair.b, 'client', 'wrong.yaml', 'no handshake with the server at 198.18.71.1:51820 after 20 s');
     expect(wrong.log()).toMatch(/wrong server\.public_key, server down, or UDP blocked on the path/);
     expect((await peerOf('tun1.sock')).channel).toBe('connecting');
     const shown = await pair.b.exec(process.execPath, [BIN, 'show', '-c', join(dir, 'wrong.yaml')]);

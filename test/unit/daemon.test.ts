@@ -2,34 +2,19 @@
  * Server and Client end to end without root: real WireGuard and control channel over the
  * in-memory tun, UDP network and host (support/daemons.ts).
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { queryStatus } from '../../src/daemon/status.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { CLIENT_IP, Lab, SERVER_IP } from './support/daemons.js';
+import { CLIENT_IP, Lab, SERVER_IP, clientToServer, labPerTest } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
 
 const PUSH = '{ routes: [10.20.0.0/16], dns: [10.8.0.53], mtu: 1400, keepalive: 7 }';
 
-/** Sends a packet from the client's host into the tunnel and waits for it on the server's tun. */
-async function clientToServer(lab: Lab, text: string): Promise<void> {
-  lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', text));
-  const tun = lab.serverIo.tun!;
-  await waitFor(`'${text}' on the server's tun`, () => tun.written.some((p) => new TextDecoder().decode(p.subarray(20)) === text));
-}
 
 const failures = (lab: Lab): string[] => lab.serverLog.lines.filter((l) => l.includes('control channel to')).map((l) => l.slice(25));
 
 let lab: Lab;
-beforeAll(() => {
-  process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
-});
-afterAll(() => {
-  delete process.env['TVPN_TEST_HOOKS'];
-});
-beforeEach(() => {
-  lab = new Lab();
-});
-afterEach(() => lab.close());
+labPerTest((l) => (lab = l));
 
 describe('server and client', () => {
   test('a client connects and applies the push (address, routes, redirect-gateway, DNS, MTU, keepalive), undone on exit', async () => {

@@ -3,31 +3,18 @@
  * machines, reloads that would hand one address to two clients, a client that cannot reach
  * its server, and a tun that disappears under the server.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { formatStatus } from '../../src/daemon/status.js';
 import { encodeKey, publicKeyOf } from '../../src/config/keys.js';
-import { Lab, key } from './support/daemons.js';
+import { Lab, clientToServer, key, labPerTest } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const PUSH = '{ routes: [10.20.0.0/16], mtu: 1400, keepalive: 7 }';
 
-async function clientToServer(lab: Lab, text: string): Promise<void> {
-  lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', text));
-  await waitFor(`'${text}' on the server's tun`, () => lab.serverIo.tun!.written.some((p) => new TextDecoder().decode(p.subarray(20)) === text));
-}
 
 let lab: Lab;
-beforeAll(() => {
-  process.env['TVPN_TEST_HOOKS'] = '1'; // advanceClock
-});
-afterAll(() => {
-  delete process.env['TVPN_TEST_HOOKS'];
-});
-beforeEach(() => {
-  lab = new Lab();
-});
-afterEach(() => lab.close());
+labPerTest((l) => (lab = l));
 
 describe('duplicate profiles', () => {
   test('one key live on two machines: the alternating endpoint is logged once as a duplicate profile and shown', async () => {

@@ -17,13 +17,38 @@ import type { DataPathIo } from '../../../src/daemon/datapath.js';
 import { Logger } from '../../../src/daemon/log.js';
 import { Server } from '../../../src/daemon/server.js';
 import type { UdpBindOptions } from '../../../src/io/udp.js';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { sleep, waitFor } from '../../helpers/wait.js';
+import { ipv4 } from './sim.js';
 import { FakeNet, type FakeUdp } from './bindtest.js';
 import { FakeHostNet } from './hosttest.js';
 import { FakeTun } from './tuntest.js';
 
 export const SERVER_IP = '192.0.2.1';
 export const CLIENT_IP = '192.0.2.2';
+
+/**
+ * For a test file: a new Lab before each test (handed to `use`), closed after it, and the
+ * daemons' clock hook on (advanceClock) for the file.
+ */
+export function labPerTest(use: (lab: Lab) => void): void {
+  let lab: Lab;
+  beforeAll(() => {
+    process.env['TVPN_TEST_HOOKS'] = '1';
+  });
+  afterAll(() => {
+    delete process.env['TVPN_TEST_HOOKS'];
+  });
+  beforeEach(() => use((lab = new Lab())));
+  afterEach(() => lab.close());
+}
+
+/** Sends a packet from the client's host into the tunnel and waits for it on the server's tun. */
+export async function clientToServer(lab: Lab, text: string): Promise<void> {
+  lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', text));
+  const tun = lab.serverIo.tun!;
+  await waitFor(`'${text}' on the server's tun`, () => tun.written.some((p) => new TextDecoder().decode(p.subarray(20)) === text));
+}
 
 /** One host's tun and sockets on the fake network; the latest of each is kept for the test. */
 export class FakeIo implements DataPathIo {
