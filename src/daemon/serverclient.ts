@@ -36,10 +36,13 @@ export function noteFailure(c: ClientState, t: number, serial: number, log: Logg
   log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${serial} goes out when ${c.entry.name} is heard from`);
 }
 
-/** Two machines with one profile make the endpoint alternate between them. */
+/** Two machines with one profile make the endpoint alternate between them: said once, then each flip only at debug level. */
 export function noteEndpoint(c: ClientState, endpoint: string, t: number, log: Logger): void {
-  if (!c.flaps.changed(endpoint, t)) return log.info(`${c.entry.name} now at ${endpoint}`);
-  const [a, b] = c.flaps.duplicate(t)!;
+  const fresh = c.flaps.changed(endpoint, t);
+  const duplicate = c.flaps.duplicate(t);
+  if (!duplicate) return log.info(`${c.entry.name} now at ${endpoint}`);
+  if (!fresh) return log.debug(`${c.entry.name} now at ${endpoint} (duplicate profile)`);
+  const [a, b] = duplicate;
   log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`);
 }
 

@@ -21,8 +21,11 @@ describe('duplicate profiles', () => {
     await lab.connect(PUSH);
     await lab.startOther('192.0.2.3');
     await lab.advance(60_000);
-    const dups = lab.serverLog.lines.filter((l) => l.includes('duplicate profile'));
+    const dups = lab.serverLog.lines.filter((l) => l.includes('warn  laptop: duplicate profile'));
     expect(dups).toHaveLength(1);
+    // Each flip after that only at debug level.
+    expect(lab.serverLog.lines.filter((l) => l.includes('info  laptop now at')).length).toBeLessThanOrEqual(4);
+    expect(lab.serverLog.lines.filter((l) => l.includes('debug laptop now at')).length).toBeGreaterThan(0);
     expect(dups[0]).toMatch(/laptop: duplicate profile: its key is in use at 192\.0\.2\.\d:4000\d and 192\.0\.2\.\d:4000\d at once; give each machine its own key/);
     const peer = lab.server!.snapshotStatus().peers[0]!;
     expect(peer.duplicate?.sort()).toEqual(['192.0.2.2:40000', '192.0.2.3:40001']);
