@@ -153,10 +153,7 @@ export class Server {
   /** A new send stream (the client's side takes its epoch as a restart) carrying the latest config. */
   private restartChannel(c: ClientState): void {
     c.channel!.restartSend();
-    if (c.failedAt !== null) {
-      this.log.info(`control channel to ${c.entry.name} recovered after ${Math.round((now() - c.failedAt) / 1000)} s: sending config ${this.serial}`);
-      c.failedAt = null;
-    }
+    this.log.debug(`${c.entry.name} heard from: control channel restarted, config ${this.serial} sent again`);
     this.pushConfig(c);
   }
 

@@ -20,7 +20,7 @@ export interface ClientState {
   /** The last snapshot serial sent, and the last one the client applied (0: none). */
   pushedSerial: number;
   appliedSerial: number;
-  /** When the control channel gave up (clock ms), null while it works. */
+  /** When the control channel gave up (clock ms), null again once a restarted stream is acked. */
   failedAt: number | null;
   flaps: EndpointFlaps;
 }
@@ -29,9 +29,18 @@ export function clientState(entry: ClientEntry, key: string, peer: Peer, channel
   return { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps() };
 }
 
-/** After the channel's poll: a channel that just gave up is noted and logged, once. */
+/**
+ * After the channel's poll: one line when it gives up, one when a restarted stream is acked.
+ * Restarts that fail again in between (a path that only works one way) say nothing more.
+ */
 export function noteFailure(c: ClientState, t: number, serial: number, log: Logger): void {
-  if (!c.channel?.failed || c.failedAt !== null) return;
+  const channel = c.channel;
+  if (!channel) return;
+  if (c.failedAt !== null && !channel.failed && channel.idle) {
+    log.info(`control channel to ${c.entry.name} recovered after ${Math.round((t - c.failedAt) / 1000)} s`);
+    c.failedAt = null;
+  }
+  if (!channel.failed || c.failedAt !== null) return;
   c.failedAt = t;
   log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${serial} goes out when ${c.entry.name} is heard from`);
 }
@@ -58,7 +67,7 @@ export function clientStatus(c: ClientState, allowedIps: string[], t: number): P
     allowedIps,
     address: c.address,
     control: c.channel !== null,
-    ...(c.channel ? { channel: c.channel.state, configSerial: c.appliedSerial } : {}),
+    ...(c.channel ? { channel: c.failedAt !== null && !c.channel.failed ? 'retrying' : c.channel.state, configSerial: c.appliedSerial } : {}),
     ...(duplicate ? { duplicate } : {}),
   };
 }

@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { formatStatus } from '../../src/daemon/status.js';
 import { encodeKey, publicKeyOf } from '../../src/config/keys.js';
-import { Lab, clientToServer, key, labPerTest } from './support/daemons.js';
+import { CLIENT_IP, Lab, clientToServer, key, labPerTest } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
@@ -15,6 +15,24 @@ const PUSH = '{ routes: [10.20.0.0/16], mtu: 1400, keepalive: 7 }';
 
 let lab: Lab;
 labPerTest((l) => (lab = l));
+
+describe('a failed control channel', () => {
+  test('a path that works only towards the server: one line when it fails, none per restart, one when it recovers', async () => {
+    await lab.connect(PUSH);
+    lab.net.drop = (d) => d.to.ip === CLIENT_IP;
+    lab.server!.reload(lab.serverConfig(PUSH.replace('keepalive: 7', 'keepalive: 8')));
+    await lab.advance(120_000);
+    const lines = (): string[] => lab.serverLog.lines.filter((l) => / control channel to| heard from/.test(l)).map((l) => l.slice(25));
+    expect(lines()[0]).toMatch(/^warn {2}control channel to laptop failed/);
+    expect(lines().slice(1).every((l) => l.startsWith('debug laptop heard from'))).toBe(true);
+    expect(lines().length).toBeGreaterThan(1); // the probes that came in restarted it
+    lab.net.drop = null;
+    await lab.advance(30_000);
+    await lab.serverLogged('laptop applied config 2');
+    await lab.serverLogged('control channel to laptop recovered after');
+    expect(lab.serverLog.lines.filter((l) => /warn {2}control channel/.test(l))).toHaveLength(1);
+  });
+});
 
 describe('duplicate profiles', () => {
   test('one key live on two machines: the alternating endpoint is logged once as a duplicate profile and shown', async () => {
