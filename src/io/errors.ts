@@ -61,10 +61,10 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EOPNOTSUPP: 'operation not supported',
 };
 
-/** errno name for a positive errno, e.g. 1 -> 'EPERM'. */
 /** Linux errnos libuv has no name for (it answers "Unknown system error"): a deleted tun's fd reports EBADFD. */
 const UNNAMED: Record<number, string> = { 77: 'EBADFD' };
 
+/** errno name for a positive errno, e.g. 1 -> 'EPERM'. */
 function errnoName(errno: number): string {
   const n = Math.abs(errno);
   try {
