@@ -77,6 +77,20 @@ describe('a tun deleted under the daemon', () => {
     lab.server = null;
     expect(lab.serverLog.lines.at(-1)).toMatch(/server stopped/);
   });
+
+  test('under a client: told once to exit, and stop() still removes the host route to the server and the DNS', async () => {
+    await lab.connect(PUSH.replace(' }', ', redirect_gateway: true, dns: [10.8.0.53] }'));
+    expect([...lab.clientHost.routes]).toContain('192.0.2.1/32 dev eth0 via 192.0.2.254');
+    let fatal = 0;
+    lab.client!.onFatal = () => fatal++;
+    lab.clientIo.tun!.remove();
+    await waitFor('the fatal report', () => fatal > 0);
+    expect(lab.clientLog.lines.filter((l) => l.includes('exiting; the supervisor restarts tvpn'))).toHaveLength(1);
+    await lab.client!.stop();
+    lab.client = null;
+    expect([...lab.clientHost.routes].filter((r) => !r.includes('dev tun0'))).toEqual([]);
+    expect(lab.clientHost.dns.size).toBe(0);
+  });
 });
 
 describe('a client that gets no handshake', () => {
