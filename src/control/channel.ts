@@ -121,7 +121,17 @@ export class ControlChannel {
     return this.queue.length === 0;
   }
 
-  /** A frame went unanswered through maxRetries retransmissions. Sticky until reset(). */
+  /** A frame had to be retransmitted and is still unacked. */
+  get retrying(): boolean {
+    return this.queue.some((e) => e.retries > 0);
+  }
+
+  /** For status: 'retrying' while a retransmitted frame waits for its ack. */
+  get state(): 'ok' | 'retrying' | 'failed' {
+    return this.isFailed ? 'failed' : this.retrying ? 'retrying' : 'ok';
+  }
+
+  /** A frame went unanswered through maxRetries retransmissions. Sticky until reset() or restartSend(). */
   get failed(): boolean {
     return this.isFailed;
   }
@@ -193,17 +203,25 @@ export class ControlChannel {
 
   /** Drops all state and starts a new epoch (new session, or the peer restarted). */
   reset(): void {
+    this.restartSend();
+    this.recvEpoch = null;
+    this.expected = 0;
+    this.ahead.clear();
+    this.reassembly = null;
+    this.retired = [];
+  }
+
+  /**
+   * Drops what is unacked, clears `failed` and sends under a new epoch, keeping the receive
+   * side: for an owner that will resend its latest state (a snapshot) to a peer that is back.
+   */
+  restartSend(): void {
     const b = this.rng(4);
     this.sendEpoch = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     this.nextSeq = 0;
     this.nextMsgId = 0;
     this.queue = [];
     this.isFailed = false;
-    this.recvEpoch = null;
-    this.expected = 0;
-    this.ahead.clear();
-    this.reassembly = null;
-    this.retired = [];
   }
 
   private get base(): number {

@@ -26,6 +26,8 @@ import { errorMessage } from '../errors.js';
 
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
+/** Without a handshake, a warning after 20 s, then 1 min and every 5 min (OpenVPN's "TLS key negotiation failed"). */
+const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
 
 export async function resolveServer(host: string, port: number): Promise<Endpoint> {
   if (ipFamily(host)) return endpointOf(host, port);
@@ -47,9 +49,15 @@ export class Client {
   private lastProbe = -Infinity;
   private backoff = BACKOFF_MIN;
   private reconnectAt = Infinity;
+  /** Since when no handshake has completed (clock ms), null once one did. */
+  private connectingSince: number | null = null;
+  private warnings = 0;
+  private warnAt = Infinity;
   private applying: Promise<void> = Promise.resolve();
   private status: NetServer | null = null;
   private stopped = false;
+  /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
+  onFatal = (): void => undefined;
 
   private constructor(
     private readonly cfg: ClientConfig,
@@ -60,6 +68,7 @@ export class Client {
   ) {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
+    this.startConnecting();
     this.peer = dp.device.addPeer({
       publicKey: cfg.server.publicKey,
       ...(cfg.server.presharedKey ? { presharedKey: cfg.server.presharedKey } : {}),
@@ -90,6 +99,7 @@ export class Client {
       onControl: (f) => client!.onControl(f),
       onEvent: (e) => client!.onEvent(e),
       onTick: (t) => client!.onTick(t),
+      onFatal: () => client!.onFatal(),
     });
     try {
       const c = (client = new Client(cfg, log, dp, server, host));
@@ -128,6 +138,7 @@ export class Client {
         this.log.info(`handshake with server ${this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : ''}`);
         this.backoff = BACKOFF_MIN;
         this.reconnectAt = Infinity;
+        this.connectingSince = null;
         this.dp.wakeAt(now()); // the session's first probe and silence deadline
         if (this.needHello) {
           this.needHello = false;
@@ -148,6 +159,8 @@ export class Client {
   }
 
   private onControl(frame: Uint8Array): void {
+    // The server is back: a channel that gave up sends again (the server resends its config, which we answer).
+    if (this.channel.failed) this.channel.restartSend();
     for (const bytes of this.channel.receive(frame, now())) {
       const m = decodeMessage(bytes);
       if ('error' in m) this.log.warn(`bad control message from the server: ${m.error}`);
@@ -217,7 +230,29 @@ export class Client {
       next = Math.min(next, this.lastProbe + this.keepaliveMs);
     }
     if (t >= this.reconnectAt) void this.reconnect();
-    return Math.min(next, this.reconnectAt);
+    return Math.min(next, this.reconnectAt, this.warnIfUnanswered(t));
+  }
+
+  /** WireGuard says nothing when handshakes go unanswered: say why that may be, with backoff; returns when to look again. */
+  private warnIfUnanswered(t: number): number {
+    if (this.connectingSince === null) return Infinity;
+    if (t < this.warnAt) return this.warnAt;
+    this.warnings = Math.min(this.warnings + 1, NO_HANDSHAKE_WARNINGS.length - 1);
+    this.warnAt = t + NO_HANDSHAKE_WARNINGS[this.warnings]!;
+    const to = this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : this.cfg.server.host;
+    this.log.warn(
+      `no handshake with the server at ${to} after ${Math.round((t - this.connectingSince) / 1000)} s: ` +
+        'wrong server.public_key, server down, or UDP blocked on the path? still trying',
+    );
+    return this.warnAt;
+  }
+
+  /** A new attempt at a first handshake: the warnings start over unless one is already under way. */
+  private startConnecting(): void {
+    if (this.connectingSince !== null) return;
+    this.connectingSince = now();
+    this.warnings = 0;
+    this.warnAt = this.connectingSince + NO_HANDSHAKE_WARNINGS[0]!;
   }
 
   private scheduleReconnect(reason: string): void {
@@ -249,6 +284,7 @@ export class Client {
     this.dp.device.resetPeer(this.peer);
     this.channel.reset();
     this.needHello = true;
+    this.startConnecting();
     this.dp.device.connect(this.peer, now());
     this.dp.flush();
   }
@@ -272,6 +308,9 @@ export class Client {
           allowedIps: this.dp.device.allowedIps.entriesForPeer(p),
           address: this.config?.gateway ?? null,
           control: this.config !== null,
+          ...(this.connectingSince !== null ? { channel: 'connecting' as const }
+          : this.config ? { channel: this.channel.state, configSerial: this.config.serial }
+          : {}),
         },
       ],
     };

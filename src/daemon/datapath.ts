@@ -16,6 +16,7 @@ import { MAX_PUSH_MTU } from '../control/limits.js';
 import { createBatch, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
 import type { TunDevice, UdpBind } from '../io/device.js';
+import { IoError } from '../io/errors.js';
 import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { bestAead } from '../crypto/backends.js';
@@ -54,6 +55,8 @@ export interface DataPathOptions {
   onEvent: (e: DeviceEvent) => void;
   /** Runs after the device's timers whenever timers run; returns the owner's next deadline (Infinity for none). */
   onTick?: (now: number) => number;
+  /** The tun or the socket failed for good (the interface was deleted): logged, then told once; the daemon must exit. */
+  onFatal?: () => void;
 }
 
 type PacketHandler = NonNullable<DataPathOptions['onPacket']>;
@@ -100,6 +103,7 @@ export class DataPath implements DeviceOutput {
   private readonly onPacket: PacketHandler | null;
   /** Throws so far per owner callback: only the first is logged in full. */
   private readonly ownerErrors = new Map<string, number>();
+  private failed = false;
 
   /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
   static async open(opts: DataPathOptions): Promise<DataPath> {
@@ -141,6 +145,8 @@ export class DataPath implements DeviceOutput {
       : null;
     tun.onReadable(this.onTunReadable);
     udp.onReadable(this.onUdpReadable);
+    tun.onError(this.fatal);
+    udp.onError(this.fatal);
     // Deadlines armed on the old clock are due now (test hook).
     this.stopClockListener = onClockAdvanced(() => this.arm(-Infinity));
     this.arm(now() + MAX_SLEEP_MS);
@@ -243,6 +249,14 @@ export class DataPath implements DeviceOutput {
     this.opts.log.error(`internal error in ${callback}${from} (please report; later ones are logged at debug level): ${what}`);
   }
 
+  private readonly fatal = (err: IoError): void => {
+    if (this.failed) return;
+    this.failed = true;
+    // Also the first of what repeats per packet until the daemon is down: one identical line, counted by the Logger.
+    this.opts.log.error(`${err.message}: exiting; the supervisor restarts tvpn`);
+    this.opts.onFatal?.();
+  };
+
   // ---- the batch loops ----
 
   private readonly onTunReadable = (): void => {
@@ -295,7 +309,12 @@ export class DataPath implements DeviceOutput {
         }
       }
       // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write.
-      this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
+      try {
+        this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
+      } catch (err) {
+        if (!(err instanceof IoError)) throw err;
+        this.fatal(err); // the tun is gone: every later packet would throw the same
+      }
       this.flush();
       if (n < b.slots) break;
     }

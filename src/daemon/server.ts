@@ -23,23 +23,14 @@ import type { Logger } from './log.js';
 import { systemHost } from './netstate.js';
 import { serveStatus, type Status } from './status.js';
 import { errorMessage } from '../errors.js';
-
-
-interface ClientState {
-  entry: ClientEntry;
-  key: string;
-  peer: Peer;
-  channel: ControlChannel | null;
-  address: string | null;
-  /** The last snapshot serial sent, and the last one the client applied (0: none). */
-  pushedSerial: number;
-  appliedSerial: number;
-}
+import { clientState, clientStatus, noteEndpoint, noteFailure, type ClientState } from './serverclient.js';
 
 export class Server {
   private readonly clients = new Map<Peer, ClientState>();
   private serial = 1;
   private status: NetServer | null = null;
+  /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
+  onFatal = (): void => undefined;
 
   private constructor(
     private cfg: ServerConfig,
@@ -68,6 +59,7 @@ export class Server {
       onControl: (f, peer) => server!.onControl(f, peer),
       onEvent: (e) => server!.onEvent(e),
       onTick: (t) => server!.onTick(t),
+      onFatal: () => server!.onFatal(),
     });
     try {
       mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
@@ -104,7 +96,7 @@ export class Server {
           maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
           onDeadline: (at) => this.dp.wakeAt(at),
         });
-    this.clients.set(peer, { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0 });
+    this.clients.set(peer, clientState(entry, key, peer, channel, address));
   }
 
   private removeClient(state: ClientState): void {
@@ -122,10 +114,11 @@ export class Server {
     switch (e.type) {
       case 'handshake-complete':
         this.log.info(`handshake with ${c.entry.name} (${c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : '?'})`);
-        if (c.appliedSerial !== this.serial) this.pushConfig(c);
+        if (c.channel?.failed) this.restartChannel(c);
+        else if (c.appliedSerial !== this.serial) this.pushConfig(c);
         return;
       case 'endpoint-changed':
-        return this.log.info(`${c.entry.name} now at ${formatEndpoint(e.endpoint)}`);
+        return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`);
       case 'keys-zeroed':
@@ -139,8 +132,14 @@ export class Server {
 
   private onControl(frame: Uint8Array, peer: Peer): void {
     const c = this.clients.get(peer);
-    if (!c?.channel) return;
-    for (const bytes of c.channel.receive(frame, now())) {
+    const channel = c?.channel;
+    if (!c || !channel) return;
+    const restarts = channel.stats.peerRestarts;
+    const messages = channel.receive(frame, now());
+    // An authenticated frame: the client is back. A channel that gave up, or one still
+    // retransmitting to the client's previous incarnation, starts over with the latest config.
+    if (channel.failed || (channel.stats.peerRestarts !== restarts && channel.retrying)) this.restartChannel(c);
+    for (const bytes of messages) {
       const m = decodeMessage(bytes);
       if ('error' in m) {
         this.log.warn(`${c.entry.name}: bad control message: ${m.error}`);
@@ -149,6 +148,13 @@ export class Server {
       this.onMessage(c, m);
     }
     this.dp.flush();
+  }
+
+  /** A new send stream (the client's side takes its epoch as a restart) carrying the latest config. */
+  private restartChannel(c: ClientState): void {
+    c.channel!.restartSend();
+    this.log.debug(`${c.entry.name} heard from: control channel restarted, config ${this.serial} sent again`);
+    this.pushConfig(c);
   }
 
   private onMessage(c: ClientState, m: ControlMessage): void {
@@ -191,10 +197,13 @@ export class Server {
     return address;
   }
 
-  /** Sends the snapshot unless this serial is already on its way (the hello and the handshake both ask). */
+  /**
+   * Sends the snapshot unless this serial is already on its way (the hello and the handshake
+   * both ask) or the channel gave up (the client gets the latest config when it is heard from).
+   */
   private pushConfig(c: ClientState): void {
     const channel = c.channel;
-    if (!channel || (c.pushedSerial === this.serial && !channel.idle)) return;
+    if (!channel || channel.failed || (c.pushedSerial === this.serial && !channel.idle)) return;
     const address = this.addressFor(c);
     const t = now();
     if (!address) {
@@ -222,7 +231,11 @@ export class Server {
   /** Retransmits what is due on the control channels; returns the next deadline. */
   private onTick(t: number): number {
     let next = Infinity;
-    for (const c of this.clients.values()) if (c.channel) next = Math.min(next, c.channel.poll(t));
+    for (const c of this.clients.values()) {
+      if (!c.channel) continue;
+      next = Math.min(next, c.channel.poll(t));
+      noteFailure(c, t, this.serial, this.log);
+    }
     return next;
   }
 
@@ -240,24 +253,43 @@ export class Server {
 
   // ---- operations ----
 
-  /** SIGHUP: re-read the clients list; untouched clients keep their sessions. */
+  /**
+   * SIGHUP: re-read the clients list; untouched clients keep their sessions. A client whose
+   * new static address a connected client holds keeps its previous settings (or is not added):
+   * a reload never gives one address to two clients.
+   */
   reload(next: ServerConfig): void {
+    const t = now();
     const byKey = new Map(next.clients.map((e) => [encodeKey(e.publicKey), e]));
     for (const c of [...this.clients.values()]) {
-      const e = byKey.get(c.key);
-      if (!e || JSON.stringify(e) !== JSON.stringify(c.entry)) {
-        this.removeClient(c);
-        this.log.info(`client ${c.entry.name} ${e ? 'changed' : 'removed'}`);
+      if (byKey.has(c.key)) continue;
+      this.removeClient(c);
+      this.log.info(`client ${c.entry.name} removed`);
+    }
+    const current = new Map([...this.clients.values()].map((c) => [c.key, c]));
+    const entries: ClientEntry[] = [];
+    for (const [key, e] of byKey) {
+      const c = current.get(key);
+      if (c && JSON.stringify(e) === JSON.stringify(c.entry)) {
+        entries.push(c.entry);
+        continue;
       }
+      const holder = e.address === null ? undefined : this.takeAddress(e.address, key, t);
+      if (holder) {
+        this.log.error(
+          `reload: client ${e.name} ${c ? 'keeps its previous settings' : 'not added'}: ${holder.entry.name}, connected, holds ${e.address}; ` +
+            `move ${holder.entry.name} first or pick another address`,
+        );
+        if (c) entries.push(c.entry);
+        continue;
+      }
+      if (c) this.removeClient(c);
+      this.addClient(e);
+      this.log.info(`client ${e.name} ${c ? 'changed' : 'added'}`);
+      entries.push(e);
     }
     const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
-    this.cfg = { ...this.cfg, clients: next.clients, push: next.push, clientToClient: next.clientToClient };
-    const have = new Set([...this.clients.values()].map((c) => c.key));
-    for (const e of next.clients) {
-      if (have.has(encodeKey(e.publicKey))) continue;
-      this.addClient(e);
-      this.log.info(`client ${e.name} added`);
-    }
+    this.cfg = { ...this.cfg, clients: entries, push: next.push, clientToClient: next.clientToClient };
     if (pushChanged) {
       this.serial++;
       for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
@@ -266,25 +298,34 @@ export class Server {
     this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
   }
 
+  /**
+   * Makes address free for the client `key` as a static address: a client that holds it but
+   * is offline loses it (it gets a new lease when it comes back), and it leaves the pool.
+   * Returns the connected client holding it instead, changing nothing.
+   */
+  private takeAddress(address: string, key: string, t: number): ClientState | undefined {
+    const holders = [...this.clients.values()].filter((c) => c.key !== key && c.address === address);
+    const live = holders.find((c) => this.dp.device.hasSession(c.peer, t));
+    if (live) return live;
+    for (const c of holders) {
+      c.address = null;
+      this.dp.device.allowedIps.remove(hostPrefix(address), c.peer);
+      this.log.info(`${c.entry.name} (offline) loses ${address}: it gets a new address when it connects`);
+    }
+    if (this.leases.reserve(address) !== null && holders.length === 0) this.log.info(`lease of ${address} dropped: it is a static address now`);
+    return undefined;
+  }
+
   snapshotStatus(): Status {
     const device = this.dp.device;
+    const t = now();
     return {
       role: 'server',
       interface: this.dp.tun.name,
       publicKey: encodeKey(device.publicKey),
       listenPort: this.dp.udp.port,
       address: this.cfg.interface.address.text,
-      peers: [...this.clients.values()].map((c) => ({
-        name: c.entry.name,
-        publicKey: c.key,
-        endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
-        latestHandshake: Math.floor(c.peer.lastHandshakeWallMs / 1000),
-        rxBytes: c.peer.rxBytes,
-        txBytes: c.peer.txBytes,
-        allowedIps: device.allowedIps.entriesForPeer(c.peer),
-        address: c.address,
-        control: c.channel !== null,
-      })),
+      peers: [...this.clients.values()].map((c) => clientStatus(c, device.allowedIps.entriesForPeer(c.peer), t)),
     };
   }
 

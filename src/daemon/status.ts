@@ -24,6 +24,12 @@ export interface PeerStatus {
   address: string | null;
   /** The peer speaks tvpn's control channel (false for stock WireGuard peers). */
   control: boolean;
+  /** The control channel: 'connecting' while a client has no handshake yet; absent for stock peers. */
+  channel?: 'connecting' | 'ok' | 'retrying' | 'failed';
+  /** The config serial the client applied, 0 for none. */
+  configSerial?: number;
+  /** Two endpoints that alternate for this key: one client profile live on two machines. */
+  duplicate?: string[];
 }
 
 export interface Status {
@@ -198,7 +204,10 @@ export function formatStatus(s: Status, nowMs = Date.now()): string {
     lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
     lines.push(`  latest handshake: ${ago(p.latestHandshake, nowMs)}`);
     lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
-    if (!p.control) lines.push('  control: none (stock WireGuard peer)');
+    if (p.channel === 'connecting') lines.push('  control: connecting (no handshake completed yet)');
+    else if (!p.control) lines.push('  control: none (stock WireGuard peer)');
+    else if (p.channel) lines.push(`  control: ${p.channel}${p.configSerial ? `, config ${p.configSerial} applied` : ''}`);
+    if (p.duplicate) lines.push(`  duplicate profile: in use at ${p.duplicate.join(' and ')} (one key on two machines)`);
   }
   return lines.join('\n') + '\n';
 }

@@ -4,6 +4,7 @@
  * pass in-memory fakes so the daemons run without root.
  */
 import type { BatchRange, PacketBatch } from './batch.js';
+import type { IoError } from './errors.js';
 import type { TunStats } from './tun.js';
 import type { SendOptions, UdpStats } from './udp.js';
 
@@ -12,6 +13,8 @@ export interface Polled {
   onReadable(cb: (() => void) | null): void;
   /** cb runs once, when writes fit again after one took fewer slots than asked for. */
   onWritable(cb: (() => void) | null): void;
+  /** cb gets an error that stopped polling for good (the tun's interface was deleted); without one it is thrown. */
+  onError(cb: ((err: IoError) => void) | null): void;
   close(): void;
 }
 

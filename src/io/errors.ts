@@ -61,12 +61,17 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   EOPNOTSUPP: 'operation not supported',
 };
 
+/** Linux errnos libuv has no name for (it answers "Unknown system error"): a deleted tun's fd reports EBADFD. */
+const UNNAMED: Record<number, string> = { 77: 'EBADFD' };
+
 /** errno name for a positive errno, e.g. 1 -> 'EPERM'. */
 function errnoName(errno: number): string {
+  const n = Math.abs(errno);
   try {
-    return getSystemErrorName(-Math.abs(errno));
+    const name = getSystemErrorName(-n);
+    return name.startsWith('E') ? name : (UNNAMED[n] ?? `E${n}`);
   } catch {
-    return `E${errno}`;
+    return UNNAMED[n] ?? `E${n}`;
   }
 }
 

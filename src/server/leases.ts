@@ -11,7 +11,8 @@
  *   least recently seen lease of a client that is not connected; if every lease belongs to a
  *   connected client, it returns null.
  * - Reserved addresses (the server's, static clients') are never handed out; a stored lease
- *   on one, or outside the range (the configuration changed), is dropped at load().
+ *   on one, or outside the range (the configuration changed), is dropped at load(), and one
+ *   on an address reserved later (reserve(), a reload's new static address) at once.
  * - Address changes are written through at once, so acquire() may throw a write error (the
  *   lease is kept in memory and the next acquire() or flush() retries the write); last-seen
  *   times are written by the next flush(), which the daemon calls at shutdown.
@@ -156,6 +157,22 @@ export class LeasePool {
     held.connected = false;
     if (now !== undefined) held.lastSeen = now;
     this.dirty = true;
+  }
+
+  /**
+   * Keeps address out of future leases (a client's new static address, on reload). A lease on
+   * it is dropped, so its client gets another address next time; returns that client's key.
+   */
+  reserve(address: string): string | null {
+    const a = parseAddress(address, 'reserved address');
+    if (a.v6 !== this.v6) return null;
+    this.reserved.add(a.value);
+    const key = this.used.get(a.value);
+    if (key === undefined) return null;
+    this.leases.delete(key);
+    this.used.delete(a.value);
+    this.dirty = this.reassigned = true;
+    return key;
   }
 
   leaseOf(clientKey: string): string | null {

@@ -239,6 +239,31 @@ describe('control channel', () => {
     expect(c.idle).toBe(true);
   });
 
+  it('restartSend: a failed sender starts a new epoch the peer takes, and keeps what it received', () => {
+    const toB: Uint8Array[] = [];
+    const toA: Uint8Array[] = [];
+    const a = new ControlChannel({ maxFrameSize: 1400, send: (f) => toB.push(f), rng: bytesFrom(prng(3)) });
+    const b = new ControlChannel({ maxFrameSize: 1400, send: (f) => toA.push(f), rng: bytesFrom(prng(4)) });
+    b.sendMessage(text('from b'), 0);
+    expect(a.receive(toA.shift()!, 0).map(str)).toEqual(['from b']);
+    expect(b.receive(toB.shift()!, 0)).toEqual([]); // a's ack
+    a.sendMessage(text('first'), 0);
+    expect(b.receive(toB.shift()!, 0).map(str)).toEqual(['first']);
+    a.sendMessage(text('lost'), 0);
+    toB.length = 0;
+    let now = 0;
+    for (let d = a.poll(now); d !== Infinity; d = a.poll(now)) now = d;
+    expect(a.state).toBe('failed');
+    toB.length = 0;
+    a.restartSend();
+    expect([a.failed, a.idle, a.state]).toEqual([false, true, 'ok']);
+    a.sendMessage(text('latest'), now);
+    expect(b.receive(toB.shift()!, now).map(str)).toEqual(['latest']);
+    expect(b.stats.peerRestarts).toBe(1);
+    b.sendMessage(text('again from b'), now); // a's receive side still follows b's stream
+    expect(a.receive(toA.at(-1)!, now).map(str)).toEqual(['again from b']);
+  });
+
   it('tells onDeadline each retransmission deadline as it sets it', () => {
     let now = 0;
     const told: number[] = [];

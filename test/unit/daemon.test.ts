@@ -2,26 +2,19 @@
  * Server and Client end to end without root: real WireGuard and control channel over the
  * in-memory tun, UDP network and host (support/daemons.ts).
  */
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { queryStatus } from '../../src/daemon/status.js';
 import { sleep, waitFor } from '../helpers/wait.js';
-import { CLIENT_IP, Lab, SERVER_IP } from './support/daemons.js';
+import { CLIENT_IP, Lab, SERVER_IP, clientToServer, labPerTest } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
 
 const PUSH = '{ routes: [10.20.0.0/16], dns: [10.8.0.53], mtu: 1400, keepalive: 7 }';
 
-/** Sends a packet from the client's host into the tunnel and waits for it on the server's tun. */
-async function clientToServer(lab: Lab, text: string): Promise<void> {
-  lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', text));
-  const tun = lab.serverIo.tun!;
-  await waitFor(`'${text}' on the server's tun`, () => tun.written.some((p) => new TextDecoder().decode(p.subarray(20)) === text));
-}
+
+const failures = (lab: Lab): string[] => lab.serverLog.lines.filter((l) => l.includes('control channel to')).map((l) => l.slice(25));
 
 let lab: Lab;
-beforeEach(() => {
-  lab = new Lab();
-});
-afterEach(() => lab.close());
+labPerTest((l) => (lab = l));
 
 describe('server and client', () => {
   test('a client connects and applies the push (address, routes, redirect-gateway, DNS, MTU, keepalive), undone on exit', async () => {
@@ -110,32 +103,60 @@ describe('server and client', () => {
   });
 
   /**
-   * Today's behaviour, documented (issue 12 fixes it): config 2 goes out into a partition, the
-   * server's channel retransmits it for ~31 s and marks itself failed, and nothing ever resets
-   * it. The client notices the silence (3 keepalives + 15 s = 36 s), reconnects once the path is
-   * back and says hello under a new epoch; the server takes the hello, but pushConfig skips
-   * the serial already "on its way" and a failed channel drops whatever it is given, so the
-   * client keeps config 1 for good while data flows. A later reload logs its push, which the
-   * channel drops too. Nothing in the log says the channel failed.
+   * Config 2 goes out into a partition; the server's channel retransmits it for ~31 s and gives
+   * up (one line, `show` says failed). The client notices the silence (3 keepalives + 15 s =
+   * 36 s), reconnects once the path is back and says hello under a new epoch: the server starts
+   * a new send stream and the client gets config 2, and a later reload reaches it too.
    */
-  test('a server channel that gave up stays failed: the reconnected client never gets the new push', async () => {
+  test('a server channel that gave up recovers when the client reconnects: it gets the latest push', async () => {
     await lab.connect(PUSH);
     lab.net.partition(SERVER_IP, CLIENT_IP);
     lab.server!.reload(lab.serverConfig('{ routes: [10.30.0.0/16], dns: [10.8.0.53], mtu: 1400, keepalive: 7 }'));
     await lab.advance(60_000);
     await lab.clientLogged('server silent for 36 s: reconnecting');
+    expect(failures(lab)).toEqual(['warn  control channel to laptop failed (no acknowledgement for 30 s): config 2 goes out when laptop is heard from']);
+    expect(lab.server!.snapshotStatus().peers[0]).toMatchObject({ channel: 'failed', configSerial: 1 });
     lab.net.partition(SERVER_IP, CLIENT_IP, false);
-    lab.serverLog.lines.length = 0;
     await lab.advance(20_000);
-    await lab.serverLogged('laptop: hello');
-    await clientToServer(lab, 'data still flows');
+    await lab.serverLogged('laptop applied config 2');
+    await lab.serverLogged('control channel to laptop recovered after');
+    expect([...lab.clientHost.routes]).toEqual(['10.30.0.0/16 dev tun0']);
+    expect(lab.server!.snapshotStatus().peers[0]).toMatchObject({ channel: 'ok', configSerial: 2 });
     lab.server!.reload(lab.serverConfig('{ routes: [10.40.0.0/16], dns: [10.8.0.53], mtu: 1400, keepalive: 7 }'));
-    await lab.advance(40_000);
-    // The log says config 3 was pushed, but the failed channel dropped it.
-    expect(lab.serverLog.lines.filter((l) => / config \d pushed| applied config/.test(l)).map((l) => l.slice(25))).toEqual([
-      'debug config 3 pushed to laptop: 10.8.0.2/24, routes [10.40.0.0/16]',
-    ]);
-    expect([...lab.clientHost.routes]).toEqual(['10.20.0.0/16 dev tun0']);
+    await lab.serverLogged('laptop applied config 3');
+    expect([...lab.clientHost.routes]).toEqual(['10.40.0.0/16 dev tun0']);
+    await clientToServer(lab, 'data still flows');
+  });
+
+  test('a 45 s outage with a reload in it: the client\'s next probe revives the failed channel and brings config 2', async () => {
+    const slow = PUSH.replace('keepalive: 7', 'keepalive: 25'); // silence after 90 s: the client does not reconnect
+    await lab.connect(slow);
+    lab.net.partition(SERVER_IP, CLIENT_IP);
+    lab.server!.reload(lab.serverConfig(slow.replace('keepalive: 25', 'keepalive: 20')));
+    await lab.advance(45_000);
+    expect(failures(lab)).toHaveLength(1);
+    lab.net.partition(SERVER_IP, CLIENT_IP, false);
+    await lab.advance(25_000);
+    await lab.serverLogged('laptop applied config 2');
+    await lab.serverLogged('control channel to laptop recovered after');
+    expect(lab.clientLog.lines.some((l) => l.includes('reconnecting'))).toBe(false);
+    expect(lab.server!.snapshotStatus().peers[0]).toMatchObject({ channel: 'ok', configSerial: 2 });
+  });
+
+  test('a client restarted against a server whose channel failed gets its address and the latest config', async () => {
+    await lab.connect(PUSH);
+    lab.net.partition(SERVER_IP, CLIENT_IP);
+    lab.server!.reload(lab.serverConfig('{ routes: [10.30.0.0/16], dns: [10.8.0.53], mtu: 1400, keepalive: 7 }'));
+    await lab.advance(35_000);
+    expect(failures(lab)).toHaveLength(1);
+    await lab.client!.stop(); // its bye is lost in the partition
+    lab.net.partition(SERVER_IP, CLIENT_IP, false);
+    lab.clientHost.addresses.clear();
+    await lab.startClient();
+    await lab.serverLogged('laptop applied config 2');
+    await lab.serverLogged('control channel to laptop recovered after');
+    expect([...lab.clientHost.addresses]).toEqual(['10.8.0.2/24 tun0']);
+    expect(lab.server!.snapshotStatus().peers[0]).toMatchObject({ channel: 'ok', configSerial: 2 });
   });
 
   test('the status sockets answer a snapshot', async () => {

@@ -35,6 +35,17 @@ const pool = (opts: Partial<ConstructorParameters<typeof LeasePool>[0]> = {}): L
   new LeasePool({ first: '10.8.0.1', last: '10.8.0.6', reserved: ['10.8.0.1', '10.8.0.3/32'], file, ...opts });
 
 describe('LeasePool', () => {
+  it('reserve(): an address reserved later leaves the pool, and a lease on it is dropped', () => {
+    const p = pool();
+    expect(p.acquire(key(1), 'c1', 1000)).toBe('10.8.0.2');
+    expect(p.reserve('10.8.0.4')).toBeNull();
+    expect(p.reserve('10.8.0.2')).toBe(key(1));
+    expect(p.leaseOf(key(1))).toBeNull();
+    expect(p.acquire(key(2), 'c2', 2000)).toBe('10.8.0.5');
+    expect(p.acquire(key(1), 'c1', 3000)).toBe('10.8.0.6');
+    expect(JSON.parse(readFileSync(file, 'utf8')).leases.map((l: { address: string }) => l.address)).toEqual(['10.8.0.5', '10.8.0.6']);
+  });
+
   it('hands out the lowest free address, skipping reserved ones', () => {
     const p = pool({ file: null });
     expect([1, 2, 3, 4].map((n) => p.acquire(key(n), `c${n}`, 1000))).toEqual(['10.8.0.2', '10.8.0.4', '10.8.0.5', '10.8.0.6']);

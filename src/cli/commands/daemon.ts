@@ -4,7 +4,8 @@
  *
  * Exit codes, for supervisors (systemd's RestartPreventExitStatus=2): 2 when the config or
  * the command line is wrong (restarting cannot help); 1 for every other failure, at start-up
- * (no permission for tun, port in use) or at run time (a bug), after undoing what it can.
+ * (no permission for tun, port in use) or at run time (the tun was deleted, a bug), after undoing
+ * what it can, so systemd's Restart=on-failure starts a fresh instance.
  */
 import type { Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
@@ -17,6 +18,7 @@ import { errorMessage } from '../../errors.js';
 
 interface Daemon {
   stop(): Promise<void>;
+  onFatal: () => void;
 }
 
 export function register(program: Command): void {
@@ -75,6 +77,8 @@ function runUntilSignal(daemon: Daemon, log: Logger): Promise<void> {
       log.error(`internal error (please report): ${err.stack ?? String(err)}`);
       stop('internal error', 1);
     });
+    // The tun was deleted (or the socket broke): already logged; the supervisor starts a new instance.
+    daemon.onFatal = () => stop('I/O failure', 1);
     process.on('SIGINT', () => stop('SIGINT', 0));
     process.on('SIGTERM', () => stop('SIGTERM', 0));
   });

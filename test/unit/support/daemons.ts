@@ -17,13 +17,29 @@ import type { DataPathIo } from '../../../src/daemon/datapath.js';
 import { Logger } from '../../../src/daemon/log.js';
 import { Server } from '../../../src/daemon/server.js';
 import type { UdpBindOptions } from '../../../src/io/udp.js';
+import { afterEach, beforeEach } from 'vitest';
 import { sleep, waitFor } from '../../helpers/wait.js';
+import { ipv4 } from './sim.js';
 import { FakeNet, type FakeUdp } from './bindtest.js';
 import { FakeHostNet } from './hosttest.js';
 import { FakeTun } from './tuntest.js';
 
 export const SERVER_IP = '192.0.2.1';
 export const CLIENT_IP = '192.0.2.2';
+
+/** For a test file: a new Lab before each test (handed to `use`), closed after it. */
+export function labPerTest(use: (lab: Lab) => void): void {
+  let lab: Lab;
+  beforeEach(() => use((lab = new Lab())));
+  afterEach(() => lab.close());
+}
+
+/** Sends a packet from the client's host into the tunnel and waits for it on the server's tun. */
+export async function clientToServer(lab: Lab, text: string): Promise<void> {
+  lab.clientIo.tun!.inject(ipv4('10.8.0.2', '10.8.0.1', text));
+  const tun = lab.serverIo.tun!;
+  await waitFor(`'${text}' on the server's tun`, () => tun.written.some((p) => new TextDecoder().decode(p.subarray(20)) === text));
+}
 
 /** One host's tun and sockets on the fake network; the latest of each is kept for the test. */
 export class FakeIo implements DataPathIo {
@@ -50,7 +66,7 @@ export function memoryLog(): { log: Logger; lines: string[] } {
   return { log: new Logger('debug', (line) => lines.push(line.trimEnd())), lines };
 }
 
-const key = (n: number): Uint8Array => new Uint8Array(32).fill(n);
+export const key = (n: number): Uint8Array => new Uint8Array(32).fill(n);
 /** Abstract names: nothing on disk, and other test runs on this host never collide. */
 const statusSocket = (): string => `'@tvpn-unit-${process.pid}-${randomBytes(4).toString('hex')}'`;
 
@@ -67,6 +83,8 @@ export class Lab {
   /** The config the server was last started with. */
   serverCfg: ServerConfig | null = null;
   client: Client | null = null;
+  /** Clients started by startOther. */
+  readonly others: Client[] = [];
   readonly clientCfg: ClientConfig;
 
   constructor() {
@@ -77,23 +95,34 @@ export class Lab {
     );
   }
 
-  /** The server's config with this push section (YAML flow mapping); one client, 'laptop'. */
-  serverConfig(push: string): ServerConfig {
+  /** The server's config with this push section (YAML flow mapping); client 'laptop', then `more` (YAML list items). */
+  serverConfig(push: string, more = ''): ServerConfig {
     return parseServerConfig(
       `interface: { name: tun0, address: 10.8.0.1/24 }\nlisten: '${SERVER_IP}:51820'\nprivate_key: ${encodeKey(key(1))}\n` +
         `state_dir: state\nstatus_socket: ${statusSocket()}\npush: ${push}\n` +
-        `clients:\n  - { name: laptop, public_key: ${encodeKey(publicKeyOf(key(2)))} }\n`,
+        `clients:\n  - { name: laptop, public_key: ${encodeKey(publicKeyOf(key(2)))} }\n${more}`,
       join(this.dir, 'server.yaml'),
     );
   }
 
-  async startServer(push: string): Promise<Server> {
-    this.serverCfg = this.serverConfig(push);
+  async startServer(push: string, more = ''): Promise<Server> {
+    this.serverCfg = this.serverConfig(push, more);
     return (this.server = await Server.start(this.serverCfg, this.serverLog.log, { io: this.serverIo, host: this.serverHost }));
   }
 
   async startClient(): Promise<Client> {
     return (this.client = await Client.start(this.clientCfg, this.clientLog.log, { io: this.clientIo, host: this.clientHost }));
+  }
+
+  /**
+   * Another client machine at ip: with the laptop's profile (one key on two machines) unless
+   * privateKey is given. Its log lines are returned; it stops with the lab.
+   */
+  async startOther(ip: string, privateKey?: Uint8Array): Promise<string[]> {
+    const { log, lines } = memoryLog();
+    const cfg = { ...this.clientCfg, statusSocket: statusSocket().slice(1, -1), ...(privateKey ? { privateKey } : {}) };
+    this.others.push(await Client.start(cfg, log, { io: new FakeIo(this.net, ip), host: new FakeHostNet() }));
+    return lines;
   }
 
   /** Starts both and waits until the client has applied config 1. */
@@ -121,6 +150,7 @@ export class Lab {
   }
 
   async close(): Promise<void> {
+    for (const c of this.others) await c.stop();
     await this.client?.stop();
     await this.server?.stop();
     rmSync(this.dir, { recursive: true, force: true });

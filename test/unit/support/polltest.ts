@@ -5,12 +5,14 @@
  */
 import { type BatchRange, type PacketBatch, resolveRange } from '../../../src/io/batch.js';
 import type { Polled } from '../../../src/io/device.js';
+import type { IoError } from '../../../src/io/errors.js';
 
 export abstract class FakePolled<T> implements Polled {
   closed = false;
   private readonly queue: T[] = [];
   private readable: (() => void) | null = null;
   private writable: (() => void) | null = null;
+  private error: ((err: IoError) => void) | null = null;
   private queued = false;
 
   protected enqueue(...items: T[]): void {
@@ -41,6 +43,20 @@ export abstract class FakePolled<T> implements Polled {
   onWritable(cb: (() => void) | null): void {
     this.writable = cb;
     this.kick();
+  }
+
+  onError(cb: ((err: IoError) => void) | null): void {
+    this.error = cb;
+  }
+
+  /** Polling stops for good with err, reported on the next turn as the addon reports it (thrown without a handler). */
+  protected fail(err: IoError): void {
+    this.readable = null;
+    this.writable = null;
+    setImmediate(() => {
+      if (!this.error) throw err;
+      this.error(err);
+    });
   }
 
   close(): void {

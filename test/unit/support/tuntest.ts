@@ -4,6 +4,7 @@
  */
 import { type BatchRange, type PacketBatch, resolveRange } from '../../../src/io/batch.js';
 import type { TunDevice } from '../../../src/io/device.js';
+import { ioErrorFromErrno } from '../../../src/io/errors.js';
 import type { TunStats } from '../../../src/io/tun.js';
 import { FakePolled } from './polltest.js';
 
@@ -12,6 +13,8 @@ export class FakeTun extends FakePolled<Uint8Array> implements TunDevice {
   readonly written: Uint8Array[] = [];
   /** Nothing is ever refused here. */
   readonly stats: TunStats = { writeDropped: 0, lastWriteError: null, readOversized: 0 };
+  /** `ip link del`: polling fails and every write throws, as with the kernel's tun. */
+  removed = false;
 
   constructor(readonly name: string) {
     super();
@@ -30,7 +33,18 @@ export class FakeTun extends FakePolled<Uint8Array> implements TunDevice {
     });
   }
 
+  /** The interface is deleted under the daemon (EBADFD, as the kernel answers). */
+  remove(): void {
+    this.removed = true;
+    this.fail(this.gone());
+  }
+
+  private gone(): ReturnType<typeof ioErrorFromErrno> {
+    return ioErrorFromErrno(77, { op: 'tun-io', name: this.name });
+  }
+
   writeBatch(b: PacketBatch, range?: BatchRange): number {
+    if (this.removed) throw this.gone();
     const [first, count, offset] = resolveRange(b, range);
     for (let i = first; i < first + count; i++) {
       const len = b.lens[i]!;

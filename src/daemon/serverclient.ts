@@ -1,0 +1,73 @@
+/**
+ * A configured client as the server tracks it: its WireGuard peer, control channel, address
+ * and pushed serials, and what `tvpn show` and the log say about its health (a control
+ * channel that gave up, a profile live on two machines).
+ */
+import type { ClientEntry } from '../config/server.js';
+import type { ControlChannel } from '../control/channel.js';
+import { formatEndpoint } from '../net/endpoint.js';
+import type { Peer } from '../wireguard/peer.js';
+import { EndpointFlaps } from './flap.js';
+import type { Logger } from './log.js';
+import type { PeerStatus } from './status.js';
+
+export interface ClientState {
+  entry: ClientEntry;
+  key: string;
+  peer: Peer;
+  channel: ControlChannel | null;
+  address: string | null;
+  /** The last snapshot serial sent, and the last one the client applied (0: none). */
+  pushedSerial: number;
+  appliedSerial: number;
+  /** When the control channel gave up (clock ms), null again once a restarted stream is acked. */
+  failedAt: number | null;
+  flaps: EndpointFlaps;
+}
+
+export function clientState(entry: ClientEntry, key: string, peer: Peer, channel: ControlChannel | null, address: string | null): ClientState {
+  return { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps() };
+}
+
+/**
+ * After the channel's poll: one line when it gives up, one when a restarted stream is acked.
+ * Restarts that fail again in between (a path that only works one way) say nothing more.
+ */
+export function noteFailure(c: ClientState, t: number, serial: number, log: Logger): void {
+  const channel = c.channel;
+  if (!channel) return;
+  if (c.failedAt !== null && !channel.failed && channel.idle) {
+    log.info(`control channel to ${c.entry.name} recovered after ${Math.round((t - c.failedAt) / 1000)} s`);
+    c.failedAt = null;
+  }
+  if (!channel.failed || c.failedAt !== null) return;
+  c.failedAt = t;
+  log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${serial} goes out when ${c.entry.name} is heard from`);
+}
+
+/** Two machines with one profile make the endpoint alternate between them: said once, then each flip only at debug level. */
+export function noteEndpoint(c: ClientState, endpoint: string, t: number, log: Logger): void {
+  const fresh = c.flaps.changed(endpoint, t);
+  const duplicate = c.flaps.duplicate(t);
+  if (!duplicate) return log.info(`${c.entry.name} now at ${endpoint}`);
+  if (!fresh) return log.debug(`${c.entry.name} now at ${endpoint} (duplicate profile)`);
+  const [a, b] = duplicate;
+  log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`);
+}
+
+export function clientStatus(c: ClientState, allowedIps: string[], t: number): PeerStatus {
+  const duplicate = c.flaps.duplicate(t);
+  return {
+    name: c.entry.name,
+    publicKey: c.key,
+    endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
+    latestHandshake: Math.floor(c.peer.lastHandshakeWallMs / 1000),
+    rxBytes: c.peer.rxBytes,
+    txBytes: c.peer.txBytes,
+    allowedIps,
+    address: c.address,
+    control: c.channel !== null,
+    ...(c.channel ? { channel: c.failedAt !== null && !c.channel.failed ? 'retrying' : c.channel.state, configSerial: c.appliedSerial } : {}),
+    ...(duplicate ? { duplicate } : {}),
+  };
+}
