@@ -1,5 +1,5 @@
 import type { DataPathIo } from './datapath.js';
-import type { HostNet } from './netstate.js';
+import type { HostNet } from './hostnet.js';
 
 /** What a daemon touches outside the process; unit tests pass fakes, the defaults are the real host's. */
 export interface DaemonEnv {

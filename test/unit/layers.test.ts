@@ -27,10 +27,9 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   control: ['net', 'addon', 'errors', 'crypto', 'wireguard'],
   io: ['net', 'addon', 'errors', 'crypto'],
   lab: ['net', 'addon', 'errors', 'io'],
-  server: ['net', 'errors', 'crypto', 'wireguard', 'control'],
   config: ['net', 'errors', 'crypto', 'wireguard', 'control'],
-  daemon: ['net', 'addon', 'errors', 'crypto', 'wireguard', 'control', 'io', 'lab', 'server', 'config', 'version'],
-  cli: ['net', 'addon', 'errors', 'crypto', 'wireguard', 'control', 'io', 'lab', 'server', 'config', 'daemon', 'version'],
+  daemon: ['net', 'addon', 'errors', 'crypto', 'wireguard', 'control', 'io', 'lab', 'config', 'version'],
+  cli: ['net', 'addon', 'errors', 'crypto', 'wireguard', 'control', 'io', 'lab', 'config', 'daemon', 'version'],
 };
 
 function sources(dir: string): string[] {
@@ -65,6 +64,19 @@ it('src/ imports only point down the layer table', () => {
       const to = layerOf(target);
       if (to === from || allowed.includes(to)) continue;
       problems.push(`src/${rel} imports src/${target}: ${from} may import ${allowed.length > 0 ? `only ${allowed.join(', ')}` : 'nothing from the project'}`);
+    }
+  }
+  expect(problems).toEqual([]);
+});
+
+it('the daemon roles share src/daemon/*.ts but never import each other', () => {
+  const role = (rel: string): string | null => /^daemon\/(server|client)\//.exec(rel)?.[1] ?? null;
+  const problems: string[] = [];
+  for (const file of sources(join(SRC, 'daemon'))) {
+    const rel = relative(SRC, file);
+    for (const target of importsOf(file)) {
+      const [from, to] = [role(rel), role(target)];
+      if (to !== null && to !== from) problems.push(`src/${rel} imports src/${target}: ${from ? `the ${from}` : 'shared daemon code'} may not import the ${to}`);
     }
   }
   expect(problems).toEqual([]);

@@ -5,7 +5,7 @@ import { detectConfigKind } from '../../config/load.js';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
 import { formatEndpoint } from '../../net/endpoint.js';
-import { readStoredLeases } from '../../server/leases.js';
+import { readStoredLeases } from '../../daemon/server/leases.js';
 
 /**
  * Validates a config file and returns its one-line summary (after a line per warning); throws

@@ -11,9 +11,9 @@ import type { Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
 import type { LogLevel } from '../../config/load.js';
 import { loadServerConfig } from '../../config/server.js';
-import { Client } from '../../daemon/client.js';
+import { Client } from '../../daemon/client/client.js';
 import { Logger } from '../../daemon/log.js';
-import { Server } from '../../daemon/server.js';
+import { Server } from '../../daemon/server/server.js';
 import { errorMessage } from '../../errors.js';
 
 interface Daemon {

@@ -12,10 +12,10 @@ import { parseClientConfig, type ClientConfig } from '../../../src/config/client
 import { encodeKey, publicKeyOf } from '../../../src/config/keys.js';
 import { parseServerConfig, type ServerConfig } from '../../../src/config/server.js';
 import { advanceClock } from '../../../src/daemon/clock.js';
-import { Client } from '../../../src/daemon/client.js';
+import { Client } from '../../../src/daemon/client/client.js';
 import type { DataPathIo } from '../../../src/daemon/datapath.js';
 import { Logger } from '../../../src/daemon/log.js';
-import { Server } from '../../../src/daemon/server.js';
+import { Server } from '../../../src/daemon/server/server.js';
 import type { UdpBindOptions } from '../../../src/io/udp.js';
 import { afterEach, beforeEach } from 'vitest';
 import { sleep, waitFor } from '../../helpers/wait.js';

@@ -5,7 +5,7 @@
  */
 import { IoError } from '../../../src/io/errors.js';
 import type { LinkSettings, RouteOptions, RoutePath } from '../../../src/io/netconf.js';
-import type { HostNet } from '../../../src/daemon/netstate.js';
+import type { HostNet } from '../../../src/daemon/hostnet.js';
 
 const route = (cidr: string, dev: string, opts?: RouteOptions): string => `${cidr} dev ${dev}${opts?.via ? ` via ${opts.via}` : ''}`;
 

@@ -3,13 +3,13 @@
  * and pushed serials, and what `tvpn show` and the log say about its health (a control
  * channel that gave up, a profile live on two machines).
  */
-import type { ClientEntry } from '../config/server.js';
-import type { ControlChannel } from '../control/channel.js';
-import { formatEndpoint } from '../net/endpoint.js';
-import type { Peer } from '../wireguard/peer.js';
+import type { ClientEntry } from '../../config/server.js';
+import type { ControlChannel } from '../../control/channel.js';
+import { formatEndpoint } from '../../net/endpoint.js';
+import type { Peer } from '../../wireguard/peer.js';
 import { EndpointFlaps } from './flap.js';
-import type { Logger } from './log.js';
-import type { PeerStatus } from './status.js';
+import type { Logger } from '../log.js';
+import type { PeerStatus } from '../status.js';
 
 export interface ClientState {
   entry: ClientEntry;

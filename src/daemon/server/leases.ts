@@ -23,8 +23,8 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseCidr } from '../net/cidr.js';
-import { ipText, toIp } from '../net/range.js';
+import { parseCidr } from '../../net/cidr.js';
+import { ipText, toIp } from '../../net/range.js';
 
 export interface LeasePoolOptions {
   /** First and last address of the range, inclusive. */

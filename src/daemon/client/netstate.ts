@@ -4,22 +4,11 @@
  * Routes and addresses on the tun vanish with it; what lives elsewhere (the host route to
  * the server, DNS) is undone explicitly.
  */
-import { execFile, spawn } from 'node:child_process';
-import { IoError } from '../io/errors.js';
-import {
-  addAddress,
-  addRoute,
-  configureLink,
-  deleteAddress,
-  deleteRoute,
-  routeGet,
-  type LinkSettings,
-  type RouteOptions,
-  type RoutePath,
-} from '../io/netconf.js';
-import { hostPrefix, networkOf } from '../net/cidr.js';
-import { ipFamily } from '../net/ip.js';
-import type { Logger } from './log.js';
+import { IoError } from '../../io/errors.js';
+import { hostPrefix, networkOf } from '../../net/cidr.js';
+import { ipFamily } from '../../net/ip.js';
+import type { HostNet } from '../hostnet.js';
+import type { Logger } from '../log.js';
 
 export interface NetworkSettings {
   address: string | null;
@@ -28,22 +17,6 @@ export interface NetworkSettings {
   /** The server's underlay address, kept outside the tunnel when redirecting the gateway. */
   redirectGatewayFor: string | null;
   dns: string[];
-}
-
-/**
- * The host changes the daemons make: iproute2 and the DNS resolver on a real host, a
- * recorder in unit tests.
- */
-export interface HostNet {
-  configureLink(dev: string, settings: LinkSettings): Promise<void>;
-  addAddress(dev: string, cidr: string): Promise<void>;
-  deleteAddress(dev: string, cidr: string): Promise<void>;
-  /** Rejects with an IoError of code EEXIST when an equal route exists. */
-  addRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void>;
-  deleteRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void>;
-  routeGet(ip: string): Promise<RoutePath>;
-  /** Points the host's resolver at servers for dev; returns the undo, null when nothing was changed. */
-  applyDns(dev: string, servers: string[], log: Logger): Promise<(() => Promise<void>) | null>;
 }
 
 /** OpenVPN's def1: two halves that beat the default route without replacing it. */
@@ -150,36 +123,3 @@ export class NetState {
     await this.removeHostRoute();
   }
 }
-
-const run = (cmd: string, args: string[], input?: string): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim() || `exit ${code}`}`))));
-    if (input !== undefined) child.stdin?.end(input);
-  });
-
-const has = (cmd: string): Promise<boolean> =>
-  new Promise((resolve) => execFile('sh', ['-c', 'command -v "$0"', cmd], (err) => resolve(!err)));
-
-/** Pushed DNS through systemd-resolved or resolvconf, whichever the host has; returns the undo. */
-async function applyDns(dev: string, servers: string[], log: Logger): Promise<(() => Promise<void>) | null> {
-  if (await has('resolvectl')) {
-    await run('resolvectl', ['dns', dev, ...servers]);
-    await run('resolvectl', ['domain', dev, '~.']);
-    log.info(`DNS ${servers.join(', ')} via systemd-resolved on ${dev}`);
-    return () => run('resolvectl', ['revert', dev]);
-  }
-  if (await has('resolvconf')) {
-    const name = `${dev}.tvpn`;
-    await run('resolvconf', ['-a', name], servers.map((s) => `nameserver ${s}\n`).join(''));
-    log.info(`DNS ${servers.join(', ')} via resolvconf (${name})`);
-    return () => run('resolvconf', ['-d', name]);
-  }
-  log.warn(`DNS ${servers.join(', ')} pushed but not applied: neither resolvectl nor resolvconf is installed`);
-  return null;
-}
-
-export const systemHost: HostNet = { configureLink, addAddress, deleteAddress, addRoute, deleteRoute, routeGet, applyDns };
