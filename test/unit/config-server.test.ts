@@ -1,56 +1,12 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
-import { ConfigError } from '../../src/config/errors.js';
+import { describe, expect, it } from 'vitest';
 import { encodeKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { defaultStatusSocket, describeStatusSocket } from '../../src/config/load.js';
 import { loadServerConfig, parseServerConfig } from '../../src/config/server.js';
+import { F, HEAD, LAPTOP, NOT_A_KEY, PUB2, PUB3, PUB4, SERVER_KEY, dir, error, example, priv, pub, serverError, useConfigDir } from './support/config.js';
 
-/** Deterministic clamped private keys, so messages and fixtures are stable. */
-function priv(n: number): Uint8Array {
-  const k = new Uint8Array(32).fill(n);
-  k[0]! &= 248;
-  k[31] = (k[31]! & 127) | 64;
-  return k;
-}
-const pub = (n: number): string => encodeKey(publicKeyOf(priv(n)));
-const SERVER_KEY = priv(1);
-const [PUB2, PUB3, PUB4] = [pub(2), pub(3), pub(4)];
-
-const NOT_A_KEY = 'not a WireGuard key (expected 44 characters of base64 for 32 bytes;';
-
-let dir: string;
-/** Where the config under test claims to live: names it in messages, anchors relative paths. */
-let F: string;
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'tvpn-config-'));
-  F = join(dir, 'server.yaml');
-  writeKeyFile(join(dir, 'server.key'), SERVER_KEY);
-  writeKeyFile(join(dir, 'client.key'), priv(2));
-});
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Two fixed lines, so the body under test starts at line 3. */
-const HEAD = 'interface: { name: tun0, address: 10.8.0.1/24 }\nprivate_key_file: server.key\n';
-const LAPTOP = `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.2\n`; // lines 3-6 after HEAD
-
-function error(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).exitCode).toBe(2);
-    const message = (err as ConfigError).message;
-    expect(message).not.toContain('\n');
-    return message.replaceAll(dir, 'DIR');
-  }
-  throw new Error('expected a ConfigError');
-}
-const serverError = (text: string): string => error(() => parseServerConfig(text, F));
-const clientError = (text: string): string => error(() => parseClientConfig(text, join(dir, 'client.yaml')));
+useConfigDir();
 
 describe('server config', () => {
   it('resolves defaults', () => {
@@ -361,110 +317,7 @@ describe('server config', () => {
   });
 });
 
-describe('client config', () => {
-  /** Lines 1-4; the body under test starts at line 5. */
-  const CHEAD = `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\nprivate_key_file: client.key\n`;
-
-  it('resolves defaults', () => {
-    expect(parseClientConfig(CHEAD, join(dir, 'client.yaml'))).toEqual({
-      file: join(dir, 'client.yaml'),
-      interface: { name: 'tun0', address: null, mtu: null },
-      server: { host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(priv(1)), presharedKey: null },
-      privateKey: priv(2),
-      accept: { routes: true, dns: true, redirectGateway: true },
-      routes: [],
-      keepalive: 25,
-      logLevel: 'info',
-      statusSocket: '\0tvpn-tun0',
-      warnings: [],
-    });
-  });
-
-  it('reads control_socket as status_socket, with a warning', () => {
-    const c = parseClientConfig(`${CHEAD}control_socket: '@c'\n`, join(dir, 'client.yaml'));
-    expect([c.statusSocket, c.warnings.length]).toEqual(['\0c', 1]);
-  });
-
-  it('reads every setting', () => {
-    writeKeyFile(join(dir, 'x.psk'), priv(8));
-    const c = parseClientConfig(
-      [
-        'interface: { name: wg1, address: 10.8.0.2/24, mtu: 1400 }',
-        `server: { endpoint: '[fd00::1]:4500', public_key: ${pub(1)}, preshared_key_file: x.psk }`,
-        `private_key: ${encodeKey(priv(2))}`,
-        'accept: { routes: false, dns: false, redirect_gateway: false }',
-        'routes: [10.8.0.0/24, 192.168.0.0/16]',
-        'keepalive: 0',
-        'log_level: warn',
-        "status_socket: '@c'",
-      ].join('\n'),
-      join(dir, 'client.yaml'),
-    );
-    expect(c.interface).toEqual({ name: 'wg1', address: { ip: '10.8.0.2', prefix: 24, text: '10.8.0.2/24' }, mtu: 1400 });
-    expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8) });
-    expect(c.privateKey).toEqual(priv(2));
-    expect(c.accept).toEqual({ routes: false, dns: false, redirectGateway: false });
-    expect([c.routes, c.keepalive, c.logLevel, c.statusSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', '\0c']);
-  });
-
-  it.each([
-    ['192.0.2.7:1', '192.0.2.7', 1],
-    ['Vpn-1.example.COM:65535', 'Vpn-1.example.COM', 65535],
-    ["'[2001:db8:0::1]:51820'", '2001:db8::1', 51820],
-  ])('accepts endpoint %s', (endpoint, host, port) => {
-    const c = parseClientConfig(`server: { endpoint: ${endpoint}, public_key: ${pub(1)} }\nprivate_key_file: client.key\n`, join(dir, 'c.yaml'));
-    expect([c.server.host, c.server.port]).toEqual([host, port]);
-  });
-
-  it.each([
-    [
-      "server: { endpoint: '<server-host>:51820', public_key: X }",
-      "DIR/client.yaml:1: server.endpoint: '<server-host>' is a placeholder; replace it with the server's DNS name or public IP address",
-    ],
-    ['server: { endpoint: vpn.example.com, public_key: X }', "DIR/client.yaml:1: server.endpoint: 'vpn.example.com' is not host:port (e.g. vpn.example.com:51820)"],
-    ['server: { endpoint: vpn.example.com:0, public_key: X }', "DIR/client.yaml:1: server.endpoint: port 0 in 'vpn.example.com:0' is out of range (1-65535)"],
-    [
-      "server: { endpoint: 'bad_host!:5', public_key: X }",
-      "DIR/client.yaml:1: server.endpoint: 'bad_host!' in 'bad_host!:5' is not a DNS name or IP address (e.g. vpn.example.com:51820)",
-    ],
-    ['server: { endpoint: 999.1.1.1:5, public_key: X }', "DIR/client.yaml:1: server.endpoint: '999.1.1.1' is not an IPv4 or IPv6 address"],
-    ["server: { endpoint: '[10.0.0.1]:5', public_key: X }", "DIR/client.yaml:1: server.endpoint: '[10.0.0.1]': brackets are for IPv6 addresses; write 10.0.0.1:5"],
-    ['server: { endpoint: vpn.example.com:1 }', "DIR/client.yaml:1: server: missing 'public_key' (the server's public key; 'tvpn pubkey < server.key' prints it)"],
-    [
-      'server: { public_key: X }',
-      "DIR/client.yaml:1: server: missing 'endpoint' (the server's host:port, e.g. vpn.example.com:51820)",
-    ],
-    [
-      `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
-      "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
-    ],
-    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, status_socket, control_socket)"],
-    ['keepalive: 25', "DIR/client.yaml: missing 'server' (the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... })"],
-  ])('rejects %j', (text, expected) => {
-    expect(clientError(text)).toBe(expected);
-  });
-
-  it.each([
-    ['accept: { routes: no }', "DIR/client.yaml:5: accept.routes: expected true or false, got 'no'"],
-    ['accept: { dsn: true }', "DIR/client.yaml:5: unknown key 'accept.dsn' (did you mean 'dns'?)"],
-    ['keepalive: -1', 'DIR/client.yaml:5: keepalive: -1 is out of range (0-65535)'],
-    ['routes: [10.8.0.1/24]', "DIR/client.yaml:5: routes[0]: '10.8.0.1/24' has host bits set; write the network, '10.8.0.0/24'"],
-    ['interface: { address: 10.8.0.2 }', "DIR/client.yaml:5: interface.address: '10.8.0.2' needs a prefix length, e.g. '10.8.0.2/24'"],
-    [`private_key: ${encodeKey(priv(2))}`, "DIR/client.yaml:5: private_key: give either 'private_key' or 'private_key_file', not both"],
-  ])('rejects %j', (body, expected) => {
-    expect(clientError(`${CHEAD}${body}\n`)).toBe(expected);
-  });
-
-  it('requires a private key', () => {
-    expect(clientError(CHEAD.replace('private_key_file: client.key\n', ''))).toBe(
-      "DIR/client.yaml: missing 'private_key_file' (or 'private_key'); make a key with 'umask 077; tvpn genkey > client.key'",
-    );
-  });
-});
-
 describe('example configs', () => {
-  const example = (name: string): string => readFileSync(join(import.meta.dirname, '../../configs', name), 'utf8');
-
   it('configs/server.yaml parses once its placeholders are filled in', () => {
     writeKeyFile(join(dir, 'laptop.psk'), priv(9));
     const text = example('server.yaml')
@@ -488,17 +341,5 @@ describe('example configs', () => {
     expect(error(() => loadServerConfig(F))).toBe(
       "DIR/server.yaml:58: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     );
-  });
-
-  it('configs/client.yaml parses once its placeholder is filled in', () => {
-    const path = join(dir, 'client.yaml');
-    writeFileSync(path, example('client.yaml'));
-    expect(error(() => loadClientConfig(path))).toBe(
-      "DIR/client.yaml:18: server.public_key: '<server's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
-    );
-    writeFileSync(path, example('client.yaml').replace("<server's public key>", pub(1)));
-    const c = loadClientConfig(path);
-    expect(c.server).toMatchObject({ host: 'vpn.example.com', port: 51820 });
-    expect(c.routes).toEqual(['10.8.0.0/24']);
   });
 });
