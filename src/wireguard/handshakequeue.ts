@@ -17,7 +17,7 @@ import { RateLimiter } from './ratelimiter.js';
 export const HANDSHAKE_QUEUE_SIZE = 1024;
 /** Per source address (IPv4, or IPv6 /64, as the rate limiter keys them). */
 export const ADMIT_BURST = HANDSHAKE_QUEUE_SIZE / 16;
-export const ADMIT_PER_SECOND = 20;
+export const ADMIT_PER_SECOND = 5;
 
 /** Each handshake type has one size: index type - 1. */
 const SIZES = [Initiation.size, Response.size, CookieReply.size] as const;
