@@ -290,15 +290,17 @@ export class DataPath implements DeviceOutput {
       const n = this.udp.recvBatch(b);
       if (n === 0) break;
       device.decryptBatch(b, n, this.sender, now());
-      if (onPacket) {
-        const peers = b.peers;
-        for (let i = 0; i < n; i++) {
-          const len = b.lens[i]!;
-          if (len >= 0 && onPacket(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;
-        }
+      let forTun = 0;
+      const peers = b.peers;
+      for (let i = 0; i < n; i++) {
+        const len = b.lens[i]!;
+        if (len < 0) continue;
+        if (onPacket?.(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;
+        else forTun++;
       }
-      // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write.
-      this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
+      // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write; a batch
+      // of a flood's handshake messages has none to write.
+      if (forTun > 0) this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
       this.flush();
       if (n < b.slots) break;
     }
