@@ -15,7 +15,12 @@ import { RateLimiter } from './ratelimiter.js';
 
 /** wireguard-go's QueueHandshakeSize. */
 export const HANDSHAKE_QUEUE_SIZE = 1024;
-/** Per source address (IPv4, or IPv6 /64, as the rate limiter keys them). */
+/**
+ * Per source address (IPv4, or IPv6 /64, as the rate limiter keys them). The burst lets the
+ * clients behind one NAT reconnect together; the rate bounds what one address can make us
+ * spend on full handshakes (a DH and ~40 KB of garbage each) and still covers hundreds of
+ * clients behind it rekeying every two minutes.
+ */
 export const ADMIT_BURST = HANDSHAKE_QUEUE_SIZE / 16;
 export const ADMIT_PER_SECOND = 5;
 
