@@ -251,7 +251,7 @@ export class DataPath implements DeviceOutput {
   private readonly onTunReadable = (): void => {
     const b = this.outbound;
     const device = this.device;
-    for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
+    for (let batches = 0; batches < BATCHES_PER_TURN; batches++) {
       const n = this.tun.readBatch(b, AT_SLOT_HEADER);
       if (n === 0) break;
       device.encryptBatch(b, n, now());
@@ -286,7 +286,7 @@ export class DataPath implements DeviceOutput {
     const b = this.inbound;
     const device = this.device;
     const onPacket = this.onPacket;
-    for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
+    for (let batches = 0; batches < BATCHES_PER_TURN; batches++) {
       const n = this.udp.recvBatch(b);
       if (n === 0) break;
       device.decryptBatch(b, n, this.sender, now());

@@ -161,8 +161,8 @@ function receiveCookieReply(d: DeviceCore, msg: Uint8Array, now: number): void {
 /**
  * Receives a batch of datagrams in place: slot i holds lens[i] bytes (at offset 0) from
  * from(i). Transport messages are opened in runs that share a keypair (one AEAD call each);
- * handshake messages are queued for processHandshakes. Afterwards lens[i] is the length of an IP packet at
- * SLOT_HEADER for the tun, from peers[i], or -1.
+ * handshake messages are queued for processHandshakes. Afterwards lens[i] is the length of an
+ * IP packet at SLOT_HEADER for the tun, from peers[i], or -1.
  */
 export function decryptBatch(d: DeviceCore, b: SlotBatch, count: number, from: (i: number) => Endpoint | null, now: number): void {
   const { buf, lens, slotSize, peers } = b;
