@@ -6,6 +6,11 @@
  * a small batch of its own. When the UDP socket is full, tun reading pauses until it is
  * writable again (backpressure instead of drops or spinning).
  *
+ * A handshake flood must not starve transport data (issue 12): a readiness handler returns
+ * after BATCHES_PER_TURN batches (readiness is level-triggered: it fires again next turn), and
+ * the handshake messages decryptBatch queued are handled on later turns (setImmediate), at most
+ * HANDSHAKE_SLICE_MS per turn, so tun reads, timers and the status socket get every turn.
+ *
  * Timers run when something is due, not on a fixed tick: one timeout, armed for the device's
  * earliest deadline and whatever the owner asks for (wakeAt), at most MAX_SLEEP_MS apart. An
  * idle tunnel wakes about once a second, like OpenVPN, instead of ten times.
@@ -72,6 +77,12 @@ const BATCH = 64;
 export function slotSizeFor(mtu: number): number {
   return Math.max(2048, (mtu + 64 + 63) & ~63);
 }
+
+/** Batches a readiness handler takes per event-loop turn: 512 datagrams or packets. */
+const BATCHES_PER_TURN = 8;
+/** Handshake work per turn: at most this long, checked every HANDSHAKE_CHUNK messages. */
+const HANDSHAKE_SLICE_MS = 1;
+const HANDSHAKE_CHUNK = 8;
 /** The longest the timers sleep: a backstop for owner state that changes without a wakeAt. */
 const MAX_SLEEP_MS = 1000;
 /** Tun packets are read where they get encrypted in place: behind room for the WireGuard header. */
@@ -92,6 +103,8 @@ export class DataPath implements DeviceOutput {
   private pendingFirst = 0;
   private pendingEnd = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** The turn that handles queued handshake messages, when one is scheduled. */
+  private handshakeTurn: NodeJS.Immediate | null = null;
   /** When the armed timer runs (clock ms), Infinity when none is armed. */
   private wakeTime = Infinity;
   private readonly stopClockListener: () => void;
@@ -157,6 +170,8 @@ export class DataPath implements DeviceOutput {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.wakeTime = -Infinity; // nothing arms it again
+    if (this.handshakeTurn) clearImmediate(this.handshakeTurn);
+    this.handshakeTurn = null;
     this.tun.close();
     this.udp.close();
   }
@@ -262,7 +277,7 @@ export class DataPath implements DeviceOutput {
   private readonly onTunReadable = (): void => {
     const b = this.outbound;
     const device = this.device;
-    for (;;) {
+    for (let batches = 0; batches < BATCHES_PER_TURN; batches++) {
       const n = this.tun.readBatch(b, AT_SLOT_HEADER);
       if (n === 0) break;
       device.encryptBatch(b, n, now());
@@ -297,27 +312,43 @@ export class DataPath implements DeviceOutput {
     const b = this.inbound;
     const device = this.device;
     const onPacket = this.onPacket;
-    for (;;) {
+    for (let batches = 0; batches < BATCHES_PER_TURN; batches++) {
       const n = this.udp.recvBatch(b);
       if (n === 0) break;
       device.decryptBatch(b, n, this.sender, now());
-      if (onPacket) {
-        const peers = b.peers;
-        for (let i = 0; i < n; i++) {
-          const len = b.lens[i]!;
-          if (len >= 0 && onPacket(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;
-        }
+      let forTun = 0;
+      const peers = b.peers;
+      for (let i = 0; i < n; i++) {
+        const len = b.lens[i]!;
+        if (len < 0) continue;
+        if (onPacket?.(b.buf, i * b.slotSize + SLOT_HEADER, len, peers[i]!)) b.lens[i] = -1;
+        else forTun++;
       }
-      // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write.
-      try {
-        this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
-      } catch (err) {
-        if (!(err instanceof IoError)) throw err;
-        this.fatal(err); // the tun is gone: every later packet would throw the same
+      // Slots with lens -1 (handshakes, keepalives, drops) are skipped by the write; a batch
+      // of a flood's handshake messages has none to write.
+      if (forTun > 0) {
+        try {
+          this.tun.writeBatch(b, { count: n, offset: SLOT_HEADER });
+        } catch (err) {
+          if (!(err instanceof IoError)) throw err;
+          return this.fatal(err); // the tun is gone: the daemon is stopping
+        }
       }
       this.flush();
       if (n < b.slots) break;
     }
+    if (device.pendingHandshakes > 0) this.handshakeTurn ??= setImmediate(this.runHandshakes);
+  };
+
+  /** Queued handshake messages for up to HANDSHAKE_SLICE_MS; what is left waits for a later turn. */
+  private readonly runHandshakes = (): void => {
+    this.handshakeTurn = null;
+    const start = now();
+    let left: number;
+    do left = this.device.processHandshakes(now(), HANDSHAKE_CHUNK);
+    while (left > 0 && now() - start < HANDSHAKE_SLICE_MS);
+    this.flush();
+    if (left > 0) this.handshakeTurn = setImmediate(this.runHandshakes);
   };
 
   /** The sender of inbound slot i, decoded once per run of slots from the same address. */

@@ -14,6 +14,7 @@ import { DEFAULT_MTU, PADDING, REKEY_TIMEOUT_JITTER_MAX } from './constants.js';
 import { CookieChecker } from './cookie.js';
 import type { Endpoint } from '../net/endpoint.js';
 import { initialState } from './handshake.js';
+import { HandshakeQueue } from './handshakequeue.js';
 import { IndexTable } from './indextable.js';
 import { Jitter } from './jitter.js';
 import type { Keypair } from './keypair.js';
@@ -65,6 +66,8 @@ export const DROP_REASONS = [
   'timestamp',
   'flood',
   'rate-limited',
+  'queue-full',
+  'source-limit',
   'cookie',
   'unknown-index',
   'expired-keypair',
@@ -89,8 +92,6 @@ export interface DeviceOptions {
   wallClock?: () => number;
   /** Tun MTU: transport plaintexts are zero-padded to a multiple of 16, but not beyond it. */
   mtu?: number;
-  /** Handshake messages per second above which the device is under load (cookies on). */
-  underLoadThreshold?: number;
   /** Always behave as under load (tests, interop checks, a hostile network). */
   forceUnderLoad?: boolean;
 }
@@ -138,11 +139,9 @@ export class DeviceCore {
   readonly jitter: Jitter;
   readonly wallClock: () => number;
   mtu: number;
-  underLoadThreshold: number;
   forceUnderLoad: boolean;
-  /** Handshake messages in the current one-second window, and until when the device is under load (receive.ts). */
-  handshakeWindowStart = -Infinity;
-  handshakesInWindow = 0;
+  /** Handshake messages waiting for the handshake work (receive.ts), and until when the device is under load. */
+  readonly handshakeQueue = new HandshakeQueue();
   underLoadUntil = -Infinity;
   /** One-slot batches for single packets, one per direction: handling a datagram can trigger sends. */
   readonly tx = scratchBatch();
@@ -158,7 +157,6 @@ export class DeviceCore {
     this.rng = opts.rng ?? ((n) => new Uint8Array(randomBytes(n)));
     this.wallClock = opts.wallClock ?? Date.now;
     this.mtu = opts.mtu ?? DEFAULT_MTU;
-    this.underLoadThreshold = opts.underLoadThreshold ?? 1000;
     this.forceUnderLoad = opts.forceUnderLoad ?? false;
     this.responderStart = initialState(this.publicKey);
     this.cookieChecker = new CookieChecker(this.publicKey, this.rng);

@@ -14,7 +14,7 @@ import { DeviceCore, type DeviceOptions, type DropReason, type SlotBatch } from 
 import type { Endpoint } from '../net/endpoint.js';
 import { Handshake, initialState } from './handshake.js';
 import { Peer, type PeerConfig } from './peer.js';
-import { decryptBatch, receive } from './receive.js';
+import { decryptBatch, processHandshakes, receive } from './receive.js';
 import { encryptBatch, routeTo, sendControl, sendHandshakeInitiation, sendKeepalive, sendPacket } from './send.js';
 import { usableCurrent, zeroAndFlushAll } from './sessions.js';
 import { Timer, tick, type TimerSends } from './timers.js';
@@ -96,10 +96,24 @@ export class Device {
   /**
    * Receives a batch of datagrams in place: slot i holds lens[i] bytes (at offset 0) from
    * from(i). Afterwards lens[i] is the length of an IP packet at SLOT_HEADER for the tun, from
-   * peers[i], or -1 (handshake messages, keepalives, control frames and drops).
+   * peers[i], or -1 (handshake messages, keepalives, control frames and drops). Handshake
+   * messages are queued (bounded) for processHandshakes.
    */
   decryptBatch(b: SlotBatch, count: number, from: (i: number) => Endpoint | null, now: number): void {
     decryptBatch(this.core, b, count, from, now);
+  }
+
+  /**
+   * Handles up to `max` queued handshake messages, oldest first, and returns how many are
+   * still queued: the caller spreads them over turns so that they never hold up transport data.
+   */
+  processHandshakes(now: number, max: number): number {
+    return processHandshakes(this.core, now, max);
+  }
+
+  /** Handshake messages waiting for processHandshakes. */
+  get pendingHandshakes(): number {
+    return this.core.handshakeQueue.length;
   }
 
   // ---- outbound (send.ts) ----

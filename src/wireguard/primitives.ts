@@ -3,7 +3,7 @@
  * These run on handshake messages only; the data plane uses the batched AEAD backends.
  */
 import { createHash, createHmac, getHashes } from 'node:crypto';
-import { blake2s } from '@noble/hashes/blake2.js';
+import { blake2s, type _BLAKE2s } from '@noble/hashes/blake2.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 
@@ -41,6 +41,27 @@ export function HASH(...input: Uint8Array[]): Uint8Array {
 
 /** MAC(key, input): keyed BLAKE2s with a 16-byte output. */
 export const MAC = (key: Uint8Array, input: Uint8Array): Uint8Array => blake2s(input, { key, dkLen: 16 });
+
+/**
+ * MAC under one fixed key, for what every message of a flood needs (mac1, a source's
+ * cookie): the keyed state is set up once and cloned, the tag lands in the caller's buffer.
+ */
+export class KeyedMac {
+  private readonly keyed: _BLAKE2s;
+  private readonly h: _BLAKE2s;
+
+  constructor(key: Uint8Array) {
+    this.keyed = blake2s.create({ key, dkLen: 16 });
+    this.h = blake2s.create({ key, dkLen: 16 });
+  }
+
+  into(input: Uint8Array, out: Uint8Array): Uint8Array {
+    this.keyed._cloneInto(this.h);
+    this.h.update(input);
+    this.h.digestInto(out);
+    return out;
+  }
+}
 
 /** HMAC(key, input): HMAC over BLAKE2s-256 (RFC 2104, 64-byte block). */
 export const HMAC = (key: Uint8Array, input: Uint8Array): Uint8Array =>
@@ -82,9 +103,9 @@ export function AEAD_OPEN(key: Uint8Array, counter: bigint, sealed: Uint8Array, 
   }
 }
 
-/** XAEAD(key, nonce, plain, aad): XChaCha20-Poly1305 with a 24-byte random nonce (cookie replies). */
-export const XAEAD = (key: Uint8Array, nonce24: Uint8Array, plain: Uint8Array, aad: Uint8Array): Uint8Array =>
-  xchacha20poly1305(key, nonce24, aad).encrypt(plain);
+/** XAEAD(key, nonce, plain, aad): XChaCha20-Poly1305 with a 24-byte random nonce (cookie replies), into `out`. */
+export const XAEAD = (key: Uint8Array, nonce24: Uint8Array, plain: Uint8Array, aad: Uint8Array, out: Uint8Array): Uint8Array =>
+  xchacha20poly1305(key, nonce24, aad).encrypt(plain, out);
 
 export function XAEAD_OPEN(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null {
   try {
@@ -94,10 +115,9 @@ export function XAEAD_OPEN(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Ar
   }
 }
 
-/** Constant-time equality for MACs and keys. */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
+/** Constant-time: tag equals msg[at..at + tag.length) (a MAC against the one in a message). */
+export function equalAt(tag: Uint8Array, msg: Uint8Array, at: number): boolean {
   let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  for (let i = 0; i < tag.length; i++) d |= tag[i]! ^ msg[at + i]!;
   return d === 0;
 }

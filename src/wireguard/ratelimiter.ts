@@ -36,6 +36,13 @@ export class RateLimiter {
   /** IPv4 keyed by the address as a uint32 number, IPv6 by its /64 as a string: no collisions. */
   private readonly table = new Map<number | string, Entry>();
   private lastGcMs = -Infinity;
+  /**
+   * The entry of the last source asked about, by identity of its address array: a flood from
+   * one address (the caller passing the same array) skips the key, which for most IPv4
+   * addresses is a heap number allocated per call, and the lookup.
+   */
+  private lastIp: Uint8Array | null = null;
+  private lastEntry: Entry | undefined;
 
   constructor(opts?: { packetsPerSecond?: number; burst?: number; maxEntries?: number }) {
     const pps = opts?.packetsPerSecond ?? PACKETS_PER_SECOND;
@@ -52,15 +59,23 @@ export class RateLimiter {
     return this.table.size;
   }
 
-  /** True if a handshake message from this source may be processed now. ip is 4 or 16 bytes. */
+  /**
+   * True if a handshake message from this source may be processed now. ip is 4 or 16 bytes,
+   * and must not change once passed: the same array again means the same source.
+   */
   allow(ip: Uint8Array, nowMs: number): boolean {
     if (nowMs - this.lastGcMs >= GARBAGE_COLLECT_TIME_MS) this.gc(nowMs);
-    const key = sourceKey(ip);
-    const entry = this.table.get(key);
+    let entry = ip === this.lastIp ? this.lastEntry : undefined;
     if (entry === undefined) {
-      if (this.table.size >= this.maxEntries) return false;
-      this.table.set(key, { lastTimeMs: nowMs, tokens: this.maxTokens - this.packetCost });
-      return true;
+      const key = sourceKey(ip);
+      entry = this.table.get(key);
+      if (entry === undefined) {
+        if (this.table.size >= this.maxEntries) return false;
+        entry = { lastTimeMs: nowMs, tokens: this.maxTokens };
+        this.table.set(key, entry);
+      }
+      this.lastIp = ip;
+      this.lastEntry = entry;
     }
     // A clock that steps back must not drain the bucket.
     const elapsedNs = Math.max(0, nowMs - entry.lastTimeMs) * NS_PER_MS;
@@ -78,6 +93,7 @@ export class RateLimiter {
   /** Drops entries idle for more than a second. */
   gc(nowMs: number): void {
     this.lastGcMs = nowMs;
+    this.lastIp = null;
     for (const [key, entry] of this.table) {
       if (nowMs - entry.lastTimeMs > GARBAGE_COLLECT_TIME_MS) this.table.delete(key);
     }

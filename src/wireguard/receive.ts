@@ -1,8 +1,12 @@
 /**
  * Receiving (wireguard-go's receive.go). The life of an incoming datagram, by message type
  * (the reserved bytes must be zero):
- *   initiation, response -> mac1 -> under load (past underLoadThreshold handshake messages a
- *     second, and UNDER_LOAD_AFTER_TIME after) a valid mac2, else a cookie reply and no more,
+ *   initiation, response, cookie reply -> copied into the bounded handshake queue
+ *     (handshakequeue.ts: dropped when full or past the source's admission bucket), so that a
+ *     flood of them costs the transport messages of the same batch nothing; handled later, a
+ *     budget at a time, by processHandshakes (receive() handles its one message at once):
+ *   initiation, response -> mac1 -> under load (the queue at least 1/8 full, and
+ *     UNDER_LOAD_AFTER_TIME after) a valid mac2, else a cookie reply and no more,
  *     and the per-source rate limit -> the Noise message; an initiation's timestamp must be
  *     newer, a peer's initiations HANDSHAKE_INITIATION_RATE apart -> the endpoint follows
  *     the sender, a session begins (sessions.ts), timers -> an initiation is answered with a
@@ -21,12 +25,10 @@ import {
   HANDSHAKE_INITIATION_RATE,
   MESSAGE_COOKIE_REPLY,
   MESSAGE_INITIATION,
-  MESSAGE_RESPONSE,
   MESSAGE_TRANSPORT,
   REJECT_AFTER_TIME,
   UNDER_LOAD_AFTER_TIME,
 } from './constants.js';
-import { endpointCookieSource } from './cookie.js';
 import { SCRATCH_SLOT, type DeviceCore, type SlotBatch } from './core.js';
 import { endpointAddress, sameEndpoint, type Endpoint } from '../net/endpoint.js';
 import { acceptInitiation, consumeInitiation, consumeResponse, createResponse } from './handshake.js';
@@ -44,9 +46,13 @@ import {
   timersSessionDerived,
 } from './timers.js';
 
-/** One UDP datagram from `from`, of any type. */
+/** One UDP datagram from `from`, of any type; a handshake message is handled before this returns. */
 export function receive(d: DeviceCore, datagram: Uint8Array, from: Endpoint, now: number): void {
-  if (messageType(datagram) !== MESSAGE_TRANSPORT) return receiveHandshakeMessage(d, datagram, from, now);
+  if (messageType(datagram) !== MESSAGE_TRANSPORT) {
+    enqueueHandshake(d, datagram, 0, datagram.length, from, now);
+    processHandshakes(d, now, Infinity);
+    return;
+  }
   if (datagram.length < Transport.minSize || datagram.length > SCRATCH_SLOT) return d.drop('malformed');
   // The batch path with a batch of one.
   const rx = d.rx;
@@ -58,38 +64,36 @@ export function receive(d: DeviceCore, datagram: Uint8Array, from: Endpoint, now
   if (len >= 0 && peer) d.output.deliverPacket?.(rx.buf.subarray(SLOT_HEADER, SLOT_HEADER + len), peer);
 }
 
-/** Any datagram but a transport message: an initiation, a response or a cookie reply. */
-function receiveHandshakeMessage(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: number): void {
-  switch (messageType(msg)) {
-    case MESSAGE_INITIATION:
-      if (msg.length !== Initiation.size) return d.drop('malformed');
-      return receiveHandshake(d, msg, from, now, true);
-    case MESSAGE_RESPONSE:
-      if (msg.length !== Response.size) return d.drop('malformed');
-      return receiveHandshake(d, msg, from, now, false);
-    case MESSAGE_COOKIE_REPLY:
-      if (msg.length !== CookieReply.size) return d.drop('malformed');
-      return receiveCookieReply(d, msg, now);
-    default:
-      return d.drop('malformed');
-  }
+function enqueueHandshake(d: DeviceCore, buf: Uint8Array, off: number, len: number, from: Endpoint, now: number): void {
+  const admitted = d.handshakeQueue.push(buf, off, len, from, now);
+  if (admitted !== 'queued') d.drop(admitted);
 }
 
-function isUnderLoad(d: DeviceCore, now: number): boolean {
-  if (now - d.handshakeWindowStart >= 1000) {
-    d.handshakeWindowStart = now;
-    d.handshakesInWindow = 0;
+/** Handles up to `max` queued handshake messages, oldest first; returns how many are left. */
+export function processHandshakes(d: DeviceCore, now: number, max: number): number {
+  const queue = d.handshakeQueue;
+  for (let n = 0; n < max; n++) {
+    const next = queue.shift();
+    if (!next) break;
+    const { msg, from } = next;
+    if (msg[0] === MESSAGE_COOKIE_REPLY) receiveCookieReply(d, msg, now);
+    else receiveHandshake(d, msg, from, now, msg[0] === MESSAGE_INITIATION);
   }
-  if (++d.handshakesInWindow > d.underLoadThreshold) d.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+  return queue.length;
+}
+
+/** wireguard-go's IsUnderLoad: the queue is at least 1/8 full, or was within UNDER_LOAD_AFTER_TIME. */
+function isUnderLoad(d: DeviceCore, now: number): boolean {
+  const queue = d.handshakeQueue;
+  if (queue.length >= queue.capacity / 8) d.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
   return d.forceUnderLoad || now < d.underLoadUntil;
 }
 
 function receiveHandshake(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: number, initiation: boolean): void {
   if (!d.cookieChecker.checkMac1(msg)) return d.drop('mac1');
   if (isUnderLoad(d, now)) {
-    if (!d.cookieChecker.checkMac2(msg, endpointCookieSource(from), now)) {
-      const reply = d.cookieChecker.createReply(msg, readU32(msg, Initiation.sender), endpointCookieSource(from), now);
-      d.output.sendDatagram(reply, from, null);
+    if (!d.cookieChecker.checkMac2(msg, from, now)) {
+      d.output.sendDatagram(d.cookieChecker.createReply(msg, readU32(msg, Initiation.sender), from, now), from, null);
       d.output.event?.({ type: 'cookie-sent', to: from });
       return;
     }
@@ -157,8 +161,8 @@ function receiveCookieReply(d: DeviceCore, msg: Uint8Array, now: number): void {
 /**
  * Receives a batch of datagrams in place: slot i holds lens[i] bytes (at offset 0) from
  * from(i). Transport messages are opened in runs that share a keypair (one AEAD call each);
- * other messages are handled one by one. Afterwards lens[i] is the length of an IP packet at
- * SLOT_HEADER for the tun, from peers[i], or -1.
+ * handshake messages are queued for processHandshakes. Afterwards lens[i] is the length of an
+ * IP packet at SLOT_HEADER for the tun, from peers[i], or -1.
  */
 export function decryptBatch(d: DeviceCore, b: SlotBatch, count: number, from: (i: number) => Endpoint | null, now: number): void {
   const { buf, lens, slotSize, peers } = b;
@@ -172,7 +176,7 @@ export function decryptBatch(d: DeviceCore, b: SlotBatch, count: number, from: (
     if (len < 0) continue; // truncated by the receive
     if (len < Transport.minSize || buf[off] !== MESSAGE_TRANSPORT || buf[off + 1] !== 0 || buf[off + 2] !== 0 || buf[off + 3] !== 0) {
       const ep = from(i);
-      if (ep) receiveHandshakeMessage(d, buf.subarray(off, off + len), ep, now);
+      if (ep) enqueueHandshake(d, buf, off, len, ep, now);
       continue;
     }
     const entry = d.indices.get(readU32(buf, off + Transport.receiver));

@@ -1,9 +1,13 @@
 /**
  * DataPath on the fakes: what an owner callback throws in the middle of a received batch is
- * logged, and the rest of the batch still reaches the tun; timers outlive a throwing onTick.
+ * logged, and the rest of the batch still reaches the tun; timers outlive a throwing onTick;
+ * a handshake flood waits in its bounded queue, a budget per turn, behind transport data.
  */
 import { afterEach, expect, test, vi } from 'vitest';
+import { blake2s } from '@noble/hashes/blake2.js';
 import { advanceClock, now } from '../../src/daemon/clock.js';
+import { UNDER_LOAD_AFTER_TIME } from '../../src/wireguard/constants.js';
+import { HANDSHAKE_QUEUE_SIZE } from '../../src/wireguard/handshakequeue.js';
 import { DataPath, type DataPathOptions } from '../../src/daemon/datapath.js';
 import type { Peer } from '../../src/wireguard/peer.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -54,7 +58,7 @@ async function pair(owner: Pick<DataPathOptions, 'onControl' | 'onPacket'>) {
     net.release();
     await waitFor(`${expect} packets on A's tun`, () => ioA.tun!.written.length >= expect);
   };
-  return { a, b, peerA, tunA: ioA.tun!, tunB: ioB.tun!, lines, recv, arrive };
+  return { net, a, b, peerA, udpA: ioA.udp!, tunA: ioA.tun!, tunB: ioB.tun!, events, lines, recv, arrive };
 }
 
 test('a throwing onControl costs only its frame: the rest of the batch reaches the tun', async () => {
@@ -123,3 +127,88 @@ test('a throwing onTick is logged once and the timers keep running', async () =>
   expect(ticks).toBeGreaterThanOrEqual(3);
   expect(lines.filter((l) => l.includes(' error '))).toHaveLength(1);
 });
+
+test('a flood of 5,000 valid-mac1 initiations among transport packets: the packets reach the tun on the turn that reads them, the queue stays bounded, the handshake work goes 1 ms a turn', async () => {
+  const p = await pair({ onControl: () => undefined });
+  const server = { ip: '192.0.2.1', port: 51820 };
+  // As test/integration/fixtures/flood-handshakes.mjs: random contents, a valid mac1 for A.
+  const mac1Key = blake2s(new Uint8Array([...new TextEncoder().encode('mac1----'), ...p.a.device.publicKey]));
+  const flood = (i: number): Uint8Array => {
+    const m = new Uint8Array(148).map((_, j) => (i * 7 + j * 13) & 0xff);
+    m.set([1, 0, 0, 0]);
+    m.set(blake2s(m.subarray(0, 116), { key: mac1Key, dkLen: 16 }), 116);
+    return m.fill(0, 132);
+  };
+  const SOURCES = 50;
+  const PER_SOURCE = 100;
+  const floodFrom = (k: number) => ({ ip: `198.51.100.${k}`, port: 40000 });
+
+  // One burst: per source, 100 flood messages and then one of B's packets.
+  p.net.hold();
+  for (let k = 0; k < SOURCES; k++) {
+    for (let j = 0; j < PER_SOURCE; j++) p.net.send(floodFrom(k), server, flood(k * PER_SOURCE + j));
+    p.b.device.sendPacket(ipv4('10.0.0.2', '10.0.0.1', `packet ${k}`), now());
+    p.b.flush();
+  }
+
+  // What A does, turn by turn (a turn: one event-loop callback and its microtasks).
+  const turns: string[][] = [];
+  let current: string[] | null = null;
+  let maxQueued = 0;
+  let atLastRead = { written: 0, queued: 0 };
+  const note = (what: string): void => {
+    maxQueued = Math.max(maxQueued, p.a.device.pendingHandshakes);
+    if (!current) {
+      turns.push((current = []));
+      queueMicrotask(() => (current = null));
+    }
+    current.push(what);
+  };
+  const handshakes = p.a.device.processHandshakes.bind(p.a.device);
+  p.a.device.processHandshakes = (t, max) => {
+    note('hs');
+    const left = handshakes(t, max);
+    advanceClock(0.5);
+    return left;
+  };
+  const recv = p.udpA.recvBatch.bind(p.udpA);
+  p.udpA.recvBatch = (b, r) => {
+    const n = recv(b, r);
+    if (n > 0) {
+      note('udp');
+      queueMicrotask(() => (atLastRead = { written: p.tunA.written.length, queued: p.a.device.pendingHandshakes }));
+    }
+    return n;
+  };
+  const floodSent = p.net.sent.length;
+  p.net.release();
+  await waitFor('the flood handled', () => p.tunA.written.length === SOURCES && p.a.device.pendingHandshakes === 0 && !current, 20_000);
+
+  expect(p.tunA.written.map(text)).toEqual(Array.from({ length: SOURCES }, (_, k) => `packet ${k}`));
+  // The last receive turn left every packet on the tun while handshake messages still waited.
+  expect(atLastRead.written).toBe(SOURCES);
+  expect(atLastRead.queued).toBeGreaterThan(0);
+  // Receive turns and handshake turns alternate; each handshake turn stops once 1 ms is spent.
+  expect(turns.filter((t) => t.includes('udp') && t.includes('hs'))).toEqual([]);
+  const handshakeTurns = turns.filter((t) => t.includes('hs'));
+  expect(handshakeTurns.length).toBeGreaterThan(10);
+  expect(Math.max(...handshakeTurns.map((t) => t.length))).toBeLessThanOrEqual(2);
+  // Bounded, and full enough to be under load: cookie replies, at most one per message.
+  expect(maxQueued).toBeLessThanOrEqual(HANDSHAKE_QUEUE_SIZE);
+  expect(maxQueued).toBeGreaterThanOrEqual(HANDSHAKE_QUEUE_SIZE / 8);
+  const replies = p.net.sent.slice(floodSent).filter((d) => d.to.ip.startsWith('198.51.100.'));
+  expect(replies.length).toBeGreaterThan(0);
+  expect(replies.length).toBeLessThanOrEqual(SOURCES * PER_SOURCE);
+  expect(replies.every((d) => d.size === 64)).toBe(true);
+  expect(p.a.device.drops.mac1).toBe(0);
+
+  // Once the queue is empty for UNDER_LOAD_AFTER_TIME, a handshake needs no cookie again.
+  advanceClock(UNDER_LOAD_AFTER_TIME);
+  const cookiesToB = (): number => p.net.sent.filter((d) => d.to.ip === '192.0.2.2' && d.size === 64).length;
+  p.b.device.resetPeer(p.peerA);
+  p.b.device.sendPacket(ipv4('10.0.0.2', '10.0.0.1', 'after'), now());
+  p.b.flush();
+  await waitFor('a new handshake', () => p.events.filter((e) => e === 'handshake-complete').length === 2);
+  await waitFor('the packet after it', () => p.tunA.written.length === SOURCES + 1);
+  expect(cookiesToB()).toBe(0);
+}, 30_000);

@@ -252,7 +252,7 @@ describe('batches (the data path)', () => {
     expect(b.device.drops).toMatchObject({ replay: 1, authentication: 1, 'unknown-index': 1 });
   });
 
-  test('handshake messages, keepalives and control frames inside a receive batch are handled, not delivered', () => {
+  test('handshake messages, keepalives and control frames inside a receive batch are handled, not delivered; handshake messages once processHandshakes runs', () => {
     const { net, a, b, peerB } = pair();
     a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'first'), net.now);
     const init = net.queue.shift()!;
@@ -261,6 +261,9 @@ describe('batches (the data path)', () => {
     rx.lens[0] = init.data.length;
     b.device.decryptBatch(rx, 1, () => init.from, net.now);
     expect(rx.lens[0]).toBe(-1);
+    expect(b.sentOfType(MESSAGE_RESPONSE)).toHaveLength(0);
+    expect(b.device.pendingHandshakes).toBe(1);
+    expect(b.device.processHandshakes(net.now, 8)).toBe(0);
     expect(b.sentOfType(MESSAGE_RESPONSE)).toHaveLength(1);
     net.flush(); // response, keepalive and the staged packet
     a.device.sendControl(peerB, Uint8Array.of(0x01, 7), net.now);

@@ -1,6 +1,7 @@
 /**
- * The handshake path's DoS defences (receive.ts): mac1, cookies and mac2 under load, the
- * rate limits, replayed and flooded initiations, garbage and failed authentication.
+ * The handshake path's DoS defences (receive.ts): mac1, cookies and mac2 under load (by the
+ * handshake queue's fill), the rate limits, replayed and flooded initiations, garbage and
+ * failed authentication.
  */
 import { describe, expect, test } from 'vitest';
 import {
@@ -9,7 +10,9 @@ import {
   MESSAGE_RESPONSE,
   REKEY_TIMEOUT,
   REKEY_TIMEOUT_JITTER_MAX,
+  UNDER_LOAD_AFTER_TIME,
 } from '../../src/wireguard/constants.js';
+import { HANDSHAKE_QUEUE_SIZE } from '../../src/wireguard/handshakequeue.js';
 import { sendHandshakeInitiation } from '../../src/wireguard/send.js';
 import { connected, core, ipv4, pair, text, type Datagram } from './support/sim.js';
 
@@ -139,14 +142,29 @@ describe('DoS defences', () => {
     expect(s.b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(1);
   });
 
-  test('a device becomes under load by itself past the threshold', () => {
-    const { net, a, b } = pair({ b: { underLoadThreshold: 3 } });
-    const init = () => {
-      a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
-      return a.sent.at(-1)!;
+  test('under load means the handshake queue at least 1/8 full, and for UNDER_LOAD_AFTER_TIME after', () => {
+    const { net, a, b } = pair();
+    a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2'), net.now);
+    const init = net.queue.shift()!.data; // a valid mac1, replayed from many sources
+    let source = 0;
+    const queue = (n: number): void => {
+      const rx = { slotSize: 256, buf: new Uint8Array(n * 256), lens: new Int32Array(n).fill(init.length), peers: new Array<null>(n).fill(null) };
+      for (let i = 0; i < n; i++) rx.buf.set(init, i * 256);
+      b.device.decryptBatch(rx, n, () => ({ ip: `198.18.${source >> 8}.${source++ & 255}`, port: 1 }), net.now);
     };
-    const msg = init();
-    for (let i = 0; i < 5; i++) b.device.receive(msg.data, msg.from, net.now);
-    expect(b.sentOfType(MESSAGE_COOKIE_REPLY).length).toBeGreaterThan(0);
+    const fill = HANDSHAKE_QUEUE_SIZE / 8;
+    queue(fill); // one under the mark once the first is taken
+    expect(b.device.processHandshakes(net.now, Infinity)).toBe(0);
+    expect(b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(0);
+    expect(b.sentOfType(MESSAGE_RESPONSE)).toHaveLength(1); // the rest replay its timestamp
+    queue(fill + 1);
+    expect(b.device.processHandshakes(net.now, 1)).toBe(fill); // taken at the mark: under load
+    expect(b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(1);
+    b.device.processHandshakes(net.now + UNDER_LOAD_AFTER_TIME - 1, Infinity); // the queue drains, load stays
+    expect(b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(fill + 1);
+    queue(1);
+    b.device.processHandshakes(net.now + UNDER_LOAD_AFTER_TIME, Infinity);
+    expect(b.sentOfType(MESSAGE_COOKIE_REPLY)).toHaveLength(fill + 1);
+    expect(b.device.drops.timestamp).toBe(fill);
   });
 });

@@ -176,12 +176,21 @@ describe('RateLimiter', () => {
     let allowed = 0;
     for (let i = 0; i < 1 << 16; i++) {
       v.setUint32(0, 0x0a000000 + i);
-      if (rl.allow(ip, 0)) allowed++;
+      if (rl.allow(ip.slice(), 0)) allowed++;
     }
     expect(allowed).toBe(1 << 16);
     v.setUint32(0, 0x0b000000);
-    expect(rl.allow(ip, 0)).toBe(false);
+    expect(rl.allow(ip.slice(), 0)).toBe(false);
     expect(rl.size).toBe(1 << 16);
+  });
+
+  it('a repeated address array is the same source, without a lookup', () => {
+    const rl = new RateLimiter();
+    const ip = ip4('10.0.0.1');
+    for (let i = 0; i < 5; i++) expect(rl.allow(ip, 0)).toBe(true);
+    expect(rl.allow(ip, 0)).toBe(false);
+    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(false); // the same bucket by value
+    expect(rl.size).toBe(1);
   });
 
   it('does not drain a bucket when the clock steps back', () => {

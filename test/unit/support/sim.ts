@@ -26,7 +26,7 @@ export function seededRng(seed: string): (n: number) => Uint8Array {
 }
 
 /** What a test may set on a node's device (the rest comes from the simulated network). */
-export type NodeOptions = Partial<Pick<DeviceOptions, 'forceUnderLoad' | 'mtu' | 'aead' | 'underLoadThreshold'>>;
+export type NodeOptions = Partial<Pick<DeviceOptions, 'forceUnderLoad' | 'mtu' | 'aead'>>;
 
 export interface Datagram {
   from: Endpoint;
