@@ -3,7 +3,8 @@
  * a client with a wrong server key says so within 20 s; a server whose control channel gave
  * up during an underlay outage (its clock driven past the ~31 s with TVPN_TEST_HOOKS) brings
  * the config of a reload made meanwhile once the link is back; `ip link del tun0` under the
- * server is one clear line and exit 1, however many packets keep arriving.
+ * server is one clear line and exit 1, however many packets keep arriving; a damaged
+ * leases.json loses no lease.
  * Needs the compiled CLI (npx tsc -p tsconfig.build.json) and root.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../
 import { request, type PeerStatus, type Status } from '../../src/daemon/status.js';
 import { createNetnsPair, type Netns, type NetnsPair } from '../../src/lab/netns.js';
 import { describeRoot } from '../helpers/root.js';
-import { BIN, startTvpn, stopProc, until, type Proc } from '../helpers/tvpn.js';
+import { BIN, addrOf, pings, startTvpn, stopProc, until, type Proc } from '../helpers/tvpn.js';
 import { sleep } from '../helpers/wait.js';
 
 describeRoot('faults', () => {
@@ -103,4 +104,17 @@ describeRoot('faults', () => {
     expect(existsSync(join(dir, 'state', 'leases.json'))).toBe(true);
     expect(readFileSync(join(dir, 'state', 'leases.json'), 'utf8')).toContain('10.71.0.2');
   }, 40_000);
+
+  test('a damaged leases.json: the server restarts from its backup and the client comes back with its address', async () => {
+    // The state a server left after giving `one` 10.71.0.7 (not the lowest free address, so a
+    // server that lost its leases would hand out another), then leases.json is cut short.
+    const leases = JSON.stringify({ version: 1, leases: [{ key: encodeKey(publicKeyOf(ck)), address: '10.71.0.7', name: 'one', lastSeen: Date.now() }] });
+    writeFileSync(join(dir, 'state', 'leases.json.bak'), leases);
+    writeFileSync(join(dir, 'state', 'leases.json'), leases.slice(0, 40));
+    server = await start(pair.a, 'server', 'server.yaml', 'listening on');
+    expect(server.log()).toMatch(/lease file .*leases\.json is corrupt .*; moved to .*leases\.json\.corrupt-\d+/);
+    expect(server.log()).toMatch(/restored 1 lease\(s\) from .*leases\.json\.bak/);
+    await until('the client at its address', async () => (await addrOf(pair.b, 'tun0')) === '10.71.0.7/24', 30_000);
+    expect(await pings(pair.b, '10.71.0.1')).toBe(true);
+  }, 45_000);
 });
