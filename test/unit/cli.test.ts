@@ -3,11 +3,11 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { run } from '../../src/cli/main.js';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { loadServerConfig } from '../../src/config/server.js';
+import { tvpn } from './support/cli.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SERVER_KEY = generatePrivateKey();
@@ -21,25 +21,6 @@ beforeEach(() => {
   writeKeyFile(join(dir, 'server.key'), SERVER_KEY);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Runs the CLI in-process, capturing what it writes. */
-async function tvpn(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (into: string[]) => (chunk: string | Uint8Array): boolean => {
-    into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
-    return true;
-  };
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
-  try {
-    const code = await run(['node', 'tvpn', ...args]);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 /** A hand-written config: comments, aligned comments, blank lines between clients. */
 const SERVER = `# My VPN.
