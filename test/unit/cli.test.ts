@@ -74,7 +74,7 @@ describe('check', () => {
     expect(await tvpn('check', '--client', '-c', path)).toEqual(ok);
     const forced = await tvpn('check', '--server', '-c', path);
     expect(forced.code).toBe(2);
-    expect(forced.err).toMatch(/^tvpn: .*c\.yaml:1: unknown key 'server' \(expected one of: interface, /);
+    expect(forced.err).toBe(`tvpn: ${path}: this is a client config (it has 'server'), not a server config; use it with 'tvpn client -c ${path}'\n`);
   });
 
   it('reports bad input as one line and exit code 2', async () => {
@@ -86,6 +86,41 @@ describe('check', () => {
     writeFileSync(F, SERVER);
     expect((await tvpn('--log-level', 'debug', 'check', '-c', F)).code).toBe(0);
     expect((await tvpn('check', '-c', F, '--log-level', 'warn')).code).toBe(0);
+  });
+});
+
+describe('a config in the wrong place', () => {
+  it('names a server config given to the client and a client config given to the server', async () => {
+    writeFileSync(F, SERVER);
+    const client = join(dir, 'laptop.yaml');
+    writeFileSync(client, `server: { endpoint: vpn.example.com:51820, public_key: ${PEER} }\nprivate_key_file: server.key\n`);
+    expect(await tvpn('client', '-c', F)).toEqual({
+      code: 2,
+      out: '',
+      err: `tvpn: ${F}: this is a server config (it has 'pool'), not a client config; use it with 'tvpn server -c ${F}'\n`,
+    });
+    expect((await tvpn('server', '-c', client)).err).toBe(
+      `tvpn: ${client}: this is a client config (it has 'server'), not a server config; use it with 'tvpn client -c ${client}'\n`,
+    );
+  });
+
+  it("reads a near miss of 'server' as a client config's typo", async () => {
+    const client = join(dir, 'client.yaml');
+    writeFileSync(client, `private_key_file: server.key\nsever: { endpoint: vpn.example.com:51820, public_key: ${PEER} }\n`);
+    expect((await tvpn('check', '-c', client)).err).toBe(`tvpn: ${client}:2: unknown key 'sever' (did you mean 'server'?)\n`);
+  });
+
+  it('names a wg-quick profile', async () => {
+    writeFileSync(F, SERVER);
+    const phone = join(dir, 'phone.conf');
+    expect((await tvpn('add-client', 'phone', '-c', F, '--wg-quick', '--out', phone, '--endpoint', 'vpn.example.com:51820')).code).toBe(0);
+    expect(await tvpn('check', '-c', phone)).toEqual({
+      code: 2,
+      out: '',
+      err:
+        `tvpn: ${phone}: this is a wg-quick file (a WireGuard app profile), not a tvpn config; import it into a WireGuard app ` +
+        `or run 'wg-quick up ${phone}'; 'tvpn client' needs the YAML config 'tvpn add-client' writes without --wg-quick\n`,
+    });
   });
 });
 
