@@ -124,6 +124,22 @@ describe('a config in the wrong place', () => {
   });
 });
 
+describe('demo', () => {
+  it("says up front that it needs iproute2's ip", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = dir;
+    try {
+      expect(await tvpn('demo')).toEqual({
+        code: 1,
+        out: '',
+        err: "tvpn: tvpn demo needs the 'ip' command to make network namespaces (on Debian: apt-get install iproute2)\n",
+      });
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+});
+
 describe('usage errors', () => {
   it.each([
     [['check'], "tvpn: required option '-c, --config <file>' not specified (see 'tvpn check --help')\n"],
