@@ -37,6 +37,8 @@ export interface ServerConfig {
   file: string;
   interface: { name: string; address: InterfaceAddress; mtu: number };
   listen: { host: string; port: number };
+  /** `endpoint`: host:port clients connect to, written into their configs by add-client. */
+  endpoint?: { host: string; port: number };
   privateKey: Uint8Array;
   /** Dynamic addresses, inclusive; inside the subnet, clear of the server's and static clients' addresses. */
   pool: { first: string; last: string };
@@ -67,6 +69,7 @@ export interface ClientEntry {
 const ROOT_KEYS = [
   'interface',
   'listen',
+  'endpoint',
   'private_key_file',
   'private_key',
   'pool',
@@ -248,6 +251,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
   const address = iface.address!;
   const mtu = iface.mtu ?? DEFAULT_MTU;
   const listen = listenOf(root.get('listen'));
+  const endpoint = root.get('endpoint')?.parse((t) => parseHostPort(t, { ipOnly: false }));
   const privateKey = privateKeyOf(root, 'server.key');
   const poolValue = root.get('pool');
   const plan = planOf(address, poolValue === undefined ? null : explicitPool(poolValue, planOf(address, null)));
@@ -268,6 +272,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     file: resolve(file),
     interface: { name: iface.name, address, mtu },
     listen,
+    ...(endpoint !== undefined && { endpoint }),
     privateKey,
     pool: { first: ipText(pool.first), last: ipText(pool.last) },
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,

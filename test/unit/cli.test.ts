@@ -172,7 +172,7 @@ describe('add-client', () => {
     expect(r).toEqual({
       code: 0,
       out: `added client 'laptop' (10.8.0.3) to ${F}; wrote ${out()} (mode 0600: it holds the client's private key)\n`,
-      err: 'tvpn: note: restart the server to apply the change\n',
+      err: 'tvpn: note: a running server applies it on SIGHUP (kill -HUP <server pid>), other sessions staying up\n',
     });
 
     const text = readFileSync(F, 'utf8');

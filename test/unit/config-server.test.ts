@@ -123,7 +123,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -173,6 +173,7 @@ describe('server config', () => {
     ],
     ['listen: [::]:51820', "DIR/server.yaml:3: YAML syntax error: Unexpected scalar at node end; quote IPv6 endpoints, e.g. '[::]:51820'"],
     ['listen: 51820', "DIR/server.yaml:3: listen: expected host:port, got the number 51820; write 0.0.0.0:51820 (or '[::]:51820' for IPv6, quoted)"],
+    ['endpoint: vpn.example.com', "DIR/server.yaml:3: endpoint: 'vpn.example.com' is not host:port (e.g. vpn.example.com:51820)"],
     // Pools.
     ['pool: 10.9.0.10-10.9.0.20', "DIR/server.yaml:3: pool: 10.9.0.10-10.9.0.20 is not inside the VPN subnet's host addresses 10.8.0.1-10.8.0.254; pick a range within them"],
     ['pool: 10.8.0.0-10.8.0.20', "DIR/server.yaml:3: pool: 10.8.0.0-10.8.0.20 is not inside the VPN subnet's host addresses 10.8.0.1-10.8.0.254; pick a range within them"],
@@ -255,7 +256,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',
