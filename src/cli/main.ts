@@ -6,12 +6,13 @@ import * as addClient from './commands/add-client.js';
 import * as check from './commands/check.js';
 import * as daemon from './commands/daemon.js';
 import * as demo from './commands/demo.js';
+import * as init from './commands/init.js';
 import * as keys from './commands/keys.js';
 import * as show from './commands/show.js';
 import { errorMessage } from '../errors.js';
 
 /** Each command lives in commands/<name>.ts and adds itself to the program. */
-const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [demo, daemon, show, keys, check, addClient];
+const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [demo, init, daemon, show, keys, check, addClient];
 
 /**
  * Usage errors become one line like every other error, with a pointer to the command's help;

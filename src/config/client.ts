@@ -13,6 +13,7 @@ import {
   type LogLevel,
   type Section,
 } from './load.js';
+import { refuseOtherKind } from './kind.js';
 
 export interface ClientConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -86,6 +87,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
  * the file's permission bits if it is one (inline secret keys need 0600). Throws ConfigError.
  */
 export function parseClientConfig(text: string, file: string, mode: number | null = null): ClientConfig {
+  refuseOtherKind(text, file, 'client');
   return buildClientConfig(parseConfigText(text, file, mode, ROOT_KEYS), file);
 }
 

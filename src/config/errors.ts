@@ -25,6 +25,8 @@ export function fsReason(err: unknown): string {
       return 'a parent of it is not a directory';
     case 'EEXIST':
       return 'already exists';
+    case 'EROFS':
+      return 'read-only file system';
     default:
       return errorMessage(err);
   }

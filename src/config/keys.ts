@@ -70,7 +70,10 @@ export function readKeyFile(path: string, opts: { private: boolean; kind?: KeyKi
     throw new ConfigError(`${path}: ${fsReason(err)}${fix}`);
   }
   try {
-    const mode = fstatSync(fd).mode & 0o777;
+    const stat = fstatSync(fd);
+    // open() succeeds on a directory, whose usual mode would otherwise get the chmod advice below.
+    if (stat.isDirectory()) throw new ConfigError(`${path}: is a directory, not a key file; name the key file itself`);
+    const mode = stat.mode & 0o777;
     if (opts.private && (mode & 0o077) !== 0) {
       throw new ConfigError(
         `${path}: secret key is accessible by group or others (mode ${mode.toString(8).padStart(4, '0')}); run 'chmod 600 ${path}'`,

@@ -52,7 +52,7 @@ function describe(node: Node): string {
 }
 
 /** Edit distance, for "did you mean" on misspelt keys. */
-function distance(a: string, b: string): number {
+export function distance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
@@ -107,6 +107,12 @@ export class Value {
     if (typeof v !== 'string') throw this.fail(`expected a string, got ${describe(this.node)}`);
     if (/^<.*>$/.test(v)) throw this.fail(`'${v}' is a placeholder; ${fix}`);
     return v;
+  }
+
+  /** The value if it is a number, for hints where a number is a likely slip (a bare port). */
+  number(): number | undefined {
+    const v = this.scalar();
+    return typeof v === 'number' ? v : undefined;
   }
 
   int(min: number, max: number): number {
@@ -259,19 +265,6 @@ export function readConfigFile(path: string): { text: string; mode: number } {
     return { text: readFileSync(path, 'utf8'), mode: statSync(path).mode & 0o777 };
   } catch (err) {
     throw new ConfigError(`cannot read config ${resolve(path)}: ${fsReason(err)}`);
-  }
-}
-
-/**
- * Whether a config file is a client's (it names a server) or a server's. Unreadable files count
- * as server configs, whose loader then reports the problem.
- */
-export function detectConfigKind(path: string): 'server' | 'client' {
-  try {
-    const contents = parseDocument(readFileSync(path, 'utf8')).contents;
-    return isMap(contents) && contents.has('server') ? 'client' : 'server';
-  } catch {
-    return 'server';
   }
 }
 

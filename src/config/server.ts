@@ -29,6 +29,7 @@ import {
   type Section,
   type Value,
 } from './load.js';
+import { refuseOtherKind } from './kind.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 
 export interface ServerConfig {
@@ -36,6 +37,8 @@ export interface ServerConfig {
   file: string;
   interface: { name: string; address: InterfaceAddress; mtu: number };
   listen: { host: string; port: number };
+  /** `endpoint`: host:port clients connect to, written into their configs by add-client. */
+  endpoint?: { host: string; port: number };
   privateKey: Uint8Array;
   /** Dynamic addresses, inclusive; inside the subnet, clear of the server's and static clients' addresses. */
   pool: { first: string; last: string };
@@ -66,6 +69,7 @@ export interface ClientEntry {
 const ROOT_KEYS = [
   'interface',
   'listen',
+  'endpoint',
   'private_key_file',
   'private_key',
   'pool',
@@ -164,7 +168,7 @@ function defaultPool(plan: AddressPlan, statics: readonly Ip[]): IpRange | null 
 
 function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: string): ClientEntry[] {
   const names = new Map<string, Value>();
-  const keys = new Map<string, Value>();
+  const keys = new Map<string, { name: string; value: Value }>();
   const addresses = new Map<string, string>();
   const routes = new Map<string, Value>();
   const subnet = prefixRange(plan.server, plan.subnet.prefix);
@@ -180,9 +184,11 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
     const publicKey = keyValue.key('public');
     const keyText = encodeKey(publicKey);
     const firstKey = keys.get(keyText);
-    if (firstKey !== undefined) throw keyValue.fail(`this key is already ${firstKey.ref()}; each client needs its own key pair`);
+    if (firstKey !== undefined) {
+      throw keyValue.fail(`client '${name}' has the same key as client '${firstKey.name}' (${firstKey.value.ref()}); each client needs its own key pair`);
+    }
     if (keyText === serverKey) throw keyValue.fail(`this is the server's own public key; each client needs its own key pair`);
-    keys.set(keyText, keyValue);
+    keys.set(keyText, { name, value: keyValue });
 
     const addressValue = s.get('address');
     let address: string | null = null;
@@ -229,6 +235,13 @@ function pushable(
   throw value?.fail(why) ?? root.fail(`push.${key} defaults to ${n}, but ${why}; set push.${key}`);
 }
 
+/** `listen`; a bare port, which YAML reads as a number, gets the fix spelt out. */
+function listenOf(value: Value | undefined): { host: string; port: number } {
+  const port = value?.number();
+  if (port !== undefined) throw value!.fail(`expected host:port, got the number ${port}; write 0.0.0.0:${port} (or '[::]:${port}' for IPv6, quoted)`);
+  return value?.parse((t) => parseHostPort(t, { ipOnly: true })) ?? DEFAULT_LISTEN;
+}
+
 function buildServerConfig(root: Section, file: string): ServerConfig {
   const warnings: string[] = [];
   const iface = interfaceOf(
@@ -237,7 +250,8 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
   );
   const address = iface.address!;
   const mtu = iface.mtu ?? DEFAULT_MTU;
-  const listen = root.get('listen')?.parse((t) => parseHostPort(t, { ipOnly: true })) ?? DEFAULT_LISTEN;
+  const listen = listenOf(root.get('listen'));
+  const endpoint = root.get('endpoint')?.parse((t) => parseHostPort(t, { ipOnly: false }));
   const privateKey = privateKeyOf(root, 'server.key');
   const poolValue = root.get('pool');
   const plan = planOf(address, poolValue === undefined ? null : explicitPool(poolValue, planOf(address, null)));
@@ -258,6 +272,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     file: resolve(file),
     interface: { name: iface.name, address, mtu },
     listen,
+    ...(endpoint !== undefined && { endpoint }),
     privateKey,
     pool: { first: ipText(pool.first), last: ipText(pool.last) },
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
@@ -288,6 +303,7 @@ function pushList<T>(value: Value | undefined, items: T[], max: number): T[] {
  * the file's permission bits if it is one (inline secret keys need 0600). Throws ConfigError.
  */
 export function parseServerConfig(text: string, file: string, mode: number | null = null): ServerConfig {
+  refuseOtherKind(text, file, 'server');
   return buildServerConfig(parseConfigText(text, file, mode, ROOT_KEYS), file);
 }
 

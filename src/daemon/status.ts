@@ -20,6 +20,8 @@ export interface PeerStatus {
   rxBytes: number;
   txBytes: number;
   allowedIps: string[];
+  /** A client's server peer: what the host routes into the tunnel (its allowed IPs are all addresses). */
+  routed?: string[];
   /** The tunnel address assigned to (server) or received from (client) this peer. */
   address: string | null;
   /** The peer speaks tvpn's control channel (false for stock WireGuard peers). */
@@ -201,7 +203,8 @@ export function formatStatus(s: Status, nowMs = Date.now()): string {
     lines.push('', `peer: ${p.publicKey}${p.name ? ` (${p.name})` : ''}`);
     if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
     if (p.address) lines.push(`  address: ${p.address}`);
-    lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
+    if (p.routed) lines.push(`  routed into ${s.interface}: ${p.routed.join(', ') || '(nothing yet)'}`);
+    else lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
     lines.push(`  latest handshake: ${ago(p.latestHandshake, nowMs)}`);
     lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
     if (p.channel === 'connecting') lines.push('  control: connecting (no handshake completed yet)');

@@ -3,11 +3,11 @@ import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rea
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { run } from '../../src/cli/main.js';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { loadServerConfig } from '../../src/config/server.js';
+import { tvpn } from './support/cli.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SERVER_KEY = generatePrivateKey();
@@ -21,25 +21,6 @@ beforeEach(() => {
   writeKeyFile(join(dir, 'server.key'), SERVER_KEY);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Runs the CLI in-process, capturing what it writes. */
-async function tvpn(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (into: string[]) => (chunk: string | Uint8Array): boolean => {
-    into.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
-    return true;
-  };
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
-  try {
-    const code = await run(['node', 'tvpn', ...args]);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 /** A hand-written config: comments, aligned comments, blank lines between clients. */
 const SERVER = `# My VPN.
@@ -93,7 +74,7 @@ describe('check', () => {
     expect(await tvpn('check', '--client', '-c', path)).toEqual(ok);
     const forced = await tvpn('check', '--server', '-c', path);
     expect(forced.code).toBe(2);
-    expect(forced.err).toMatch(/^tvpn: .*c\.yaml:1: unknown key 'server' \(expected one of: interface, /);
+    expect(forced.err).toBe(`tvpn: ${path}: this is a client config (it has 'server'), not a server config; use it with 'tvpn client -c ${path}'\n`);
   });
 
   it('reports bad input as one line and exit code 2', async () => {
@@ -105,6 +86,57 @@ describe('check', () => {
     writeFileSync(F, SERVER);
     expect((await tvpn('--log-level', 'debug', 'check', '-c', F)).code).toBe(0);
     expect((await tvpn('check', '-c', F, '--log-level', 'warn')).code).toBe(0);
+  });
+});
+
+describe('a config in the wrong place', () => {
+  it('names a server config given to the client and a client config given to the server', async () => {
+    writeFileSync(F, SERVER);
+    const client = join(dir, 'laptop.yaml');
+    writeFileSync(client, `server: { endpoint: vpn.example.com:51820, public_key: ${PEER} }\nprivate_key_file: server.key\n`);
+    expect(await tvpn('client', '-c', F)).toEqual({
+      code: 2,
+      out: '',
+      err: `tvpn: ${F}: this is a server config (it has 'pool'), not a client config; use it with 'tvpn server -c ${F}'\n`,
+    });
+    expect((await tvpn('server', '-c', client)).err).toBe(
+      `tvpn: ${client}: this is a client config (it has 'server'), not a server config; use it with 'tvpn client -c ${client}'\n`,
+    );
+  });
+
+  it("reads a near miss of 'server' as a client config's typo", async () => {
+    const client = join(dir, 'client.yaml');
+    writeFileSync(client, `private_key_file: server.key\nsever: { endpoint: vpn.example.com:51820, public_key: ${PEER} }\n`);
+    expect((await tvpn('check', '-c', client)).err).toBe(`tvpn: ${client}:2: unknown key 'sever' (did you mean 'server'?)\n`);
+  });
+
+  it('names a wg-quick profile', async () => {
+    writeFileSync(F, SERVER);
+    const phone = join(dir, 'phone.conf');
+    expect((await tvpn('add-client', 'phone', '-c', F, '--wg-quick', '--out', phone, '--endpoint', 'vpn.example.com:51820')).code).toBe(0);
+    expect(await tvpn('check', '-c', phone)).toEqual({
+      code: 2,
+      out: '',
+      err:
+        `tvpn: ${phone}: this is a wg-quick file (a WireGuard app profile), not a tvpn config; import it into a WireGuard app ` +
+        `or run 'wg-quick up ${phone}'; 'tvpn client' needs the YAML config 'tvpn add-client' writes without --wg-quick\n`,
+    });
+  });
+});
+
+describe('demo', () => {
+  it("says up front that it needs iproute2's ip", async () => {
+    const path = process.env.PATH;
+    process.env.PATH = dir;
+    try {
+      expect(await tvpn('demo')).toEqual({
+        code: 1,
+        out: '',
+        err: "tvpn: tvpn demo needs the 'ip' command to make network namespaces (on Debian: apt-get install iproute2)\n",
+      });
+    } finally {
+      process.env.PATH = path;
+    }
   });
 });
 
@@ -140,7 +172,7 @@ describe('add-client', () => {
     expect(r).toEqual({
       code: 0,
       out: `added client 'laptop' (10.8.0.3) to ${F}; wrote ${out()} (mode 0600: it holds the client's private key)\n`,
-      err: 'tvpn: note: restart the server to apply the change\n',
+      err: 'tvpn: note: a running server applies it on SIGHUP (kill -HUP <server pid>), other sessions staying up\n',
     });
 
     const text = readFileSync(F, 'utf8');
@@ -288,7 +320,7 @@ describe('bin/tvpn', () => {
     const r = exec(['check', '-c', 'configs/server.yaml']);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(
-      `tvpn: configs/server.yaml:24: private_key_file: ${ROOT}/configs/server.key: no such file; create it with 'umask 077; tvpn genkey > ${ROOT}/configs/server.key'\n`,
+      `tvpn: configs/server.yaml:25: private_key_file: ${ROOT}/configs/server.key: no such file; create it with 'umask 077; tvpn genkey > ${ROOT}/configs/server.key'\n`,
     );
   });
 

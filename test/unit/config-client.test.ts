@@ -84,7 +84,14 @@ describe('client config', () => {
       `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
       "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     ],
-    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, status_socket, control_socket)"],
+    ['colour: blue', "DIR/client.yaml:1: unknown key 'colour' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, status_socket, control_socket)"],
+    // A server config, a near miss of 'server' and a wg-quick profile are named as such.
+    ['listen: 0.0.0.0:1', "DIR/client.yaml: this is a server config (it has 'listen'), not a client config; use it with 'tvpn server -c DIR/client.yaml'"],
+    [`sever: { endpoint: vpn.example.com:1, public_key: ${pub(1)} }`, "DIR/client.yaml:1: unknown key 'sever' (did you mean 'server'?)"],
+    [
+      '[Interface]\nPrivateKey = x\n\n[Peer]\nEndpoint = vpn.example.com:51820',
+      "DIR/client.yaml: this is a wg-quick file (a WireGuard app profile), not a tvpn config; import it into a WireGuard app or run 'wg-quick up DIR/client.yaml'; 'tvpn client' needs the YAML config 'tvpn add-client' writes without --wg-quick",
+    ],
     ['keepalive: 25', "DIR/client.yaml: missing 'server' (the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... })"],
   ])('rejects %j', (text, expected) => {
     expect(clientError(text)).toBe(expected);

@@ -123,7 +123,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -172,7 +172,8 @@ describe('server config', () => {
       "DIR/server.yaml:3: listen: '::1:51820' is not host:port (e.g. 0.0.0.0:51820 or [::]:51820); put an IPv6 address in brackets, e.g. [2001:db8::1]:51820",
     ],
     ['listen: [::]:51820', "DIR/server.yaml:3: YAML syntax error: Unexpected scalar at node end; quote IPv6 endpoints, e.g. '[::]:51820'"],
-    ['listen: 51820', 'DIR/server.yaml:3: listen: expected a string, got the number 51820'],
+    ['listen: 51820', "DIR/server.yaml:3: listen: expected host:port, got the number 51820; write 0.0.0.0:51820 (or '[::]:51820' for IPv6, quoted)"],
+    ['endpoint: vpn.example.com', "DIR/server.yaml:3: endpoint: 'vpn.example.com' is not host:port (e.g. vpn.example.com:51820)"],
     // Pools.
     ['pool: 10.9.0.10-10.9.0.20', "DIR/server.yaml:3: pool: 10.9.0.10-10.9.0.20 is not inside the VPN subnet's host addresses 10.8.0.1-10.8.0.254; pick a range within them"],
     ['pool: 10.8.0.0-10.8.0.20', "DIR/server.yaml:3: pool: 10.8.0.0-10.8.0.20 is not inside the VPN subnet's host addresses 10.8.0.1-10.8.0.254; pick a range within them"],
@@ -187,7 +188,7 @@ describe('server config', () => {
     ],
     [
       `${LAPTOP}  - name: phone\n    public_key: ${PUB2}`,
-      'DIR/server.yaml:8: clients[1].public_key: this key is already clients[0].public_key (line 5); each client needs its own key pair',
+      "DIR/server.yaml:8: clients[1].public_key: client 'phone' has the same key as client 'laptop' (clients[0].public_key (line 5)); each client needs its own key pair",
     ],
     [
       `clients:\n  - name: laptop\n    public_key: ${pub(1)}`,
@@ -255,7 +256,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',
@@ -267,6 +268,16 @@ describe('server config', () => {
     [
       'interface: { address: 10.8.0.1/24 }\nprivate_key_file: keys/nope.key',
       "DIR/server.yaml:2: private_key_file: DIR/keys/nope.key: no such file; create it with 'umask 077; tvpn genkey > DIR/keys/nope.key'",
+    ],
+    // The config's own directory: not "chmod 600" on it.
+    ['interface: { address: 10.8.0.1/24 }\nprivate_key_file: .', 'DIR/server.yaml:2: private_key_file: DIR: is a directory, not a key file; name the key file itself'],
+    [
+      `server: { endpoint: vpn.example.com:51820, public_key: ${PUB2} }\nprivate_key_file: client.key`,
+      "DIR/server.yaml: this is a client config (it has 'server'), not a server config; use it with 'tvpn client -c DIR/server.yaml'",
+    ],
+    [
+      '[Interface]\nAddress = 10.8.0.2/24\n',
+      "DIR/server.yaml: this is a wg-quick file (a WireGuard app profile), not a tvpn config; import it into a WireGuard app or run 'wg-quick up DIR/server.yaml'; 'tvpn server' needs the YAML config",
     ],
     ['interface: { address: 10.8.0.300/24 }', "DIR/server.yaml:1: interface.address: '10.8.0.300' is not an IPv4 or IPv6 address"],
     ['interface: { address: 10.8.0.1 }', "DIR/server.yaml:1: interface.address: '10.8.0.1' needs a prefix length, e.g. '10.8.0.1/24'"],
@@ -339,7 +350,7 @@ describe('example configs', () => {
   it('configs/server.yaml names its first placeholder', () => {
     writeFileSync(F, example('server.yaml'));
     expect(error(() => loadServerConfig(F))).toBe(
-      "DIR/server.yaml:58: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+      "DIR/server.yaml:59: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     );
   });
 });

@@ -3,7 +3,7 @@
  * in-memory tun, UDP network and host (support/daemons.ts).
  */
 import { describe, expect, test } from 'vitest';
-import { queryStatus } from '../../src/daemon/status.js';
+import { formatStatus, queryStatus } from '../../src/daemon/status.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { CLIENT_IP, Lab, SERVER_IP, clientToServer, labPerTest } from './support/daemons.js';
 import { ipv4 } from './support/sim.js';
@@ -29,6 +29,8 @@ describe('server and client', () => {
     // The server's underlay address stays on the path it had; def1's halves beat the default route.
     expect([...host.routes]).toEqual([`${SERVER_IP}/32 dev eth0 via 192.0.2.254`, '0.0.0.0/1 dev tun0', '128.0.0.0/1 dev tun0', '10.20.0.0/16 dev tun0']);
     expect(host.dns.get('tun0')).toEqual(['10.8.0.53']);
+    // tvpn show: what is routed into the tunnel, not the peer's allowed IPs (everything).
+    expect(formatStatus(lab.client!.snapshotStatus())).toContain('  routed into tun0: 10.8.0.0/24, 10.20.0.0/16, 0.0.0.0/1, 128.0.0.0/1\n');
     await clientToServer(lab, 'hello');
 
     // The pushed keepalive (the client's own is 0): an idle client probes the server every 7 s.
@@ -169,6 +171,8 @@ describe('server and client', () => {
     expect(c).toMatchObject({ role: 'client', listenPort: 40000, address: '10.8.0.2/24' });
     expect(c.peers).toEqual([expect.objectContaining({ endpoint: `${SERVER_IP}:51820`, address: '10.8.0.1', control: true })]);
     expect(c.peers[0]!.latestHandshake).toBeGreaterThan(0);
+    expect(c.peers[0]).toMatchObject({ allowedIps: ['0.0.0.0/0', '::/0'], routed: ['10.8.0.0/24', '10.20.0.0/16'] });
+    expect(formatStatus(c)).not.toContain('allowed ips');
     expect(c).toEqual(lab.client!.snapshotStatus());
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeasePool } from '../../src/daemon/server/leases.js';
+import { LeasePool, prepareStateDir } from '../../src/daemon/server/leases.js';
 
 /** Lets a test make writes fail halfway, as a full disk would. */
 const fsFault = vi.hoisted(() => ({ failWrites: false }));
@@ -179,5 +179,17 @@ describe('LeasePool', () => {
     expect(() => pool({ first: '10.8.0.9' })).toThrow(/start must not exceed the end/);
     expect(() => pool({ last: 'fd00::1' })).toThrow(/one address family/);
     expect(() => pool({ first: '10.8.0.0/24' })).toThrow(/not a prefix/);
+  });
+});
+
+describe('state_dir', () => {
+  it('is created at start-up, or refused in one line that names the fix', () => {
+    prepareStateDir(join(dir, 'a', 'b'), 'server.yaml');
+    expect(statSync(join(dir, 'a', 'b')).mode & 0o777).toBe(0o700);
+    writeFileSync(join(dir, 'file'), '');
+    expect(() => prepareStateDir(join(dir, 'file', 'state'), 'server.yaml')).toThrow(
+      `server.yaml: state_dir: cannot use ${join(dir, 'file', 'state')}: a parent of it is not a directory; ` +
+        'set state_dir to a writable directory such as /var/lib/tvpn (in Docker, the volume mounted there)',
+    );
   });
 });

@@ -25,7 +25,7 @@ export interface AddClientOptions {
   address?: string;
   /** Where to write the client config; default `<name>.yaml` (`<name>.conf` with wgQuick) in the current directory. */
   out?: string;
-  /** host:port clients connect to; default the server's listen address if specific, else a placeholder. */
+  /** host:port clients connect to; default the server config's `endpoint`, else its listen address if specific, else a placeholder. */
   endpoint?: string;
   /** A stock WireGuard client: write a wg-quick config instead of a tvpn one. */
   wgQuick?: boolean;
@@ -41,7 +41,7 @@ export interface AddClientResult {
 }
 
 /** Applies a parser to a command-line value, naming the option in its error. */
-function option<T>(label: string, parse: () => T): T {
+export function option<T>(label: string, parse: () => T): T {
   try {
     return parse();
   } catch (err) {
@@ -219,10 +219,11 @@ const WG_TUNNEL_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
  */
 export function addClient(opts: AddClientOptions): AddClientResult {
   const name = option('client name', () => parseClientName(opts.name));
-  const endpoint = opts.endpoint === undefined ? undefined : option('--endpoint', () => parseHostPort(opts.endpoint!, { ipOnly: false }));
+  const given = opts.endpoint === undefined ? undefined : option('--endpoint', () => parseHostPort(opts.endpoint!, { ipOnly: false }));
   const wgQuick = opts.wgQuick === true;
   const { text, mode } = readConfigFile(opts.config);
   const config = parseServerConfig(text, opts.config, mode);
+  const endpoint = given ?? config.endpoint;
   if (config.clients.some((c) => c.name === name)) {
     throw new ConfigError(`${opts.config}: a client named '${name}' already exists; pick another name or remove the old entry first`);
   }
@@ -285,7 +286,7 @@ export function addClient(opts: AddClientOptions): AddClientResult {
     for (const path of written) unlinkSync(path);
     throw err;
   }
-  notes.push('restart the server to apply the change');
+  notes.push('a running server applies it on SIGHUP (kill -HUP <server pid>), other sessions staying up');
   return { address, clientFile, notes };
 }
 
@@ -297,7 +298,7 @@ export function register(program: Command): void {
     .requiredOption('-c, --config <file>', 'the server config to add it to')
     .option('--address <ip>', 'static tunnel address (default: the lowest free one outside the pool)')
     .option('--out <file>', 'where to write the client config (default: <name>.yaml, or <name>.conf with --wg-quick)')
-    .option('--endpoint <host:port>', "the server's public address for the client config")
+    .option('--endpoint <host:port>', "the server's public address for the client config (default: the server config's endpoint)")
     .option('--wg-quick', 'a stock WireGuard client (official apps, wg-quick): write a wg-quick .conf')
     .option('--psk', 'also make a preshared key (<name>.psk beside the server config)')
     .action((name: string, opts: Omit<AddClientOptions, 'name'>) => {

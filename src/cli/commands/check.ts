@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
-import { detectConfigKind } from '../../config/load.js';
+import { detectConfigKind } from '../../config/kind.js';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
 import { formatEndpoint } from '../../net/endpoint.js';
@@ -9,8 +9,7 @@ import { readStoredLeases } from '../../daemon/server/leases.js';
 
 /**
  * Validates a config file and returns its one-line summary (after a line per warning); throws
- * ConfigError. Without a kind, a file with a top-level 'server' key is a client config,
- * anything else a server config.
+ * ConfigError. Without a kind, the keys decide (config/kind.ts).
  */
 function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {

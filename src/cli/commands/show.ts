@@ -1,6 +1,7 @@
 /** `tvpn show [--json]`: the running daemon's peers, endpoints, handshakes and counters. */
 import type { Command } from 'commander';
-import { detectConfigKind, defaultStatusSocket } from '../../config/load.js';
+import { detectConfigKind } from '../../config/kind.js';
+import { defaultStatusSocket } from '../../config/load.js';
 import { loadClientConfig } from '../../config/client.js';
 import { loadServerConfig } from '../../config/server.js';
 import { formatStatus, queryStatus } from '../../daemon/status.js';

@@ -307,6 +307,7 @@ export class Client {
           rxBytes: p.rxBytes,
           txBytes: p.txBytes,
           allowedIps: this.dp.device.allowedIps.entriesForPeer(p),
+          routed: this.net.routed,
           address: this.config?.gateway ?? null,
           control: this.config !== null,
           ...(this.connectingSince !== null ? { channel: 'connecting' as const }

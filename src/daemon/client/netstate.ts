@@ -37,6 +37,16 @@ export class NetState {
     return this.current.address;
   }
 
+  /**
+   * The prefixes the host sends into the tun, for `tvpn show` (the server peer's allowed IPs
+   * are everything): the tun's subnet, the routes added here, the def1 halves when redirecting.
+   */
+  get routed(): string[] {
+    const { address, routes, redirectGatewayFor: server } = this.current;
+    const def1 = server === null ? [] : DEF1[ipFamily(server) === 4 ? 4 : 6];
+    return [...new Set([...(address ? [networkOf(address)] : []), ...routes, ...def1])];
+  }
+
   /** Moves the host from the current settings to `next`; each step logs what it changed. */
   async apply(next: NetworkSettings): Promise<void> {
     const cur = this.current;

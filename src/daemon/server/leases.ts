@@ -21,10 +21,33 @@
  *
  * IPv4 and IPv6 ranges both work; addresses are handled as bigints.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { ConfigError, fsReason } from '../../config/errors.js';
 import { parseCidr } from '../../net/cidr.js';
 import { ipText, toIp } from '../../net/range.js';
+
+/**
+ * Creates state_dir and checks it is writable at start-up, not at the first lease write: a
+ * relative state_dir on a read-only config mount (Docker) fails here, in one line with the fix.
+ */
+export function prepareStateDir(dir: string, configFile: string): void {
+  try {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      // Node's recursive mkdir says ENOENT on a read-only file system; the nearest existing directory tells why.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') accessSync(existingAncestor(dir), constants.W_OK);
+      throw err;
+    }
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const fix = 'set state_dir to a writable directory such as /var/lib/tvpn (in Docker, the volume mounted there)';
+    throw new ConfigError(`${configFile}: state_dir: cannot use ${dir}: ${fsReason(err)}; ${fix}`);
+  }
+}
+
+const existingAncestor = (path: string): string => (existsSync(path) || dirname(path) === path ? path : existingAncestor(dirname(path)));
 
 export interface LeasePoolOptions {
   /** First and last address of the range, inclusive. */

@@ -4,14 +4,14 @@
  * address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases kept in state_dir.
  */
 import { join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../../config/server.js';
 import { ControlChannel } from '../../control/channel.js';
 import { CONTROL_HEADROOM } from '../../control/limits.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
-import { LeasePool } from './leases.js';
+import { LeasePool, prepareStateDir } from './leases.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
 import { hostPrefix } from '../../net/cidr.js';
 import { formatEndpoint } from '../../net/endpoint.js';
@@ -62,7 +62,7 @@ export class Server {
       onFatal: () => server!.onFatal(),
     });
     try {
-      mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+      prepareStateDir(cfg.stateDir, cfg.file);
       const reserved = [cfg.interface.address.ip, ...cfg.clients.flatMap((c) => (c.address ? [c.address] : []))];
       const leases = new LeasePool({ first: cfg.pool.first, last: cfg.pool.last, reserved, file: join(cfg.stateDir, 'leases.json') });
       for (const w of leases.load()) log.warn(w);
