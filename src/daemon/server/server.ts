@@ -4,7 +4,7 @@
  * address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases kept in state_dir.
  */
 import { join } from 'node:path';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
 import type { ClientEntry, ServerConfig } from '../../config/server.js';
@@ -22,6 +22,7 @@ import type { DaemonEnv } from '../env.js';
 import type { Logger } from '../log.js';
 import { systemHost } from '../hostnet.js';
 import { serveStatus, type Status } from '../status.js';
+import { fsReason, userName } from '../../config/errors.js';
 import { errorMessage } from '../../errors.js';
 import { clientState, clientStatus, noteEndpoint, noteFailure, type ClientState } from './clients.js';
 
@@ -62,7 +63,7 @@ export class Server {
       onFatal: () => server!.onFatal(),
     });
     try {
-      mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+      openStateDir(cfg.stateDir);
       const reserved = [cfg.interface.address.ip, ...cfg.clients.flatMap((c) => (c.address ? [c.address] : []))];
       const leases = new LeasePool({ first: cfg.pool.first, last: cfg.pool.last, reserved, file: join(cfg.stateDir, 'leases.json') });
       for (const w of leases.load()) log.warn(w);
@@ -344,6 +345,22 @@ export class Server {
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     this.dp.close();
     this.log.info(`server stopped, ${this.dp.tun.name} removed`);
+  }
+}
+
+/**
+ * state_dir, created if need be: a daemon that cannot write its leases fails at start, saying
+ * which user needs the directory, instead of warning at every client's lease.
+ */
+function openStateDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new Error(
+      `state_dir ${dir}: ${fsReason(err)} for user ${userName()}; make it that user's ` +
+        '(the tvpn-server unit\'s StateDirectory=tvpn does so for /var/lib/tvpn)',
+    );
   }
 }
 
