@@ -21,6 +21,7 @@ describe('client config', () => {
       routes: [],
       keepalive: 25,
       logLevel: 'info',
+      logFormat: 'text',
       statusSocket: '\0tvpn-tun0',
       warnings: [],
     });
@@ -84,7 +85,7 @@ describe('client config', () => {
       `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
       "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     ],
-    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, status_socket, control_socket)"],
+    ['listen: 0.0.0.0:1', "DIR/client.yaml:1: unknown key 'listen' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, log_format, status_socket, control_socket)"],
     ['keepalive: 25', "DIR/client.yaml: missing 'server' (the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... })"],
   ])('rejects %j', (text, expected) => {
     expect(clientError(text)).toBe(expected);
