@@ -23,17 +23,21 @@ export interface LogStyle {
   timestamps: boolean;
 }
 
+/** The `<N>` prefix of an error line for stderr: journald files an unprefixed line as info. */
+export const errorPrefix = (): string => (underJournald() ? `<${PRIORITY.error}>` : '');
+
 /** A terminal or a file: timestamped text. */
 export const PLAIN: LogStyle = { format: 'text', journal: false, timestamps: true };
 
 /** The style for this process: journald when JOURNAL_STREAM names our stderr (systemd.exec(5)), containers without timestamps. */
 export function detectStyle(format: LogFormat, env: NodeJS.ProcessEnv = process.env): LogStyle {
-  const journal = isStderr(env.JOURNAL_STREAM);
+  const journal = underJournald(env);
   return { format, journal, timestamps: !journal && !existsSync('/.dockerenv') && !existsSync('/run/.containerenv') };
 }
 
 /** JOURNAL_STREAM is "dev:inode" of the stream systemd connected; stderr redirected elsewhere does not match. */
-function isStderr(stream: string | undefined): boolean {
+export function underJournald(env: NodeJS.ProcessEnv = process.env): boolean {
+  const stream = env.JOURNAL_STREAM;
   if (!stream) return false;
   try {
     const st = fstatSync(2, { bigint: true });
