@@ -3,15 +3,21 @@
  * cannot go (e.g. /root), and node_modules may be a symlink out of it.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './tvpn.js';
 
-/** Copies bin, dist/src, the addon and the runtime dependencies (plus `extra` paths) to dest; returns its bin/tvpn. */
-export function copyForAnyUser(dest: string, extra: string[] = []): string {
+/**
+ * A new temporary directory (mode 0755) holding in tvpn/ a copy of bin, dist/src, the addon and
+ * the runtime dependencies, plus `extra` paths.
+ */
+export function tempCopyForAnyUser(prefix: string, extra: string[] = []): { dir: string; copy: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  const dest = join(dir, 'tvpn');
   for (const p of ['bin', 'dist/src', 'native', 'package.json', ...extra]) cpSync(join(ROOT, p), join(dest, p), { recursive: true });
   for (const dep of ['commander', 'yaml', '@noble']) cpSync(join(ROOT, 'node_modules', dep), join(dest, 'node_modules', dep), { recursive: true, dereference: true });
   execFileSync('chmod', ['-R', 'a+rX', dest]);
-  chmodSync(dest, 0o755);
-  return join(dest, 'bin/tvpn');
+  return { dir, copy: dest };
 }

@@ -7,14 +7,13 @@
  *
  * Needs root, setpriv and the compiled CLI (npx tsc -p tsconfig.build.json).
  */
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import type { Status } from '../../src/daemon/status.js';
 import { createNetnsPair, type Netns, type NetnsPair } from '../../src/lab/netns.js';
-import { copyForAnyUser } from '../helpers/copy.js';
+import { tempCopyForAnyUser } from '../helpers/copy.js';
 import { describeRoot } from '../helpers/root.js';
 import { BIN, startProc, startTvpnUntil, stopProc, until, type Proc } from '../helpers/tvpn.js';
 
@@ -43,10 +42,7 @@ describeRoot('who may use the status socket', () => {
   const keys = { server: generatePrivateKey(), client: generatePrivateKey() };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tvpn-local-'));
-    copy = join(dir, 'tvpn');
-    copyForAnyUser(copy, ['test/integration/fixtures/idle-connections.mjs']);
-    chmodSync(dir, 0o755);
+    ({ dir, copy } = tempCopyForAnyUser('tvpn-local-', ['test/integration/fixtures/idle-connections.mjs']));
 
     writeKeyFile(join(dir, 'server.key'), keys.server);
     writeKeyFile(join(dir, 'client.key'), keys.client);

@@ -9,14 +9,13 @@
  *
  * Needs root, setpriv and the compiled CLI (npx tsc -p tsconfig.build.json).
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import type { Status } from '../../src/daemon/status.js';
 import { createNetnsPair, type NetnsPair } from '../../src/lab/netns.js';
-import { copyForAnyUser } from '../helpers/copy.js';
+import { tempCopyForAnyUser } from '../helpers/copy.js';
 import { describeRoot } from '../helpers/root.js';
 import { BIN, pings, startProc, stopProc, until, type Proc } from '../helpers/tvpn.js';
 
@@ -28,17 +27,17 @@ const NET_ADMIN_ONLY = ['--inh-caps=-all,+net_admin', '--ambient-caps=-all,+net_
 const underJournald = (argv: string[]): [string, string[]] => ['sh', ['-c', 'JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$@"', 'sh', ...argv]];
 
 describeRoot('tvpn as a hardened service: unprivileged server, root client limited to CAP_NET_ADMIN', () => {
-  let pair: NetnsPair;
+  const keys = { server: generatePrivateKey(), client: generatePrivateKey() };
   let dir: string;
   let tvpn: string;
+  let pair: NetnsPair;
   let server: Proc;
   let client: Proc;
-  const keys = { server: generatePrivateKey(), client: generatePrivateKey() };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tvpn-service-'));
-    chmodSync(dir, 0o755);
-    tvpn = copyForAnyUser(join(dir, 'tvpn'));
+    const made = tempCopyForAnyUser('tvpn-service-');
+    dir = made.dir;
+    tvpn = join(made.copy, 'bin/tvpn');
     // The README's layout: /etc/tvpn is root's, the server's config and key its user's.
     const etc = join(dir, 'etc');
     mkdirSync(etc, { mode: 0o755 });
