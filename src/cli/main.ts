@@ -9,6 +9,7 @@ import * as demo from './commands/demo.js';
 import * as init from './commands/init.js';
 import * as keys from './commands/keys.js';
 import * as show from './commands/show.js';
+import { errorPrefix } from '../daemon/log.js';
 import { errorMessage } from '../errors.js';
 
 /** Each command lives in commands/<name>.ts and adds itself to the program. */
@@ -51,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2; // commander printed it already
-    process.stderr.write(`tvpn: ${errorMessage(err)}\n`);
+    process.stderr.write(`${errorPrefix()}tvpn: ${errorMessage(err)}\n`);
     return err instanceof ConfigError ? err.exitCode : 1;
   }
 }

@@ -4,12 +4,14 @@ import { parseHostPort } from '../net/endpoint.js';
 import {
   interfaceOf,
   keepaliveOf,
+  logFormatOf,
   logLevelOf,
   parseConfigText,
   privateKeyOf,
   readConfigFile,
   statusSocketOf,
   routesOf,
+  type LogFormat,
   type LogLevel,
   type Section,
 } from './load.js';
@@ -29,6 +31,7 @@ export interface ClientConfig {
   /** Persistent keepalive seconds, 0 for off. */
   keepalive: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** `tvpn show`'s socket, for net listen()/connect(); a leading NUL marks a Linux abstract socket. */
   statusSocket: string;
   /** What the file should change (deprecated keys), one line each, for the daemon's log. */
@@ -44,6 +47,7 @@ const ROOT_KEYS = [
   'routes',
   'keepalive',
   'log_level',
+  'log_format',
   'status_socket',
   // The deprecated name of status_socket.
   'control_socket',
@@ -77,6 +81,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     routes: routesOf(root.get('routes')),
     keepalive: keepaliveOf(root.get('keepalive')),
     logLevel: logLevelOf(root.get('log_level')),
+    logFormat: logFormatOf(root.get('log_format')),
     statusSocket: statusSocketOf(root, iface.name, warnings),
     warnings,
   };

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { errorMessage } from '../errors.js';
 
 /**
@@ -29,5 +30,14 @@ export function fsReason(err: unknown): string {
       return 'read-only file system';
     default:
       return errorMessage(err);
+  }
+}
+
+/** This process's user name (uid N without a passwd entry): for "make it that user's" hints. */
+export function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { x25519PublicKey } from '../crypto/x25519.js';
 import { KEY_LEN } from '../wireguard/constants.js';
-import { ConfigError, fsReason } from './errors.js';
+import { ConfigError, fsReason, userName } from './errors.js';
 
 /** Which key a value is, so messages can say how to make the right one. */
 export type KeyKind = 'private' | 'public' | 'preshared';
@@ -66,7 +66,11 @@ export function readKeyFile(path: string, opts: { private: boolean; kind?: KeyKi
   try {
     fd = openSync(path, 'r');
   } catch (err) {
-    const fix = opts.private ? `; create it with 'umask 077; tvpn ${kind === 'preshared' ? 'genpsk' : 'genkey'} > ${path}'` : '';
+    // A daemon run as its own user (the systemd units' tvpn) reads keys root created.
+    const fix =
+      (err as NodeJS.ErrnoException).code === 'EACCES' ? `; tvpn runs as ${userName()}: make the key that user's (chown)`
+      : opts.private ? `; create it with 'umask 077; tvpn ${kind === 'preshared' ? 'genpsk' : 'genkey'} > ${path}'`
+      : '';
     throw new ConfigError(`${path}: ${fsReason(err)}${fix}`);
   }
   try {

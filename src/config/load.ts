@@ -15,6 +15,8 @@ import { decodeKey, keyHint, readKeyFile, type KeyKind } from './keys.js';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'];
+export type LogFormat = 'text' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
 
 /** A config file's text being read: its name for messages, its directory for relative paths. */
 class Source {
@@ -316,6 +318,11 @@ export function statusSocketOf(root: Section, interfaceName: string, warnings: s
 /** Reads `log_level`, default info. */
 export function logLevelOf(value: Value | undefined): LogLevel {
   return value === undefined ? 'info' : value.oneOf(LOG_LEVELS);
+}
+
+/** Reads `log_format`, default text. */
+export function logFormatOf(value: Value | undefined): LogFormat {
+  return value === undefined ? 'text' : value.oneOf(LOG_FORMATS);
 }
 
 /** A tun's MTU: at least MIN_MTU (MIN_MTU_IPV6 for IPv6), at most 65535 (the largest IP packet). */

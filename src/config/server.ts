@@ -18,6 +18,7 @@ import { DEFAULT_MTU } from '../wireguard/constants.js';
 import {
   interfaceOf,
   keepaliveOf,
+  logFormatOf,
   logLevelOf,
   mtuOf,
   parseConfigText,
@@ -25,6 +26,7 @@ import {
   readConfigFile,
   statusSocketOf,
   routesOf,
+  type LogFormat,
   type LogLevel,
   type Section,
   type Value,
@@ -45,6 +47,7 @@ export interface ServerConfig {
   stateDir: string;
   clientToClient: boolean;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** `tvpn show`'s socket, for net listen()/connect(); a leading NUL marks a Linux abstract socket. */
   statusSocket: string;
   /** What the file should change (deprecated keys), one line each, for the daemon's log. */
@@ -76,6 +79,7 @@ const ROOT_KEYS = [
   'state_dir',
   'client_to_client',
   'log_level',
+  'log_format',
   'status_socket',
   'under_load',
   'push',
@@ -278,6 +282,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
     clientToClient: root.get('client_to_client')?.bool() ?? false,
     logLevel: logLevelOf(root.get('log_level')),
+    logFormat: logFormatOf(root.get('log_format')),
     statusSocket: statusSocketOf(root, iface.name, warnings),
     warnings,
     underLoad: root.get('under_load')?.bool() ?? false,

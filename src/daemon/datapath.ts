@@ -29,6 +29,7 @@ import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
 import { now, onClockAdvanced } from './clock.js';
+import { DropReport } from './debug.js';
 import type { Logger } from './log.js';
 
 /** Where the data path gets its tun and UDP socket: the kernel's, or a test's fakes. */
@@ -117,6 +118,7 @@ export class DataPath implements DeviceOutput {
   /** Throws so far per owner callback: only the first is logged in full. */
   private readonly ownerErrors = new Map<string, number>();
   private failed = false;
+  private readonly drops: DropReport;
 
   /** Opens and configures the tun, opens the UDP socket and runs the data path over them; on failure nothing stays open. */
   static async open(opts: DataPathOptions): Promise<DataPath> {
@@ -145,6 +147,7 @@ export class DataPath implements DeviceOutput {
     this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
+    this.drops = new DropReport(() => ({ ...this.device.drops, 'socket-full': this.overflowDrops }), opts.log, now());
     const onPacket = opts.onPacket;
     this.onPacket = onPacket
       ? (buf, offset, length, peer) => {
@@ -205,6 +208,7 @@ export class DataPath implements DeviceOutput {
     let ownerNext = Infinity;
     try {
       this.device.tick(t);
+      this.drops.poll(t);
       try {
         ownerNext = this.opts.onTick?.(t) ?? Infinity;
       } catch (err) {

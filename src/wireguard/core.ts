@@ -26,6 +26,7 @@ import type { TimerBound } from './timers.js';
 
 export type DeviceEvent =
   | { type: 'handshake-initiated'; peer: Peer }
+  | { type: 'handshake-responded'; peer: Peer }
   | { type: 'handshake-complete'; peer: Peer }
   | { type: 'handshake-gave-up'; peer: Peer }
   | { type: 'endpoint-changed'; peer: Peer; endpoint: Endpoint }

@@ -134,6 +134,7 @@ function receiveInitiation(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: 
   timersAnyAuthenticatedPacketTraversal(peer, now);
   timersAnyAuthenticatedPacketSent(peer);
   d.output.sendDatagram(response, from, peer);
+  d.output.event?.({ type: 'handshake-responded', peer });
 }
 
 function receiveResponse(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: number): void {

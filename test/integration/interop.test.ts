@@ -154,7 +154,7 @@ describeInterop(name('interop 1: tvpn server, wireguard-go client from add-clien
     // A fresh peer on the wireguard-go side, so its next packet starts a handshake.
     await pair.b.exec('wg', ['setconf', wg.ifname, join(dir, 'phone.wg')]);
     expect(await until('ping through cookies', () => pings(pair.b, '10.8.0.1', 1), 30_000)).toBe(true);
-    expect(server.log()).toMatch(/under load: cookie reply to 198\.18\.51\.3:/);
+    expect(server.log()).toMatch(/under load: cookie reply sent/);
     expect(server.log()).toMatch(/handshake with phone/);
   }, 60_000);
 

@@ -7,16 +7,15 @@
  *
  * Needs root, setpriv and the compiled CLI (npx tsc -p tsconfig.build.json).
  */
-import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import type { Status } from '../../src/daemon/status.js';
 import { createNetnsPair, type Netns, type NetnsPair } from '../../src/lab/netns.js';
+import { tempCopyForAnyUser } from '../helpers/copy.js';
 import { describeRoot } from '../helpers/root.js';
-import { BIN, ROOT, startProc, startTvpnUntil, stopProc, until, type Proc } from '../helpers/tvpn.js';
+import { BIN, startProc, startTvpnUntil, stopProc, until, type Proc } from '../helpers/tvpn.js';
 
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
 const IDLE = 1000;
@@ -43,13 +42,7 @@ describeRoot('who may use the status socket', () => {
   const keys = { server: generatePrivateKey(), client: generatePrivateKey() };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tvpn-local-'));
-    // The unprivileged uid runs a copy: the checkout may sit where it cannot go (e.g. /root).
-    copy = join(dir, 'tvpn');
-    for (const p of ['bin', 'dist/src', 'package.json', 'test/integration/fixtures/idle-connections.mjs']) cpSync(join(ROOT, p), join(copy, p), { recursive: true });
-    for (const dep of ['commander', 'yaml', '@noble']) cpSync(join(ROOT, 'node_modules', dep), join(copy, 'node_modules', dep), { recursive: true, dereference: true });
-    chmodSync(dir, 0o755);
-    execFileSync('chmod', ['-R', 'a+rX', copy]);
+    ({ dir, copy } = tempCopyForAnyUser('tvpn-local-', ['test/integration/fixtures/idle-connections.mjs']));
 
     writeKeyFile(join(dir, 'server.key'), keys.server);
     writeKeyFile(join(dir, 'client.key'), keys.client);

@@ -20,6 +20,7 @@ describe('server config', () => {
       stateDir: '/var/lib/tvpn',
       clientToClient: false,
       logLevel: 'info',
+      logFormat: 'text',
       statusSocket: '\0tvpn-tun0',
       warnings: [],
       underLoad: false,
@@ -38,6 +39,7 @@ describe('server config', () => {
         'state_dir: /srv/tvpn',
         'client_to_client: true',
         'log_level: debug',
+        'log_format: json',
         'status_socket: /run/tvpn.sock',
         'under_load: true',
         'push: { routes: [10.20.0.0/16, 192.168.0.0/16], redirect_gateway: true, dns: [10.8.0.1, "fd00:0:0::53"], mtu: 1300, keepalive: 0 }',
@@ -52,7 +54,7 @@ describe('server config', () => {
     expect(c.listen).toEqual({ host: '::', port: 443 });
     expect(c.privateKey).toEqual(SERVER_KEY);
     expect(c.pool).toEqual({ first: '10.8.0.100', last: '10.8.0.200' });
-    expect([c.stateDir, c.clientToClient, c.logLevel, c.statusSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', '/run/tvpn.sock', true]);
+    expect([c.stateDir, c.clientToClient, c.logLevel, c.logFormat, c.statusSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', 'json', '/run/tvpn.sock', true]);
     expect(c.push).toEqual({ routes: ['10.20.0.0/16', '192.168.0.0/16'], redirectGateway: true, dns: ['10.8.0.1', 'fd00::53'], mtu: 1300, keepalive: 0 });
     expect(c.clients).toEqual([
       { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', routes: ['192.168.50.0/24'], stock: false },
@@ -123,7 +125,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, status_socket, under_load, push, clients, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -138,6 +140,7 @@ describe('server config', () => {
     ['clients:\n  - name: 42', 'DIR/server.yaml:4: clients[0].name: expected a string, got the number 42'],
     ['clients: laptop', "DIR/server.yaml:3: clients: expected a list, got 'laptop'; write [laptop]"],
     ['log_level: verbose', "DIR/server.yaml:3: log_level: expected one of error, warn, info, debug, got 'verbose'"],
+    ['log_format: xml', "DIR/server.yaml:3: log_format: expected one of text, json, got 'xml'"],
     ['state_dir: [a]', 'DIR/server.yaml:3: state_dir: expected a string, got a list'],
     // Bad prefixes and addresses.
     ['push:\n  routes: [10.20.0.0/33]', "DIR/server.yaml:4: push.routes[0]: bad CIDR '10.20.0.0/33': prefix length must be 0-32"],
@@ -256,7 +259,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, status_socket, under_load, push, clients, control_socket, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, status_socket, under_load, push, clients, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',

@@ -1,10 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Logger } from '../../src/daemon/log.js';
+import { fstatSync } from 'node:fs';
+import { detectStyle, Logger, type LogStyle } from '../../src/daemon/log.js';
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
 
 describe('Logger', () => {
-  beforeEach(() => vi.useFakeTimers());
-  afterEach(() => vi.useRealTimers());
-
   const capture = (): { log: Logger; lines: string[] } => {
     const lines: string[] = [];
     return { log: new Logger('info', (l) => lines.push(l.replace(/^\S+ /, '').trimEnd())), lines };
@@ -39,5 +40,56 @@ describe('Logger', () => {
     expect(lines).toHaveLength(310);
     for (let i = 0; i < 10; i++) log.info('peer 0'); // tracked: 4 more, then counted
     expect(lines).toHaveLength(314);
+  });
+});
+
+describe('log styles', () => {
+  const capture = (style: LogStyle): { log: Logger; lines: string[] } => {
+    const lines: string[] = [];
+    return { log: new Logger('debug', (l) => lines.push(l), style), lines };
+  };
+  const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+  it('under journald: each line starts with its syslog priority, no timestamp, no level word', () => {
+    const { log, lines } = capture({ format: 'text', journal: true, timestamps: false });
+    log.error('e');
+    log.warn('w');
+    log.info('handshake with one (198.18.83.2:40000)', { peer: 'one' });
+    log.debug('d');
+    expect(lines).toEqual(['<3>e\n', '<4>w\n', '<6>handshake with one (198.18.83.2:40000)\n', '<7>d\n']);
+  });
+
+  it('in a container: the level word without a timestamp', () => {
+    const { log, lines } = capture({ format: 'text', journal: false, timestamps: false });
+    log.warn('w');
+    expect(lines).toEqual(['warn  w\n']);
+  });
+
+  it('json: one object per line with time, level, msg and the call site\'s fields; under journald behind the priority', () => {
+    const { log, lines } = capture({ format: 'json', journal: false, timestamps: true });
+    log.info('handshake with one (198.18.83.2:40000)', { peer: 'one', key: 'K=', endpoint: '198.18.83.2:40000' });
+    log.warn('plain');
+    const [first, second] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(first).toEqual({ time: expect.stringMatching(ISO), level: 'info', msg: 'handshake with one (198.18.83.2:40000)', peer: 'one', key: 'K=', endpoint: '198.18.83.2:40000' });
+    expect(Object.keys(second!)).toEqual(['time', 'level', 'msg']);
+    expect(lines.every((l) => l.endsWith('}\n') && !l.slice(0, -1).includes('\n'))).toBe(true);
+
+    const journal = capture({ format: 'json', journal: true, timestamps: false });
+    journal.log.error('x', { peer: 'one' });
+    expect(journal.lines[0]).toMatch(/^<3>\{"time":"[^"]+","level":"error","msg":"x","peer":"one"\}\n$/);
+  });
+
+  it('json: a repeated line\'s count carries its fields and how many were held back', () => {
+    const { log, lines } = capture({ format: 'json', journal: false, timestamps: true });
+    for (let i = 0; i < 7; i++) log.error('tun gone', { peer: 'one' });
+    vi.advanceTimersByTime(10_000);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({ level: 'error', msg: 'tun gone (2 more in the last 10 s)', peer: 'one', repeated: 2 });
+  });
+
+  it('journald is detected only when JOURNAL_STREAM names our stderr', () => {
+    const st = fstatSync(2, { bigint: true });
+    expect(detectStyle('text', { JOURNAL_STREAM: `${st.dev}:${st.ino}` })).toEqual({ format: 'text', journal: true, timestamps: false });
+    expect(detectStyle('json', { JOURNAL_STREAM: `${st.dev}:${st.ino + 1n}` }).journal).toBe(false);
+    expect(detectStyle('text', {}).journal).toBe(false);
   });
 });

@@ -1,4 +1,4 @@
-import { renameSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chownSync, renameSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
@@ -180,12 +180,23 @@ function writeNew(path: string, text: string): void {
   }
 }
 
-/** Replaces a file atomically (write beside it, then rename), keeping its mode. */
+/**
+ * Run as root, gives a file written for the server to the owner of `like` (its config): a server
+ * run as its own user (the systemd unit's tvpn) must go on reading it.
+ */
+function chownLike(path: string, like: string): void {
+  if (process.getuid?.() !== 0) return;
+  const { uid, gid } = statSync(like);
+  chownSync(path, uid, gid);
+}
+
+/** Replaces a file atomically (write beside it, then rename), keeping its mode and owner. */
 function replaceFile(path: string, text: string, mode: number): void {
   const target = realpathSync(path);
   const tmp = join(dirname(target), `.${basename(target)}.tvpn-${process.pid}`);
   try {
     writeFileSync(tmp, text, { mode, flag: 'wx' });
+    chownLike(tmp, target);
     renameSync(tmp, target);
   } catch (err) {
     try {
@@ -277,6 +288,7 @@ export function addClient(opts: AddClientOptions): AddClientResult {
       const path = join(dirname(opts.config), pskFile);
       writeKeyFile(path, presharedKey);
       written.push(path);
+      chownLike(path, opts.config);
     }
     parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse (this reads the psk file)
     writeNew(clientFile, clientText);

@@ -9,10 +9,10 @@
  */
 import type { Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
-import type { LogLevel } from '../../config/load.js';
+import type { LogFormat, LogLevel } from '../../config/load.js';
 import { loadServerConfig } from '../../config/server.js';
 import { Client } from '../../daemon/client/client.js';
-import { Logger } from '../../daemon/log.js';
+import { detectStyle, Logger } from '../../daemon/log.js';
 import { Server } from '../../daemon/server/server.js';
 import { errorMessage } from '../../errors.js';
 
@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .requiredOption('-c, --config <file>', 'server config (YAML)')
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadServerConfig(opts.config);
-      const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
+      const log = daemonLog(cmd, cfg);
       for (const w of cfg.warnings) log.warn(w);
       const server = await Server.start(cfg, log);
       process.on('SIGHUP', () => {
@@ -47,13 +47,17 @@ export function register(program: Command): void {
     .requiredOption('-c, --config <file>', 'client config (YAML)')
     .action(async (opts: { config: string }, cmd: Command) => {
       const cfg = loadClientConfig(opts.config);
-      const log = new Logger(logLevel(cmd) ?? cfg.logLevel);
+      const log = daemonLog(cmd, cfg);
       for (const w of cfg.warnings) log.warn(w);
       await runUntilSignal(await Client.start(cfg, log), log);
     });
 }
 
-const logLevel = (cmd: Command): LogLevel | undefined => (cmd.optsWithGlobals() as { logLevel?: LogLevel }).logLevel;
+/** --log-level over the config's; the format as configured, shaped for journald or a container when under one. */
+function daemonLog(cmd: Command, cfg: { logLevel: LogLevel; logFormat: LogFormat }): Logger {
+  const { logLevel } = cmd.optsWithGlobals() as { logLevel?: LogLevel };
+  return new Logger(logLevel ?? cfg.logLevel, undefined, detectStyle(cfg.logFormat));
+}
 
 /** Runs until a signal (exit 0) or a bug (exit 1); either way routes, tun and leases are undone first. */
 function runUntilSignal(daemon: Daemon, log: Logger): Promise<void> {

@@ -19,6 +19,7 @@ import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
 import { DataPath } from '../datapath.js';
 import type { DaemonEnv } from '../env.js';
+import { logFrame } from '../debug.js';
 import type { Logger } from '../log.js';
 import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
@@ -78,7 +79,10 @@ export class Client {
       persistentKeepalive: cfg.keepalive,
     });
     this.channel = new ControlChannel({
-      send: (frame) => dp.device.sendControl(this.peer, frame, now()),
+      send: (frame) => {
+        logFrame(log, 'to', 'server', frame);
+        dp.device.sendControl(this.peer, frame, now());
+      },
       maxFrameSize: (cfg.interface.mtu ?? DEFAULT_MTU) - CONTROL_HEADROOM,
       onDeadline: (at) => dp.wakeAt(at),
     });
@@ -106,7 +110,11 @@ export class Client {
       const c = (client = new Client(cfg, log, dp, server, host));
       await c.net.apply(c.settings());
       c.status = await serveStatus(cfg.statusSocket, () => c.snapshotStatus());
-      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`);
+      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`, {
+        interface: dp.tun.name,
+        endpoint: formatEndpoint(server),
+        key: encodeKey(dp.device.publicKey),
+      });
       dp.device.connect(c.peer, now());
       dp.flush();
       return c;
@@ -133,10 +141,16 @@ export class Client {
 
   // ---- events ----
 
+  /** The server's endpoint for json lines. */
+  private where(): { endpoint: string | null } {
+    return { endpoint: this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : null };
+  }
+
   private onEvent(e: DeviceEvent): void {
+    const where = this.where();
     switch (e.type) {
       case 'handshake-complete':
-        this.log.info(`handshake with server ${this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : ''}`);
+        this.log.info(`handshake with server ${where.endpoint ?? ''}`, where);
         this.backoff = BACKOFF_MIN;
         this.reconnectAt = Infinity;
         this.connectingSince = null;
@@ -149,11 +163,15 @@ export class Client {
       case 'handshake-gave-up':
         return this.scheduleReconnect('no answer to handshakes');
       case 'endpoint-changed':
-        return this.log.debug(`server endpoint ${formatEndpoint(e.endpoint)}`);
+        return this.log.debug(`server endpoint ${formatEndpoint(e.endpoint)}`, where);
       case 'cookie-received':
-        return this.log.info('the server is under load: it answered with a cookie, the next handshake attempt carries it');
-      case 'keys-zeroed':
+        return this.log.info('the server is under load: it answered with a cookie, the next handshake attempt carries it', where);
       case 'handshake-initiated':
+        return this.log.debug(`handshake initiation to the server at ${where.endpoint ?? '?'}`, where);
+      case 'handshake-responded':
+        return this.log.debug(`handshake response to the server at ${where.endpoint ?? '?'}`, where);
+      case 'keys-zeroed':
+        return this.log.debug('session keys erased', where);
       case 'cookie-sent':
         return;
     }
@@ -162,6 +180,7 @@ export class Client {
   private onControl(frame: Uint8Array): void {
     // The server is back: a channel that gave up sends again (the server resends its config, which we answer).
     if (this.channel.failed) this.channel.restartSend();
+    logFrame(this.log, 'from', 'server', frame);
     for (const bytes of this.channel.receive(frame, now())) {
       const m = decodeMessage(bytes);
       if ('error' in m) this.log.warn(`bad control message from the server: ${m.error}`);
@@ -197,11 +216,16 @@ export class Client {
           this.keepaliveMs = m.keepalive * 1000;
           this.dp.device.setPersistentKeepalive(this.peer, m.keepalive, now());
         }
-        this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`);
+        this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`, {
+          serial: m.serial,
+          address: m.address,
+          mtu: m.mtu,
+          routes: m.routes.join(' '),
+        });
         this.send({ type: 'applied', serial: m.serial, ok: true });
       } catch (err) {
         const reason = toReason(errorMessage(err));
-        this.log.error(`cannot apply config ${m.serial}: ${reason}`);
+        this.log.error(`cannot apply config ${m.serial}: ${reason}`, { serial: m.serial });
         this.send({ type: 'applied', serial: m.serial, ok: false, reason });
       }
     });
@@ -244,6 +268,7 @@ export class Client {
     this.log.warn(
       `no handshake with the server at ${to} after ${Math.round((t - this.connectingSince) / 1000)} s: ` +
         'wrong server.public_key, server down, or UDP blocked on the path? still trying',
+      { endpoint: to },
     );
     return this.warnAt;
   }
@@ -259,7 +284,7 @@ export class Client {
   private scheduleReconnect(reason: string): void {
     if (this.stopped || this.reconnectAt !== Infinity) return;
     this.reconnectIn(this.backoff);
-    this.log.warn(`${reason}: reconnecting in ${Math.round(this.backoff / 1000)} s`);
+    this.log.warn(`${reason}: reconnecting in ${Math.round(this.backoff / 1000)} s`, this.where());
   }
 
   private reconnectIn(ms: number): void {

@@ -8,7 +8,7 @@ import type { ControlChannel } from '../../control/channel.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { EndpointFlaps } from './flap.js';
-import type { Logger } from '../log.js';
+import type { LogFields, Logger } from '../log.js';
 import type { PeerStatus } from '../status.js';
 
 export interface ClientState {
@@ -29,6 +29,13 @@ export function clientState(entry: ClientEntry, key: string, peer: Peer, channel
   return { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps() };
 }
 
+/** Who a log line is about, for json lines. */
+export const peerFields = (c: ClientState): LogFields => ({
+  peer: c.entry.name,
+  key: c.key,
+  endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
+});
+
 /**
  * After the channel's poll: one line when it gives up, one when a restarted stream is acked.
  * Restarts that fail again in between (a path that only works one way) say nothing more.
@@ -37,22 +44,22 @@ export function noteFailure(c: ClientState, t: number, serial: number, log: Logg
   const channel = c.channel;
   if (!channel) return;
   if (c.failedAt !== null && !channel.failed && channel.idle) {
-    log.info(`control channel to ${c.entry.name} recovered after ${Math.round((t - c.failedAt) / 1000)} s`);
+    log.info(`control channel to ${c.entry.name} recovered after ${Math.round((t - c.failedAt) / 1000)} s`, peerFields(c));
     c.failedAt = null;
   }
   if (!channel.failed || c.failedAt !== null) return;
   c.failedAt = t;
-  log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${serial} goes out when ${c.entry.name} is heard from`);
+  log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${serial} goes out when ${c.entry.name} is heard from`, peerFields(c));
 }
 
 /** Two machines with one profile make the endpoint alternate between them: said once, then each flip only at debug level. */
 export function noteEndpoint(c: ClientState, endpoint: string, t: number, log: Logger): void {
   const fresh = c.flaps.changed(endpoint, t);
   const duplicate = c.flaps.duplicate(t);
-  if (!duplicate) return log.info(`${c.entry.name} now at ${endpoint}`);
-  if (!fresh) return log.debug(`${c.entry.name} now at ${endpoint} (duplicate profile)`);
+  if (!duplicate) return log.info(`${c.entry.name} now at ${endpoint}`, peerFields(c));
+  if (!fresh) return log.debug(`${c.entry.name} now at ${endpoint} (duplicate profile)`, peerFields(c));
   const [a, b] = duplicate;
-  log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`);
+  log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`, peerFields(c));
 }
 
 export function clientStatus(c: ClientState, allowedIps: string[], t: number): PeerStatus {

@@ -23,7 +23,7 @@
  */
 import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ConfigError, fsReason } from '../../config/errors.js';
+import { ConfigError, fsReason, userName } from '../../config/errors.js';
 import { parseCidr } from '../../net/cidr.js';
 import { ipText, toIp } from '../../net/range.js';
 
@@ -42,6 +42,11 @@ export function prepareStateDir(dir: string, configFile: string): void {
     }
     accessSync(dir, constants.W_OK);
   } catch (err) {
+    // Not the daemon's to write: the machine's setup (exit 1), not the config's (exit 2).
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new Error(`state_dir ${dir}: ${fsReason(err)} for user ${userName()}; make it that user's (the tvpn-server unit's StateDirectory=tvpn does so for /var/lib/tvpn)`);
+    }
     const fix = 'set state_dir to a writable directory such as /var/lib/tvpn (in Docker, the volume mounted there)';
     throw new ConfigError(`${configFile}: state_dir: cannot use ${dir}: ${fsReason(err)}; ${fix}`);
   }

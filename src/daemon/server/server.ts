@@ -23,7 +23,8 @@ import type { Logger } from '../log.js';
 import { systemHost } from '../hostnet.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
-import { clientState, clientStatus, noteEndpoint, noteFailure, type ClientState } from './clients.js';
+import { logFrame } from '../debug.js';
+import { clientState, clientStatus, noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
 
 export class Server {
   private readonly clients = new Map<Peer, ClientState>();
@@ -72,6 +73,7 @@ export class Server {
       log.info(
         `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
+        { interface: dp.tun.name, port: dp.udp.port, key: encodeKey(dp.device.publicKey) },
       );
       warnIfNotForwarding(cfg, log);
       return s;
@@ -92,7 +94,10 @@ export class Server {
     const channel = entry.stock
       ? null
       : new ControlChannel({
-          send: (frame) => this.dp.device.sendControl(peer, frame, now()),
+          send: (frame) => {
+            logFrame(this.log, 'to', entry.name, frame);
+            this.dp.device.sendControl(peer, frame, now());
+          },
           maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
           onDeadline: (at) => this.dp.wakeAt(at),
         });
@@ -108,25 +113,29 @@ export class Server {
   // ---- WireGuard events and the control channel ----
 
   private onEvent(e: DeviceEvent): void {
-    if (e.type === 'cookie-sent') return this.log.debug(`under load: cookie reply to ${formatEndpoint(e.to)}`);
+    // One per handshake message under load: the same text each time, so the Logger counts them instead of writing each.
+    if (e.type === 'cookie-sent') return this.log.enabled('debug') ? this.log.debug('under load: cookie reply sent', { endpoint: formatEndpoint(e.to) }) : undefined;
     const c = this.clients.get(e.peer);
     if (!c) return;
+    const who = peerFields(c);
     switch (e.type) {
       case 'handshake-complete':
-        this.log.info(`handshake with ${c.entry.name} (${c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : '?'})`);
+        this.log.info(`handshake with ${c.entry.name} (${who.endpoint ?? '?'})`, who);
         if (c.channel?.failed) this.restartChannel(c);
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
         return;
       case 'endpoint-changed':
         return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
       case 'handshake-gave-up':
-        return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`);
+        return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`, who);
       case 'keys-zeroed':
-        return this.log.info(`${c.entry.name} gone (session keys erased)`);
+        return this.log.info(`${c.entry.name} gone (session keys erased)`, who);
       case 'handshake-initiated':
-        return this.log.debug(`handshake initiation to ${c.entry.name}`);
+        return this.log.debug(`handshake initiation to ${c.entry.name}`, who);
+      case 'handshake-responded':
+        return this.log.debug(`handshake response to ${c.entry.name} (${who.endpoint ?? '?'})`, who);
       case 'cookie-received':
-        return this.log.info(`${c.entry.name} is under load: it answered with a cookie`);
+        return this.log.info(`${c.entry.name} is under load: it answered with a cookie`, who);
     }
   }
 
@@ -134,6 +143,7 @@ export class Server {
     const c = this.clients.get(peer);
     const channel = c?.channel;
     if (!c || !channel) return;
+    logFrame(this.log, 'from', c.entry.name, frame);
     const restarts = channel.stats.peerRestarts;
     const messages = channel.receive(frame, now());
     // An authenticated frame: the client is back. A channel that gave up, or one still
@@ -142,7 +152,7 @@ export class Server {
     for (const bytes of messages) {
       const m = decodeMessage(bytes);
       if ('error' in m) {
-        this.log.warn(`${c.entry.name}: bad control message: ${m.error}`);
+        this.log.warn(`${c.entry.name}: bad control message: ${m.error}`, peerFields(c));
         continue;
       }
       this.onMessage(c, m);
@@ -160,18 +170,18 @@ export class Server {
   private onMessage(c: ClientState, m: ControlMessage): void {
     switch (m.type) {
       case 'hello':
-        this.log.debug(`${c.entry.name}: hello (protocol ${m.version})`);
+        this.log.debug(`${c.entry.name}: hello (protocol ${m.version})`, peerFields(c));
         return this.pushConfig(c);
       case 'applied':
         if (m.ok) {
           c.appliedSerial = m.serial;
-          this.log.info(`${c.entry.name} applied config ${m.serial} (${c.address})`);
+          this.log.info(`${c.entry.name} applied config ${m.serial} (${c.address})`, { ...peerFields(c), serial: m.serial, address: c.address });
         } else {
-          this.log.warn(`${c.entry.name} could not apply config ${m.serial}: ${m.reason}`);
+          this.log.warn(`${c.entry.name} could not apply config ${m.serial}: ${m.reason}`, { ...peerFields(c), serial: m.serial });
         }
         return;
       case 'bye':
-        this.log.info(`${c.entry.name} disconnected${m.reason ? `: ${m.reason}` : ''}`);
+        this.log.info(`${c.entry.name} disconnected${m.reason ? `: ${m.reason}` : ''}`, peerFields(c));
         c.appliedSerial = 0;
         return;
       case 'config':
@@ -193,7 +203,7 @@ export class Server {
     if (!address) return null;
     c.address = address;
     this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
-    this.log.info(`address ${address} assigned to ${c.entry.name}`);
+    this.log.info(`address ${address} assigned to ${c.entry.name}`, { ...peerFields(c), address });
     return address;
   }
 
@@ -225,7 +235,8 @@ export class Server {
     };
     channel.sendMessage(encodeMessage(snapshot), t);
     c.pushedSerial = this.serial;
-    this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}, routes [${push.routes.join(', ')}]`);
+    const fields = { ...peerFields(c), serial: this.serial, address: snapshot.address };
+    this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}, routes [${push.routes.join(', ')}]`, fields);
   }
 
   /** Retransmits what is due on the control channels; returns the next deadline. */
@@ -264,7 +275,7 @@ export class Server {
     for (const c of [...this.clients.values()]) {
       if (byKey.has(c.key)) continue;
       this.removeClient(c);
-      this.log.info(`client ${c.entry.name} removed`);
+      this.log.info(`client ${c.entry.name} removed`, { peer: c.entry.name, key: c.key });
     }
     const current = new Map([...this.clients.values()].map((c) => [c.key, c]));
     const entries: ClientEntry[] = [];
@@ -285,7 +296,7 @@ export class Server {
       }
       if (c) this.removeClient(c);
       this.addClient(e);
-      this.log.info(`client ${e.name} ${c ? 'changed' : 'added'}`);
+      this.log.info(`client ${e.name} ${c ? 'changed' : 'added'}`, { peer: e.name, key });
       entries.push(e);
     }
     const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
