@@ -21,10 +21,10 @@
  *
  * IPv4 and IPv6 ranges both work; addresses are handled as bigints.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseCidr } from '../../net/cidr.js';
 import { ipText, toIp } from '../../net/range.js';
+import { BACKUP, readStateFile, writeWithBackup } from './statefile.js';
 
 export interface LeasePoolOptions {
   /** First and last address of the range, inclusive. */
@@ -52,8 +52,6 @@ interface StoredLease {
 }
 
 const FILE_VERSION = 1;
-/** The second copy of the lease file. */
-const BACKUP = '.bak';
 /** A WireGuard public key: 32 bytes in base64. */
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
@@ -189,9 +187,7 @@ export class LeasePool {
     if (this.file === null || !this.dirty) return;
     const stored: StoredLease[] = [...this.leases].map(([key, l]) => ({ key, address: this.format(l.address), name: l.name, lastSeen: l.lastSeen }));
     const data = Buffer.from(JSON.stringify({ version: FILE_VERSION, leases: stored }, null, 2) + '\n');
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    writeAtomically(this.file, data);
-    writeAtomically(`${this.file}${BACKUP}`, data);
+    writeWithBackup(this.file, data);
     this.dirty = this.reassigned = false;
   }
 
@@ -229,48 +225,7 @@ export function readStoredLeases(file: string): { key: string; address: string; 
 }
 
 /** The stored leases, or null (with a warning) when the file is damaged; [] when there is none. */
-function readLeases(file: string, warnings: string[]): StoredLease[] | null {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return file.endsWith(BACKUP) ? null : [];
-    throw e;
-  }
-  try {
-    return parseFile(text);
-  } catch (e) {
-    const aside = `${file}.corrupt-${Date.now()}`;
-    renameSync(file, aside);
-    warnings.push(`lease file ${file} is corrupt (${(e as Error).message}); moved to ${aside}`);
-    return null;
-  }
-}
-
-function writeAtomically(file: string, data: Buffer): void {
-  const tmp = `${file}.tmp`;
-  try {
-    withFd(tmp, 'w', (fd) => {
-      fchmodSync(fd, 0o600); // a stale tmp file keeps its old mode
-      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-      fsyncSync(fd);
-    });
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  withFd(dirname(file), 'r', fsyncSync); // makes the rename itself durable
-}
-
-function withFd(path: string, flags: string, use: (fd: number) => void): void {
-  const fd = openSync(path, flags, 0o600);
-  try {
-    use(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+const readLeases = (file: string, warnings: string[]): StoredLease[] | null => readStateFile(file, parseFile, [], 'lease file', warnings);
 
 function parseAddress(s: string, what: string): { value: bigint; v6: boolean } {
   const { ip, bits } = parseCidr(s);
