@@ -24,7 +24,7 @@
 import { readFileSync } from 'node:fs';
 import { parseCidr } from '../../net/cidr.js';
 import { ipText, toIp } from '../../net/range.js';
-import { BACKUP, readStateFile, writeWithBackup } from './statefile.js';
+import { BACKUP, PUBLIC_KEY_RE, readStateFile, writeWithBackup } from './statefile.js';
 
 export interface LeasePoolOptions {
   /** First and last address of the range, inclusive. */
@@ -52,8 +52,6 @@ interface StoredLease {
 }
 
 const FILE_VERSION = 1;
-/** A WireGuard public key: 32 bytes in base64. */
-const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 export class LeasePool {
   private readonly first: bigint;
@@ -242,7 +240,7 @@ function parseFile(text: string): StoredLease[] {
   return v.leases.map((l: unknown, i: number): StoredLease => {
     const o = typeof l === 'object' && l !== null ? (l as Record<string, unknown>) : {};
     const { key, address, name, lastSeen } = o;
-    if (typeof key !== 'string' || !KEY_RE.test(key)) throw new Error(`lease ${i}: bad key`);
+    if (typeof key !== 'string' || !PUBLIC_KEY_RE.test(key)) throw new Error(`lease ${i}: bad key`);
     if (typeof address !== 'string') throw new Error(`lease ${i}: bad address`);
     parseAddress(address, `lease ${i}`);
     if (typeof name !== 'string' || typeof lastSeen !== 'number' || !Number.isFinite(lastSeen)) throw new Error(`lease ${i}: bad name or lastSeen`);

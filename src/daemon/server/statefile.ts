@@ -7,6 +7,9 @@
 import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
+/** A WireGuard public key in base64, as state files key their entries. */
+export const PUBLIC_KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
 /** The second copy of a state file. */
 export const BACKUP = '.bak';
 
