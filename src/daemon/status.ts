@@ -156,6 +156,9 @@ function answers(socket: string): Promise<boolean> {
 /** Asks a running daemon for its status. */
 export const queryStatus = (socket: string): Promise<Status> => request<Status>(socket, 'show');
 
+/** Nothing listens on the status socket: the daemon is not running (here). */
+export class NoDaemonError extends Error {}
+
 /** One request to a running daemon's status socket: 'show', 'reload' (server), or 'advance-clock MS' (test hooks). */
 export function request<T>(socket: string, line: string, timeoutMs = 3000): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -188,24 +191,22 @@ export function request<T>(socket: string, line: string, timeoutMs = 3000): Prom
     c.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(
-        new Error(
-          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
-            ? `no tvpn daemon at ${where}: is it running (in this network namespace)?`
-            : `cannot reach ${where}: ${err.message}`,
-        ),
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new NoDaemonError(`no tvpn daemon at ${where}: is it running (in this network namespace)?`)
+          : new Error(`cannot reach ${where}: ${err.message}`),
       );
     });
     c.on('end', () => done(buf));
   });
 }
 
-const ago = (unix: number, nowMs: number): string => {
+export const ago = (unix: number, nowMs: number): string => {
   if (unix === 0) return 'never';
   const s = Math.max(0, Math.round(nowMs / 1000 - unix));
   return s < 120 ? `${s} seconds ago` : `${Math.round(s / 60)} minutes ago`;
 };
 
-const bytes = (n: number): string =>
+export const bytes = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(2)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`;
 
 /** wg show-style text. */
