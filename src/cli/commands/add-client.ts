@@ -1,4 +1,4 @@
-import { unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
@@ -18,6 +18,7 @@ import {
 } from '../../config/server.js';
 import { wgQuickConfig } from '../../config/wgquick.js';
 import { applyChange } from '../apply.js';
+import { qrTerminal, writeQrPng } from '../qr.js';
 import { commentsAbove, lineStart, replaceFile } from '../serverfile.js';
 
 export interface AddClientOptions {
@@ -284,12 +285,23 @@ export function register(program: Command): void {
     .option('--endpoint <host:port>', "the server's public address for the client config")
     .option('--wg-quick', 'a stock WireGuard client (official apps, wg-quick): write a wg-quick .conf')
     .option('--psk', 'also make a preshared key (<name>.psk beside the server config)')
+    .option('--qr', 'with --wg-quick: also print the profile as a QR code for the WireGuard apps')
+    .option('--qr-png <file>', 'with --wg-quick: also write the profile as a QR code PNG (mode 0600)')
     .option('--no-reload', 'only edit the file; do not make the running server reload it')
-    .action(async (name: string, opts: Omit<AddClientOptions, 'name'> & { reload: boolean }) => {
+    .action(async (name: string, opts: Omit<AddClientOptions, 'name'> & { qr?: boolean; qrPng?: string; reload: boolean }) => {
+      if ((opts.qr || opts.qrPng !== undefined) && !opts.wgQuick) {
+        throw new ConfigError('--qr and --qr-png need --wg-quick: the WireGuard apps scan wg-quick profiles');
+      }
+      if (opts.qrPng !== undefined && existsSync(opts.qrPng)) throw new ConfigError(`--qr-png: ${opts.qrPng} already exists; remove it or pick another path`);
       const result = addClient({ ...opts, name });
       const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
       process.stdout.write(`added client '${name}' (${result.address}) to ${opts.config}; ${wrote}\n`);
       for (const note of result.notes) process.stderr.write(`tvpn: note: ${note}\n`);
+      if (opts.qrPng !== undefined) {
+        await writeQrPng(opts.qrPng, result.clientText);
+        process.stdout.write(`wrote ${opts.qrPng} (mode 0600: the QR code holds the private key too)\n`);
+      }
+      if (opts.qr) process.stdout.write(await qrTerminal(result.clientText));
       await applyChange(result.config, opts.reload);
     });
 }
