@@ -6,7 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { request, type Status } from '../../src/daemon/status.js';
+import { formatStatus, request, type Status } from '../../src/daemon/status.js';
 import type { ReloadResult } from '../../src/daemon/server/reload.js';
 import { sleep } from '../helpers/wait.js';
 import { CLIENT_IP, Lab, SERVER_IP, clientToServer, labPerTest } from './support/daemons.js';
@@ -65,6 +65,7 @@ describe('access', () => {
     await lab.serverLogged('client laptop expired: no handshake from now on');
     await lab.clientLogged('server said bye (access expired)');
     expect(laptop()).toMatchObject({ access: 'expired', expires });
+    expect(formatStatus(lab.server!.snapshotStatus())).toContain(`  access: expired (expires ${expires}): no handshake\n`);
     await expectSilence();
   });
 
@@ -114,6 +115,10 @@ describe('traffic totals', () => {
     await lab.serverLogged('laptop applied config 1');
     const later = laptop();
     expect(later.totalRxBytes).toBe(first.rxBytes + later.rxBytes);
+    const text = formatStatus(lab.server!.snapshotStatus());
+    expect(text).toMatch(/\n {2}transfer: [\d.]+ K?i?B received, [\d.]+ K?i?B sent since the daemon started\n/);
+    expect(text).toContain(`  total: `);
+    expect(text).toContain(`sent since ${new Date(first.firstSeen! * 1000).toISOString()}\n`);
   });
 
   test('are written every minute while the server runs', async () => {
