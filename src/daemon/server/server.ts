@@ -1,7 +1,8 @@
 /**
  * `tvpn server`: tun0 with the server address, a UDP listener, one WireGuard peer per
- * configured client, and for tvpn clients a control channel that pushes each client its
- * address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases kept in state_dir.
+ * configured client that may connect (roster.ts), and for tvpn clients a control channel that
+ * pushes each client its address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases
+ * and traffic totals kept in state_dir.
  */
 import { join } from 'node:path';
 import { mkdirSync, readFileSync } from 'node:fs';
