@@ -44,6 +44,8 @@ export interface ServerConfig {
   privateKey: Uint8Array;
   /** Dynamic addresses, inclusive; inside the subnet, clear of the server's and static clients' addresses. */
   pool: { first: string; last: string };
+  /** `pool` is set in the file (otherwise it is the rest of the subnet, and moves with static addresses). */
+  poolExplicit: boolean;
   stateDir: string;
   clientToClient: boolean;
   logLevel: LogLevel;
@@ -67,6 +69,10 @@ export interface ClientEntry {
   routes: string[];
   /** A stock WireGuard client: no control channel, so it has a static address. */
   stock: boolean;
+  /** Refused until re-enabled: no handshake (the peer is not configured). */
+  disabled: boolean;
+  /** Wall-clock ms from which the client is refused like a disabled one, or null. */
+  expires: number | null;
 }
 
 const ROOT_KEYS = [
@@ -88,7 +94,7 @@ const ROOT_KEYS = [
   'control_socket',
 ] as const;
 const PUSH_KEYS = ['routes', 'redirect_gateway', 'dns', 'mtu', 'keepalive'] as const;
-const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key_file', 'address', 'routes', 'stock'] as const;
+const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key_file', 'address', 'routes', 'stock', 'disabled', 'expires'] as const;
 
 const DEFAULT_LISTEN = { host: '0.0.0.0', port: 51820 };
 const DEFAULT_STATE_DIR = '/var/lib/tvpn';
@@ -99,6 +105,22 @@ export function parseClientName(text: string): string {
     throw new Error(`'${text}' is not a valid client name (up to 64 letters, digits, '_', '.', '@', '-'; starting with a letter or digit)`);
   }
   return text;
+}
+
+/**
+ * `expires`: an ISO 8601 date (its start, UTC) or date-time with a zone (Z or ±hh:mm), as
+ * wall-clock ms. A date-time without a zone is refused: whose local time would it be?
+ */
+export function parseExpiry(text: string): number {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text);
+  const [y, mo, d] = m === null ? [] : [Number(m[1]), Number(m[2]), Number(m[3])];
+  const ms = m === null ? NaN : Date.parse(text.length === 10 ? `${text}T00:00:00Z` : text.replace(' ', 'T'));
+  // Date.parse would roll 2026-02-30 over to March.
+  if (m === null || Number.isNaN(ms) || new Date(Date.UTC(y!, mo! - 1, d)).getUTCDate() !== d || mo! > 12) {
+    throw new Error(`'${text}' is not an ISO 8601 date or date-time; write e.g. 2026-12-31 or 2026-12-31T18:00:00Z`);
+  }
+  if (text.length > 10 && m[4] === undefined) throw new Error(`'${text}' has no time zone; add Z (UTC) or an offset such as +02:00`);
+  return ms;
 }
 
 /** The address plan static client addresses are checked against. */
@@ -217,7 +239,9 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
     if (stock && address === null) {
       throw s.fail(`a stock WireGuard client has no control channel to receive a pool address; give it a static 'address'`);
     }
-    return { name, publicKey, presharedKey: s.secretKey('preshared_key', 'preshared'), address, routes: own, stock };
+    const disabled = s.get('disabled')?.bool() ?? false;
+    const expires = s.get('expires')?.parse(parseExpiry) ?? null;
+    return { name, publicKey, presharedKey: s.secretKey('preshared_key', 'preshared'), address, routes: own, stock, disabled, expires };
   });
 }
 
@@ -279,6 +303,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     ...(endpoint !== undefined && { endpoint }),
     privateKey,
     pool: { first: ipText(pool.first), last: ipText(pool.last) },
+    poolExplicit: poolValue !== undefined,
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
     clientToClient: root.get('client_to_client')?.bool() ?? false,
     logLevel: logLevelOf(root.get('log_level')),

@@ -32,6 +32,15 @@ export interface PeerStatus {
   configSerial?: number;
   /** Two endpoints that alternate for this key: one client profile live on two machines. */
   duplicate?: string[];
+  /** Server: whether the client may connect, or why not (the config's disabled / expires). */
+  access?: 'active' | 'disabled' | 'expired';
+  /** Server: when the client expires (ISO 8601). */
+  expires?: string;
+  /** Server: bytes since the client was first seen, across restarts (rxBytes/txBytes: since the daemon started). */
+  totalRxBytes?: number;
+  totalTxBytes?: number;
+  /** Server: unix seconds of the client's first traffic, 0 for none yet. */
+  firstSeen?: number;
 }
 
 export interface Status {
@@ -59,8 +68,13 @@ export interface StatusLimits {
 
 export const STATUS_LIMITS: StatusLimits = { maxConnections: 32, requestMs: 2000, exchangeMs: 5000 };
 
-/** Serves status requests; resolves once listening. */
-export async function serveStatus(socket: string, status: () => Status, limits: StatusLimits = STATUS_LIMITS): Promise<Server> {
+/** Serves status requests (and 'reload' if the daemon takes it); resolves once listening. */
+export async function serveStatus(
+  socket: string,
+  status: () => Status,
+  limits: StatusLimits = STATUS_LIMITS,
+  reload: (() => object) | null = null,
+): Promise<Server> {
   if (!socket.startsWith('\0') && existsSync(socket)) {
     // A path left by a daemon that died: reuse it only if nobody answers there.
     if (await answers(socket)) throw new Error(`status socket ${socket} is in use: is another tvpn running with this config?`);
@@ -93,7 +107,7 @@ export async function serveStatus(socket: string, status: () => Status, limits: 
       if (!buf.includes('\n')) return;
       clearTimeout(requestTimer);
       conn.off('data', onData); // one request per connection
-      const value = refused === null ? answer(buf.slice(0, buf.indexOf('\n')).trim(), status) : { error: refused };
+      const value = refused === null ? answer(buf.slice(0, buf.indexOf('\n')).trim(), status, reload) : { error: refused };
       // Destroyed once flushed: a client that never closes its side holds no descriptor.
       conn.end(JSON.stringify(value) + '\n', () => conn.destroy());
     });
@@ -115,10 +129,11 @@ export async function serveStatus(socket: string, status: () => Status, limits: 
   return server;
 }
 
-function answer(request: string, status: () => Status): Status | { ok: true } | { error: string } {
+function answer(request: string, status: () => Status, reload: (() => object) | null): object {
   const [cmd, arg] = request.split(' ');
   try {
     if (cmd === 'show') return status();
+    if (cmd === 'reload' && reload !== null) return reload();
     if (cmd === 'advance-clock') {
       if (!testHooksEnabled) throw new Error('test hooks are off (start the daemon with TVPN_TEST_HOOKS=1)');
       advanceClock(Number(arg));
@@ -143,7 +158,10 @@ function answers(socket: string): Promise<boolean> {
 /** Asks a running daemon for its status. */
 export const queryStatus = (socket: string): Promise<Status> => request<Status>(socket, 'show');
 
-/** One request to a running daemon's status socket: 'show', or 'advance-clock MS' (test hooks). */
+/** Nothing listens on the status socket: the daemon is not running (here). */
+export class NoDaemonError extends Error {}
+
+/** One request to a running daemon's status socket: 'show', 'reload' (server), or 'advance-clock MS' (test hooks). */
 export function request<T>(socket: string, line: string, timeoutMs = 3000): Promise<T> {
   return new Promise((resolve, reject) => {
     const where = describeStatusSocket(socket);
@@ -175,24 +193,22 @@ export function request<T>(socket: string, line: string, timeoutMs = 3000): Prom
     c.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(
-        new Error(
-          err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
-            ? `no tvpn daemon at ${where}: is it running (in this network namespace)?`
-            : `cannot reach ${where}: ${err.message}`,
-        ),
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new NoDaemonError(`no tvpn daemon at ${where}: is it running (in this network namespace)?`)
+          : new Error(`cannot reach ${where}: ${err.message}`),
       );
     });
     c.on('end', () => done(buf));
   });
 }
 
-const ago = (unix: number, nowMs: number): string => {
+export const ago = (unix: number, nowMs: number): string => {
   if (unix === 0) return 'never';
   const s = Math.max(0, Math.round(nowMs / 1000 - unix));
   return s < 120 ? `${s} seconds ago` : `${Math.round(s / 60)} minutes ago`;
 };
 
-const bytes = (n: number): string =>
+export const bytes = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(2)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`;
 
 /** wg show-style text. */
@@ -206,7 +222,10 @@ export function formatStatus(s: Status, nowMs = Date.now()): string {
     if (p.routed) lines.push(`  routed into ${s.interface}: ${p.routed.join(', ') || '(nothing yet)'}`);
     else lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
     lines.push(`  latest handshake: ${ago(p.latestHandshake, nowMs)}`);
-    lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent`);
+    if (p.access && p.access !== 'active') lines.push(`  access: ${p.access}${p.expires ? ` (expires ${p.expires})` : ''}: no handshake`);
+    else if (p.expires) lines.push(`  expires: ${p.expires}`);
+    lines.push(`  transfer: ${bytes(p.rxBytes)} received, ${bytes(p.txBytes)} sent${p.totalRxBytes === undefined ? '' : ' since the daemon started'}`);
+    if (p.firstSeen) lines.push(`  total: ${bytes(p.totalRxBytes!)} received, ${bytes(p.totalTxBytes!)} sent since ${new Date(p.firstSeen * 1000).toISOString()}`);
     if (p.channel === 'connecting') lines.push('  control: connecting (no handshake completed yet)');
     else if (!p.control) lines.push('  control: none (stock WireGuard peer)');
     else if (p.channel) lines.push(`  control: ${p.channel}${p.configSerial ? `, config ${p.configSerial} applied` : ''}`);

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { tvpn } from './support/cli.js';
 import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
 import { decodeKey, encodeKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { loadServerConfig } from '../../src/config/server.js';
-import { tvpn } from './support/cli.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const SERVER_KEY = generatePrivateKey();
@@ -28,6 +28,7 @@ interface:
   name: tun0                # the tunnel
   address: 10.8.0.1/24      # server address
 private_key_file: server.key
+status_socket: '@tvpn-cli-test-${process.pid}'
 pool: 10.8.0.10-10.8.0.250  # dynamic
 push:
   routes: [10.20.0.0/16]    # pushed
@@ -79,7 +80,7 @@ describe('check', () => {
 
   it('reports bad input as one line and exit code 2', async () => {
     writeFileSync(F, SERVER.replace('routes: [10.20', 'rutes: [10.20'));
-    expect(await tvpn('check', '-c', F)).toEqual({ code: 2, out: '', err: `tvpn: ${F}:8: unknown key 'push.rutes' (did you mean 'routes'?)\n` });
+    expect(await tvpn('check', '-c', F)).toEqual({ code: 2, out: '', err: `tvpn: ${F}:9: unknown key 'push.rutes' (did you mean 'routes'?)\n` });
   });
 
   it('accepts the global --log-level before or after the command', async () => {
@@ -172,7 +173,7 @@ describe('add-client', () => {
     expect(r).toEqual({
       code: 0,
       out: `added client 'laptop' (10.8.0.3) to ${F}; wrote ${out()} (mode 0600: it holds the client's private key)\n`,
-      err: 'tvpn: note: a running server applies it on SIGHUP (kill -HUP <server pid>), other sessions staying up\n',
+      err: 'tvpn: note: no server runs with this config here: it applies the change when it starts\n',
     });
 
     const text = readFileSync(F, 'utf8');

@@ -17,6 +17,7 @@ describe('server config', () => {
       listen: { host: '0.0.0.0', port: 51820 },
       privateKey: SERVER_KEY,
       pool: { first: '10.8.0.2', last: '10.8.0.254' },
+      poolExplicit: false,
       stateDir: '/var/lib/tvpn',
       clientToClient: false,
       logLevel: 'info',
@@ -46,7 +47,7 @@ describe('server config', () => {
         'clients:',
         `  - { name: laptop, public_key: ${PUB2}, preshared_key: ${encodeKey(priv(9))}, address: 10.8.0.2, routes: [192.168.50.0/24] }`,
         `  - { name: phone, public_key: ${PUB3} }`,
-        `  - { name: router, public_key: ${PUB4}, address: 10.8.0.3, stock: true }`,
+        `  - { name: router, public_key: ${PUB4}, address: 10.8.0.3, stock: true, disabled: true, expires: 2026-12-31 }`,
       ].join('\n'),
       F,
     );
@@ -57,10 +58,20 @@ describe('server config', () => {
     expect([c.stateDir, c.clientToClient, c.logLevel, c.logFormat, c.statusSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', 'json', '/run/tvpn.sock', true]);
     expect(c.push).toEqual({ routes: ['10.20.0.0/16', '192.168.0.0/16'], redirectGateway: true, dns: ['10.8.0.1', 'fd00::53'], mtu: 1300, keepalive: 0 });
     expect(c.clients).toEqual([
-      { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', routes: ['192.168.50.0/24'], stock: false },
-      { name: 'phone', publicKey: publicKeyOf(priv(3)), presharedKey: null, address: null, routes: [], stock: false },
-      { name: 'router', publicKey: publicKeyOf(priv(4)), presharedKey: null, address: '10.8.0.3', routes: [], stock: true },
+      { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', routes: ['192.168.50.0/24'], stock: false, disabled: false, expires: null },
+      { name: 'phone', publicKey: publicKeyOf(priv(3)), presharedKey: null, address: null, routes: [], stock: false, disabled: false, expires: null },
+      { name: 'router', publicKey: publicKeyOf(priv(4)), presharedKey: null, address: '10.8.0.3', routes: [], stock: true, disabled: true, expires: Date.UTC(2026, 11, 31) },
     ]);
+  });
+
+  it.each([
+    ['2026-12-31', '2026-12-31T00:00:00.000Z'],
+    ['2026-12-31T18:30:00Z', '2026-12-31T18:30:00.000Z'],
+    ["'2026-12-31 18:30+02:00'", '2026-12-31T16:30:00.000Z'],
+    ['2026-06-01T08:00:00.250-05:00', '2026-06-01T13:00:00.250Z'],
+  ])('reads expires: %s', (text, iso) => {
+    const [entry] = parseServerConfig(`${HEAD}clients:\n  - { name: a, public_key: ${PUB2}, expires: ${text} }\n`, F).clients;
+    expect(new Date(entry!.expires!).toISOString()).toBe(iso);
   });
 
   it('fits the default pool around static addresses, taking the longest free run', () => {
@@ -250,6 +261,15 @@ describe('server config', () => {
       "DIR/server.yaml:6: clients[0].preshared_key_file: DIR/laptop.psk: no such file; create it with 'umask 077; tvpn genpsk > DIR/laptop.psk'",
     ],
     [`private_key: ${encodeKey(SERVER_KEY)}`, "DIR/server.yaml:3: private_key: give either 'private_key' or 'private_key_file', not both"],
+    [`clients:\n  - { name: a, public_key: ${PUB2}, disabled: yes }`, "DIR/server.yaml:4: clients[0].disabled: expected true or false, got 'yes'"],
+    [
+      `clients:\n  - { name: a, public_key: ${PUB2}, expires: 2026-02-30 }`,
+      "DIR/server.yaml:4: clients[0].expires: '2026-02-30' is not an ISO 8601 date or date-time; write e.g. 2026-12-31 or 2026-12-31T18:00:00Z",
+    ],
+    [
+      `clients:\n  - { name: a, public_key: ${PUB2}, expires: 2026-12-31T18:00 }`,
+      "DIR/server.yaml:4: clients[0].expires: '2026-12-31T18:00' has no time zone; add Z (UTC) or an offset such as +02:00",
+    ],
     // YAML itself.
     ['listen: 0.0.0.0:1\nlisten: 0.0.0.0:2', 'DIR/server.yaml:4: YAML syntax error: Map keys must be unique; remove one of them'],
     ['push: [1', 'DIR/server.yaml:4: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]'],

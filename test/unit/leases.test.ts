@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LeasePool, prepareStateDir } from '../../src/daemon/server/leases.js';
+import { LeasePool } from '../../src/daemon/server/leases.js';
+import { prepareStateDir } from '../../src/daemon/server/statefile.js';
 
 /** Lets a test make writes fail halfway, as a full disk would. */
 const fsFault = vi.hoisted(() => ({ failWrites: false }));

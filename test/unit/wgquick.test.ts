@@ -124,7 +124,7 @@ describe('add-client --wg-quick / --psk', () => {
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => out.push(String(chunk)) > 0);
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      const args = ['add-client', 'phone', '-c', F, '--wg-quick', '--psk', '--out', conf(), '--endpoint', '192.0.2.1:51820'];
+      const args = ['add-client', 'phone', '-c', F, '--wg-quick', '--psk', '--out', conf(), '--endpoint', '192.0.2.1:51820', '--no-reload'];
       expect(await run(['node', 'tvpn', ...args])).toBe(0);
     } finally {
       spy.mockRestore();

@@ -1,4 +1,4 @@
-import { chownSync, renameSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
@@ -17,6 +17,9 @@ import {
   type ServerConfig,
 } from '../../config/server.js';
 import { wgQuickConfig } from '../../config/wgquick.js';
+import { applyChange } from '../apply.js';
+import { qrTerminal, writeQrPng } from '../qr.js';
+import { chownLike, commentsAbove, lineStart, replaceFile } from '../serverfile.js';
 
 export interface AddClientOptions {
   name: string;
@@ -36,6 +39,9 @@ export interface AddClientOptions {
 export interface AddClientResult {
   address: string;
   clientFile: string;
+  clientText: string;
+  /** The server config as written. */
+  config: ServerConfig;
   /** Things the user must know or do, one line each. */
   notes: string[];
 }
@@ -106,8 +112,6 @@ function rerender(doc: Document, entry: Entry, pool: string | null): string {
   return doc.toString({ lineWidth: 0 });
 }
 
-const lineStart = (text: string, offset: number): number => text.lastIndexOf('\n', offset - 1) + 1;
-
 /**
  * The server config text with the client appended (and the pool set if given). In the usual
  * layout, a block list of clients, the new text is spliced in at positions the Document API
@@ -136,11 +140,10 @@ function editServerConfig(text: string, entry: Entry, pool: string | null): stri
     edits.push({ at: poolNode.range[0], end: poolNode.range[1], text: pool });
   } else if (pool !== null) {
     // Above the comment lines that introduce `clients:`, which belong to it.
-    let keyLine = lineStart(text, clientsKey.range[0]);
+    const keyLine = lineStart(text, clientsKey.range[0]);
     const keyIndent = ' '.repeat(clientsKey.range[0] - keyLine);
-    const lineAbove = (at: number): string => text.slice(lineStart(text, at - 1), at);
-    while (keyLine > 0 && lineAbove(keyLine).trimStart().startsWith('#')) keyLine = lineStart(text, keyLine - 1);
-    edits.push({ at: keyLine, end: keyLine, text: `${keyIndent}# ${POOL_NOTE}\n${keyIndent}pool: ${pool}\n` });
+    const above = commentsAbove(text, keyLine);
+    edits.push({ at: above, end: above, text: `${keyIndent}# ${POOL_NOTE}\n${keyIndent}pool: ${pool}\n` });
   }
   // Apply from the end so earlier offsets stay valid.
   return edits.sort((a, b) => b.at - a.at).reduce((t, e) => t.slice(0, e.at) + e.text + t.slice(e.end), text);
@@ -177,34 +180,6 @@ function writeNew(path: string, text: string): void {
   } catch (err) {
     const fix = (err as NodeJS.ErrnoException).code === 'EEXIST' ? '; remove it or pass --out with another path' : '';
     throw new ConfigError(`cannot write ${path}: ${fsReason(err)}${fix}`);
-  }
-}
-
-/**
- * Run as root, gives a file written for the server to the owner of `like` (its config): a server
- * run as its own user (the systemd unit's tvpn) must go on reading it.
- */
-function chownLike(path: string, like: string): void {
-  if (process.getuid?.() !== 0) return;
-  const { uid, gid } = statSync(like);
-  chownSync(path, uid, gid);
-}
-
-/** Replaces a file atomically (write beside it, then rename), keeping its mode and owner. */
-function replaceFile(path: string, text: string, mode: number): void {
-  const target = realpathSync(path);
-  const tmp = join(dirname(target), `.${basename(target)}.tvpn-${process.pid}`);
-  try {
-    writeFileSync(tmp, text, { mode, flag: 'wx' });
-    chownLike(tmp, target);
-    renameSync(tmp, target);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // it was never written
-    }
-    throw new ConfigError(`cannot update ${path}: ${fsReason(err)}`);
   }
 }
 
@@ -290,16 +265,15 @@ export function addClient(opts: AddClientOptions): AddClientResult {
       written.push(path);
       chownLike(path, opts.config);
     }
-    parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse (this reads the psk file)
+    const next = parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse (this reads the psk file)
     writeNew(clientFile, clientText);
     written.push(clientFile);
     replaceFile(opts.config, serverText, mode);
+    return { address, clientFile, clientText, config: next, notes };
   } catch (err) {
     for (const path of written) unlinkSync(path);
     throw err;
   }
-  notes.push('a running server applies it on SIGHUP (kill -HUP <server pid>), other sessions staying up');
-  return { address, clientFile, notes };
 }
 
 export function register(program: Command): void {
@@ -313,10 +287,23 @@ export function register(program: Command): void {
     .option('--endpoint <host:port>', "the server's public address for the client config (default: the server config's endpoint)")
     .option('--wg-quick', 'a stock WireGuard client (official apps, wg-quick): write a wg-quick .conf')
     .option('--psk', 'also make a preshared key (<name>.psk beside the server config)')
-    .action((name: string, opts: Omit<AddClientOptions, 'name'>) => {
+    .option('--qr', 'with --wg-quick: also print the profile as a QR code for the WireGuard apps')
+    .option('--qr-png <file>', 'with --wg-quick: also write the profile as a QR code PNG (mode 0600)')
+    .option('--no-reload', 'only edit the file; do not make the running server reload it')
+    .action(async (name: string, opts: Omit<AddClientOptions, 'name'> & { qr?: boolean; qrPng?: string; reload: boolean }) => {
+      if ((opts.qr || opts.qrPng !== undefined) && !opts.wgQuick) {
+        throw new ConfigError('--qr and --qr-png need --wg-quick: the WireGuard apps scan wg-quick profiles');
+      }
+      if (opts.qrPng !== undefined && existsSync(opts.qrPng)) throw new ConfigError(`--qr-png: ${opts.qrPng} already exists; remove it or pick another path`);
       const result = addClient({ ...opts, name });
       const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
       process.stdout.write(`added client '${name}' (${result.address}) to ${opts.config}; ${wrote}\n`);
       for (const note of result.notes) process.stderr.write(`tvpn: note: ${note}\n`);
+      if (opts.qrPng !== undefined) {
+        await writeQrPng(opts.qrPng, result.clientText);
+        process.stdout.write(`wrote ${opts.qrPng} (mode 0600: the QR code holds the private key too)\n`);
+      }
+      if (opts.qr) process.stdout.write(await qrTerminal(result.clientText));
+      await applyChange(result.config, opts.reload);
     });
 }

@@ -1,6 +1,6 @@
 /**
  * `tvpn server -c FILE` and `tvpn client -c FILE`: run until SIGINT/SIGTERM, then undo
- * everything and exit 0. SIGHUP makes the server re-read its clients list.
+ * everything and exit 0. SIGHUP makes the server reload its config (as `tvpn reload` does).
  *
  * Exit codes, for supervisors (systemd's RestartPreventExitStatus=2): 2 when the config or
  * the command line is wrong (restarting cannot help); 1 for every other failure, at start-up
@@ -31,11 +31,12 @@ export function register(program: Command): void {
       const log = daemonLog(cmd, cfg);
       for (const w of cfg.warnings) log.warn(w);
       const server = await Server.start(cfg, log);
+      server.logLevelPinned = logLevel(cmd) !== undefined;
       process.on('SIGHUP', () => {
         try {
-          server.reload(loadServerConfig(opts.config));
-        } catch (err) {
-          log.error(`reload failed, keeping the running config: ${errorMessage(err)}`);
+          server.reloadFile();
+        } catch {
+          // logged by reloadFile; the running config stays
         }
       });
       await runUntilSignal(server, log);
@@ -54,9 +55,11 @@ export function register(program: Command): void {
 }
 
 /** --log-level over the config's; the format as configured, shaped for journald or a container when under one. */
+/** --log-level, which pins the level against the config's (and its reloads). */
+const logLevel = (cmd: Command): LogLevel | undefined => (cmd.optsWithGlobals() as { logLevel?: LogLevel }).logLevel;
+
 function daemonLog(cmd: Command, cfg: { logLevel: LogLevel; logFormat: LogFormat }): Logger {
-  const { logLevel } = cmd.optsWithGlobals() as { logLevel?: LogLevel };
-  return new Logger(logLevel ?? cfg.logLevel, undefined, detectStyle(cfg.logFormat));
+  return new Logger(logLevel(cmd) ?? cfg.logLevel, undefined, detectStyle(cfg.logFormat));
 }
 
 /** Runs until a signal (exit 0) or a bug (exit 1); either way routes, tun and leases are undone first. */

@@ -10,6 +10,8 @@ import type { Peer } from '../../wireguard/peer.js';
 import { EndpointFlaps } from './flap.js';
 import type { LogFields, Logger } from '../log.js';
 import type { PeerStatus } from '../status.js';
+import type { Refusal } from './reload.js';
+import type { ClientTotals } from './traffic.js';
 
 export interface ClientState {
   entry: ClientEntry;
@@ -23,10 +25,22 @@ export interface ClientState {
   /** When the control channel gave up (clock ms), null again once a restarted stream is acked. */
   failedAt: number | null;
   flaps: EndpointFlaps;
+  /** When the client expires, on the daemon's clock; Infinity for never. */
+  expiresAt: number;
+  /** The peer's byte counters already added to the traffic totals. */
+  counted: { rx: number; tx: number };
 }
 
-export function clientState(entry: ClientEntry, key: string, peer: Peer, channel: ControlChannel | null, address: string | null): ClientState {
-  return { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps() };
+export function clientState(
+  entry: ClientEntry,
+  key: string,
+  peer: Peer,
+  channel: ControlChannel | null,
+  address: string | null,
+  expiresAt: number,
+): ClientState {
+  const counted = { rx: 0, tx: 0 };
+  return { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps(), expiresAt, counted };
 }
 
 /** Who a log line is about, for json lines. */
@@ -62,19 +76,52 @@ export function noteEndpoint(c: ClientState, endpoint: string, t: number, log: L
   log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`, peerFields(c));
 }
 
-export function clientStatus(c: ClientState, allowedIps: string[], t: number): PeerStatus {
+/** A client's traffic: since the daemon started, and the stored totals since it was first seen. */
+export interface Traffic {
+  started: { rxBytes: number; txBytes: number };
+  total: ClientTotals | undefined;
+}
+
+const seconds = (ms: number): number => Math.floor(ms / 1000);
+
+/** What status says of a client's access and traffic, connected or not. */
+function accountOf(entry: ClientEntry, access: PeerStatus['access'], traffic: Traffic) {
+  return {
+    ...traffic.started,
+    access,
+    ...(entry.expires !== null ? { expires: new Date(entry.expires).toISOString() } : {}),
+    totalRxBytes: traffic.total?.rxBytes ?? 0,
+    totalTxBytes: traffic.total?.txBytes ?? 0,
+    firstSeen: seconds(traffic.total?.firstSeen ?? 0),
+  };
+}
+
+export function clientStatus(c: ClientState, allowedIps: string[], t: number, traffic: Traffic): PeerStatus {
   const duplicate = c.flaps.duplicate(t);
   return {
     name: c.entry.name,
     publicKey: c.key,
     endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
-    latestHandshake: Math.floor(c.peer.lastHandshakeWallMs / 1000),
-    rxBytes: c.peer.rxBytes,
-    txBytes: c.peer.txBytes,
+    latestHandshake: seconds(c.peer.lastHandshakeWallMs),
+    ...accountOf(c.entry, 'active', traffic),
     allowedIps,
     address: c.address,
     control: c.channel !== null,
     ...(c.channel ? { channel: c.failedAt !== null && !c.channel.failed ? 'retrying' : c.channel.state, configSerial: c.appliedSerial } : {}),
     ...(duplicate ? { duplicate } : {}),
+  };
+}
+
+/** A disabled or expired client: no peer, so no endpoint or session; its last handshake as stored. */
+export function refusedStatus(entry: ClientEntry, key: string, reason: Refusal, address: string | null, traffic: Traffic): PeerStatus {
+  return {
+    name: entry.name,
+    publicKey: key,
+    endpoint: null,
+    latestHandshake: seconds(traffic.total?.lastHandshake ?? 0),
+    ...accountOf(entry, reason, traffic),
+    allowedIps: [],
+    address,
+    control: !entry.stock,
   };
 }

@@ -21,38 +21,10 @@
  *
  * IPv4 and IPv6 ranges both work; addresses are handled as bigints.
  */
-import { accessSync, closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, fchmodSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { ConfigError, fsReason, userName } from '../../config/errors.js';
+import { readFileSync } from 'node:fs';
 import { parseCidr } from '../../net/cidr.js';
 import { ipText, toIp } from '../../net/range.js';
-
-/**
- * Creates state_dir and checks it is writable at start-up, not at the first lease write: a
- * relative state_dir on a read-only config mount (Docker) fails here, in one line with the fix.
- */
-export function prepareStateDir(dir: string, configFile: string): void {
-  try {
-    try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-    } catch (err) {
-      // Node's recursive mkdir says ENOENT on a read-only file system; the nearest existing directory tells why.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') accessSync(existingAncestor(dir), constants.W_OK);
-      throw err;
-    }
-    accessSync(dir, constants.W_OK);
-  } catch (err) {
-    // Not the daemon's to write: the machine's setup (exit 1), not the config's (exit 2).
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new Error(`state_dir ${dir}: ${fsReason(err)} for user ${userName()}; make it that user's (the tvpn-server unit's StateDirectory=tvpn does so for /var/lib/tvpn)`);
-    }
-    const fix = 'set state_dir to a writable directory such as /var/lib/tvpn (in Docker, the volume mounted there)';
-    throw new ConfigError(`${configFile}: state_dir: cannot use ${dir}: ${fsReason(err)}; ${fix}`);
-  }
-}
-
-const existingAncestor = (path: string): string => (existsSync(path) || dirname(path) === path ? path : existingAncestor(dirname(path)));
+import { BACKUP, PUBLIC_KEY_RE, readStateFile, writeWithBackup } from './statefile.js';
 
 export interface LeasePoolOptions {
   /** First and last address of the range, inclusive. */
@@ -80,10 +52,6 @@ interface StoredLease {
 }
 
 const FILE_VERSION = 1;
-/** The second copy of the lease file. */
-const BACKUP = '.bak';
-/** A WireGuard public key: 32 bytes in base64. */
-const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 export class LeasePool {
   private readonly first: bigint;
@@ -217,9 +185,7 @@ export class LeasePool {
     if (this.file === null || !this.dirty) return;
     const stored: StoredLease[] = [...this.leases].map(([key, l]) => ({ key, address: this.format(l.address), name: l.name, lastSeen: l.lastSeen }));
     const data = Buffer.from(JSON.stringify({ version: FILE_VERSION, leases: stored }, null, 2) + '\n');
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    writeAtomically(this.file, data);
-    writeAtomically(`${this.file}${BACKUP}`, data);
+    writeWithBackup(this.file, data);
     this.dirty = this.reassigned = false;
   }
 
@@ -257,48 +223,7 @@ export function readStoredLeases(file: string): { key: string; address: string; 
 }
 
 /** The stored leases, or null (with a warning) when the file is damaged; [] when there is none. */
-function readLeases(file: string, warnings: string[]): StoredLease[] | null {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return file.endsWith(BACKUP) ? null : [];
-    throw e;
-  }
-  try {
-    return parseFile(text);
-  } catch (e) {
-    const aside = `${file}.corrupt-${Date.now()}`;
-    renameSync(file, aside);
-    warnings.push(`lease file ${file} is corrupt (${(e as Error).message}); moved to ${aside}`);
-    return null;
-  }
-}
-
-function writeAtomically(file: string, data: Buffer): void {
-  const tmp = `${file}.tmp`;
-  try {
-    withFd(tmp, 'w', (fd) => {
-      fchmodSync(fd, 0o600); // a stale tmp file keeps its old mode
-      for (let off = 0; off < data.length; ) off += writeSync(fd, data, off);
-      fsyncSync(fd);
-    });
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  withFd(dirname(file), 'r', fsyncSync); // makes the rename itself durable
-}
-
-function withFd(path: string, flags: string, use: (fd: number) => void): void {
-  const fd = openSync(path, flags, 0o600);
-  try {
-    use(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+const readLeases = (file: string, warnings: string[]): StoredLease[] | null => readStateFile(file, parseFile, [], 'lease file', warnings);
 
 function parseAddress(s: string, what: string): { value: bigint; v6: boolean } {
   const { ip, bits } = parseCidr(s);
@@ -315,7 +240,7 @@ function parseFile(text: string): StoredLease[] {
   return v.leases.map((l: unknown, i: number): StoredLease => {
     const o = typeof l === 'object' && l !== null ? (l as Record<string, unknown>) : {};
     const { key, address, name, lastSeen } = o;
-    if (typeof key !== 'string' || !KEY_RE.test(key)) throw new Error(`lease ${i}: bad key`);
+    if (typeof key !== 'string' || !PUBLIC_KEY_RE.test(key)) throw new Error(`lease ${i}: bad key`);
     if (typeof address !== 'string') throw new Error(`lease ${i}: bad address`);
     parseAddress(address, `lease ${i}`);
     if (typeof name !== 'string' || typeof lastSeen !== 'number' || !Number.isFinite(lastSeen)) throw new Error(`lease ${i}: bad name or lastSeen`);

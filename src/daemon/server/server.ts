@@ -1,17 +1,17 @@
 /**
  * `tvpn server`: tun0 with the server address, a UDP listener, one WireGuard peer per
- * configured client, and for tvpn clients a control channel that pushes each client its
- * address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases kept in state_dir.
+ * configured client that may connect (roster.ts), and for tvpn clients a control channel that
+ * pushes each client its address, routes, DNS, MTU and keepalive (OpenVPN's push), with leases
+ * and traffic totals kept in state_dir.
  */
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
-import type { ClientEntry, ServerConfig } from '../../config/server.js';
-import { ControlChannel } from '../../control/channel.js';
-import { CONTROL_HEADROOM } from '../../control/limits.js';
+import { loadServerConfig, type ServerConfig } from '../../config/server.js';
 import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
-import { LeasePool, prepareStateDir } from './leases.js';
+import { LeasePool } from './leases.js';
+import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
 import { hostPrefix } from '../../net/cidr.js';
 import { formatEndpoint } from '../../net/endpoint.js';
@@ -21,24 +21,38 @@ import { DataPath } from '../datapath.js';
 import type { DaemonEnv } from '../env.js';
 import type { Logger } from '../log.js';
 import { systemHost } from '../hostnet.js';
-import { serveStatus, type Status } from '../status.js';
+import { serveStatus, STATUS_LIMITS, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import { logFrame } from '../debug.js';
-import { clientState, clientStatus, noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
+import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
+import { restartKeys, type ReloadResult } from './reload.js';
+import { Roster } from './roster.js';
+import { TrafficTotals } from './traffic.js';
+
+/** How often the traffic totals are written to state_dir (and at stop). */
+const TRAFFIC_SAVE_MS = 60_000;
 
 export class Server {
-  private readonly clients = new Map<Peer, ClientState>();
+  private readonly roster: Roster;
+  private readonly clients: ReadonlyMap<Peer, ClientState>;
   private serial = 1;
   private status: NetServer | null = null;
+  private saveAt = now() + TRAFFIC_SAVE_MS;
   /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
   onFatal = (): void => undefined;
+  /** Set by the CLI when --log-level overrides the config's log_level, which a reload then leaves alone. */
+  logLevelPinned = false;
 
   private constructor(
     private cfg: ServerConfig,
     private readonly log: Logger,
     private readonly leases: LeasePool,
+    traffic: TrafficTotals,
     private readonly dp: DataPath,
-  ) {}
+  ) {
+    this.roster = new Roster({ dp, log, leases, traffic, pushMtu: () => this.cfg.push.mtu });
+    this.clients = this.roster.clients;
+  }
 
   static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv = {}): Promise<Server> {
     const host = env.host ?? systemHost;
@@ -67,9 +81,11 @@ export class Server {
       const reserved = [cfg.interface.address.ip, ...cfg.clients.flatMap((c) => (c.address ? [c.address] : []))];
       const leases = new LeasePool({ first: cfg.pool.first, last: cfg.pool.last, reserved, file: join(cfg.stateDir, 'leases.json') });
       for (const w of leases.load()) log.warn(w);
-      const s = (server = new Server(cfg, log, leases, dp));
-      for (const entry of cfg.clients) s.addClient(entry);
-      s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus());
+      const traffic = new TrafficTotals(join(cfg.stateDir, 'traffic.json'));
+      for (const w of traffic.load()) log.warn(w);
+      const s = (server = new Server(cfg, log, leases, traffic, dp));
+      s.roster.configure(cfg.clients);
+      s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
       log.info(
         `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
@@ -81,33 +97,6 @@ export class Server {
       dp.close();
       throw err;
     }
-  }
-
-  private addClient(entry: ClientEntry): void {
-    const key = encodeKey(entry.publicKey);
-    const address = entry.address ?? this.leases.leaseOf(key);
-    const peer = this.dp.device.addPeer({
-      publicKey: entry.publicKey,
-      ...(entry.presharedKey ? { presharedKey: entry.presharedKey } : {}),
-      allowedIps: [...(address ? [hostPrefix(address)] : []), ...entry.routes],
-    });
-    const channel = entry.stock
-      ? null
-      : new ControlChannel({
-          send: (frame) => {
-            logFrame(this.log, 'to', entry.name, frame);
-            this.dp.device.sendControl(peer, frame, now());
-          },
-          maxFrameSize: this.cfg.push.mtu - CONTROL_HEADROOM,
-          onDeadline: (at) => this.dp.wakeAt(at),
-        });
-    this.clients.set(peer, clientState(entry, key, peer, channel, address));
-  }
-
-  private removeClient(state: ClientState): void {
-    this.dp.device.removePeer(state.peer);
-    this.clients.delete(state.peer);
-    this.leases.release(state.key, Date.now());
   }
 
   // ---- WireGuard events and the control channel ----
@@ -239,15 +228,19 @@ export class Server {
     this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}, routes [${push.routes.join(', ')}]`, fields);
   }
 
-  /** Retransmits what is due on the control channels; returns the next deadline. */
+  /** Expires clients, retransmits what is due on the control channels, saves the totals; returns the next deadline. */
   private onTick(t: number): number {
-    let next = Infinity;
+    let next = this.roster.expire(t);
     for (const c of this.clients.values()) {
       if (!c.channel) continue;
       next = Math.min(next, c.channel.poll(t));
       noteFailure(c, t, this.serial, this.log);
     }
-    return next;
+    if (t >= this.saveAt) {
+      this.roster.saveTraffic();
+      this.saveAt = t + TRAFFIC_SAVE_MS;
+    }
+    return Math.min(next, this.saveAt);
   }
 
   /**
@@ -264,89 +257,68 @@ export class Server {
 
   // ---- operations ----
 
+  /** SIGHUP and `tvpn reload`: reloads the config file; a failure is logged and keeps the running config. */
+  reloadFile(): ReloadResult {
+    try {
+      return this.reload(loadServerConfig(this.cfg.file));
+    } catch (err) {
+      this.log.error(`reload failed, keeping the running config: ${errorMessage(err)}`);
+      throw err;
+    }
+  }
+
   /**
-   * SIGHUP: re-read the clients list; untouched clients keep their sessions. A client whose
-   * new static address a connected client holds keeps its previous settings (or is not added):
-   * a reload never gives one address to two clients.
+   * Applies the clients list (Roster.reload), push, client_to_client, log_level and
+   * under_load; untouched clients keep their sessions. Other changed keys need a restart:
+   * one line names them.
    */
-  reload(next: ServerConfig): void {
-    const t = now();
-    const byKey = new Map(next.clients.map((e) => [encodeKey(e.publicKey), e]));
-    for (const c of [...this.clients.values()]) {
-      if (byKey.has(c.key)) continue;
-      this.removeClient(c);
-      this.log.info(`client ${c.entry.name} removed`, { peer: c.entry.name, key: c.key });
-    }
-    const current = new Map([...this.clients.values()].map((c) => [c.key, c]));
-    const entries: ClientEntry[] = [];
-    for (const [key, e] of byKey) {
-      const c = current.get(key);
-      if (c && JSON.stringify(e) === JSON.stringify(c.entry)) {
-        entries.push(c.entry);
-        continue;
-      }
-      const holder = e.address === null ? undefined : this.takeAddress(e.address, key, t);
-      if (holder) {
-        this.log.error(
-          `reload: client ${e.name} ${c ? 'keeps its previous settings' : 'not added'}: ${holder.entry.name}, connected, holds ${e.address}; ` +
-            `move ${holder.entry.name} first or pick another address`,
-        );
-        if (c) entries.push(c.entry);
-        continue;
-      }
-      if (c) this.removeClient(c);
-      this.addClient(e);
-      this.log.info(`client ${e.name} ${c ? 'changed' : 'added'}`, { peer: e.name, key });
-      entries.push(e);
-    }
+  reload(next: ServerConfig): ReloadResult {
+    const changes: string[] = [];
+    const note = (line: string): void => {
+      changes.push(line);
+      this.log.info(line);
+    };
+    this.roster.reload(next.clients, note);
     const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
-    this.cfg = { ...this.cfg, clients: entries, push: next.push, clientToClient: next.clientToClient };
+    if (next.logLevel !== this.cfg.logLevel && !this.logLevelPinned) {
+      this.log.level = next.logLevel;
+      note(`log_level ${next.logLevel}`);
+    }
+    if (next.underLoad !== this.cfg.underLoad) note(`under_load ${(this.dp.device.forceUnderLoad = next.underLoad)}`);
+    const restart = restartKeys(this.cfg, next);
+    if (restart.length > 0) this.log.warn(`reload: ${restart.join(', ')} changed: kept as they were until the server is restarted`);
+    const { push, clientToClient, logLevel, underLoad } = next;
+    this.cfg = { ...this.cfg, clients: next.clients, push, clientToClient, logLevel, underLoad };
     if (pushChanged) {
       this.serial++;
+      note(`push changed: config ${this.serial} goes to the connected clients`);
       for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
     }
     this.dp.flush();
     this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
-  }
-
-  /**
-   * Makes address free for the client `key` as a static address: a client that holds it but
-   * is offline loses it (it gets a new lease when it comes back), and it leaves the pool.
-   * Returns the connected client holding it instead, changing nothing.
-   */
-  private takeAddress(address: string, key: string, t: number): ClientState | undefined {
-    const holders = [...this.clients.values()].filter((c) => c.key !== key && c.address === address);
-    const live = holders.find((c) => this.dp.device.hasSession(c.peer, t));
-    if (live) return live;
-    for (const c of holders) {
-      c.address = null;
-      this.dp.device.allowedIps.remove(hostPrefix(address), c.peer);
-      this.log.info(`${c.entry.name} (offline) loses ${address}: it gets a new address when it connects`);
-    }
-    if (this.leases.reserve(address) !== null && holders.length === 0) this.log.info(`lease of ${address} dropped: it is a static address now`);
-    return undefined;
+    return { file: next.file, clients: next.clients.length, changes, restart };
   }
 
   snapshotStatus(): Status {
     const device = this.dp.device;
-    const t = now();
     return {
       role: 'server',
       interface: this.dp.tun.name,
       publicKey: encodeKey(device.publicKey),
       listenPort: this.dp.udp.port,
       address: this.cfg.interface.address.text,
-      peers: [...this.clients.values()].map((c) => clientStatus(c, device.allowedIps.entriesForPeer(c.peer), t)),
+      peers: this.roster.statuses(now()),
     };
   }
 
-  /** Says bye to connected tvpn clients, flushes leases, removes tun0 (and with it its routes). */
+  /** Says bye to connected tvpn clients, saves leases and traffic totals, removes tun0 (and with it its routes). */
   async stop(): Promise<void> {
     const t = now();
     for (const c of this.clients.values()) {
       if (c.channel && this.dp.device.hasSession(c.peer, t)) c.channel.sendMessage(encodeMessage({ type: 'bye', reason: 'server shutting down' }), t);
     }
     this.dp.flush();
+    this.roster.saveTraffic();
     try {
       this.leases.flush();
     } catch (err) {

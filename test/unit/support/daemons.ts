@@ -86,6 +86,8 @@ export class Lab {
   /** Clients started by startOther. */
   readonly others: Client[] = [];
   readonly clientCfg: ClientConfig;
+  /** The server's, the same in each serverConfig (a reload cannot move it). */
+  readonly serverSocket = statusSocket();
 
   constructor() {
     this.clientCfg = parseClientConfig(
@@ -95,18 +97,21 @@ export class Lab {
     );
   }
 
-  /** The server's config with this push section (YAML flow mapping); client 'laptop', then `more` (YAML list items). */
-  serverConfig(push: string, more = ''): ServerConfig {
-    return parseServerConfig(
+  /** The server's config text with this push section (YAML flow mapping); client 'laptop' (`laptop`: more of its keys), then `more` (YAML list items). */
+  serverText(push: string, more = '', laptop = ''): string {
+    return (
       `interface: { name: tun0, address: 10.8.0.1/24 }\nlisten: '${SERVER_IP}:51820'\nprivate_key: ${encodeKey(key(1))}\n` +
-        `state_dir: state\nstatus_socket: ${statusSocket()}\npush: ${push}\n` +
-        `clients:\n  - { name: laptop, public_key: ${encodeKey(publicKeyOf(key(2)))} }\n${more}`,
-      join(this.dir, 'server.yaml'),
+        `state_dir: state\nstatus_socket: ${this.serverSocket}\npush: ${push}\n` +
+        `clients:\n  - { name: laptop, public_key: ${encodeKey(publicKeyOf(key(2)))}${laptop} }\n${more}`
     );
   }
 
-  async startServer(push: string, more = ''): Promise<Server> {
-    this.serverCfg = this.serverConfig(push, more);
+  serverConfig(push: string, more = '', laptop = ''): ServerConfig {
+    return parseServerConfig(this.serverText(push, more, laptop), join(this.dir, 'server.yaml'));
+  }
+
+  async startServer(push: string, more = '', laptop = ''): Promise<Server> {
+    this.serverCfg = this.serverConfig(push, more, laptop);
     return (this.server = await Server.start(this.serverCfg, this.serverLog.log, { io: this.serverIo, host: this.serverHost }));
   }
 
