@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { ROOT } from './tvpn.js';
 
 /**
@@ -17,7 +17,13 @@ export function tempCopyForAnyUser(prefix: string, extra: string[] = []): { dir:
   chmodSync(dir, 0o755);
   const dest = join(dir, 'tvpn');
   for (const p of ['bin', 'dist/src', 'native', 'package.json', ...extra]) cpSync(join(ROOT, p), join(dest, p), { recursive: true });
-  for (const dep of ['commander', 'yaml', '@noble']) cpSync(join(ROOT, 'node_modules', dep), join(dest, 'node_modules', dep), { recursive: true, dereference: true });
+  for (const dep of runtimePackages()) cpSync(join(ROOT, dep), join(dest, dep), { recursive: true, dereference: true });
   execFileSync('chmod', ['-R', 'a+rX', dest]);
   return { dir, copy: dest };
+}
+
+/** node_modules/<package> of every runtime dependency, direct or not (nested ones come with their parent). */
+function runtimePackages(): string[] {
+  const paths = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n');
+  return paths.map((p) => relative(ROOT, p)).filter((rel) => /^node_modules\/(@[^/]+\/)?[^/]+$/.test(rel));
 }
