@@ -16,6 +16,7 @@ import {
   type Section,
 } from './load.js';
 import { refuseOtherKind } from './kind.js';
+import { metricsOf, type MetricsConfig } from './metrics.js';
 
 export interface ClientConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -36,6 +37,8 @@ export interface ClientConfig {
   statusSocket: string;
   /** What the file should change (deprecated keys), one line each, for the daemon's log. */
   warnings: string[];
+  /** The Prometheus endpoint and status page, null when off. */
+  metrics: MetricsConfig | null;
 }
 
 const ROOT_KEYS = [
@@ -49,6 +52,7 @@ const ROOT_KEYS = [
   'log_level',
   'log_format',
   'status_socket',
+  'metrics',
   // The deprecated name of status_socket.
   'control_socket',
 ] as const;
@@ -84,6 +88,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     logFormat: logFormatOf(root.get('log_format')),
     statusSocket: statusSocketOf(root, iface.name, warnings),
     warnings,
+    metrics: metricsOf(root.get('metrics')),
   };
 }
 

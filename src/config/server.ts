@@ -33,6 +33,7 @@ import {
 } from './load.js';
 import { refuseOtherKind } from './kind.js';
 import { encodeKey, publicKeyOf } from './keys.js';
+import { metricsOf, type MetricsConfig } from './metrics.js';
 
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -57,6 +58,8 @@ export interface ServerConfig {
   underLoad: boolean;
   push: { routes: string[]; redirectGateway: boolean; dns: string[]; mtu: number; keepalive: number };
   clients: ClientEntry[];
+  /** The Prometheus endpoint and status page, null when off. */
+  metrics: MetricsConfig | null;
 }
 
 export interface ClientEntry {
@@ -90,6 +93,7 @@ const ROOT_KEYS = [
   'under_load',
   'push',
   'clients',
+  'metrics',
   // The deprecated name of status_socket.
   'control_socket',
 ] as const;
@@ -319,6 +323,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
       keepalive,
     },
     clients,
+    metrics: metricsOf(root.get('metrics')),
   };
 }
 

@@ -24,6 +24,7 @@ describe('client config', () => {
       logFormat: 'text',
       statusSocket: '\0tvpn-tun0',
       warnings: [],
+      metrics: null,
     });
   });
 
@@ -85,7 +86,7 @@ describe('client config', () => {
       `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
       "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     ],
-    ['colour: blue', "DIR/client.yaml:1: unknown key 'colour' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, log_format, status_socket, control_socket)"],
+    ['colour: blue', "DIR/client.yaml:1: unknown key 'colour' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, log_format, status_socket, metrics, control_socket)"],
     // A server config, a near miss of 'server' and a wg-quick profile are named as such.
     ['listen: 0.0.0.0:1', "DIR/client.yaml: this is a server config (it has 'listen'), not a client config; use it with 'tvpn server -c DIR/client.yaml'"],
     [`sever: { endpoint: vpn.example.com:1, public_key: ${pub(1)} }`, "DIR/client.yaml:1: unknown key 'sever' (did you mean 'server'?)"],

@@ -22,6 +22,7 @@ const RESTART_KEYS: ReadonlyArray<[string, (c: ServerConfig) => unknown]> = [
   ['pool', (c) => (c.poolExplicit ? c.pool : 'default')],
   ['state_dir', (c) => c.stateDir],
   ['status_socket', (c) => c.statusSocket],
+  ['metrics', (c) => c.metrics],
 ];
 
 export function restartKeys(running: ServerConfig, next: ServerConfig): string[] {
