@@ -116,6 +116,11 @@ export class Device {
     return this.core.handshakeQueue.length;
   }
 
+  /** Whether handshakes get cookie replies now (forced, or the queue filled recently): for metrics. */
+  underLoad(now: number): boolean {
+    return this.core.forceUnderLoad || now < this.core.underLoadUntil;
+  }
+
   // ---- outbound (send.ts) ----
 
   /** An IP packet read from the tun: routed by destination through the allowed IPs. */

@@ -25,6 +25,8 @@ import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
+import { serveMetrics, type MetricsServer } from '../metrics/http.js';
+import { dataPathMetrics, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
 
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
@@ -57,6 +59,8 @@ export class Client {
   private warnAt = Infinity;
   private applying: Promise<void> = Promise.resolve();
   private status: NetServer | null = null;
+  private metrics: MetricsServer | null = null;
+  private readonly events = new PeerEvents();
   private stopped = false;
   /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
   onFatal = (): void => undefined;
@@ -110,6 +114,7 @@ export class Client {
       const c = (client = new Client(cfg, log, dp, server, host));
       await c.net.apply(c.settings());
       c.status = await serveStatus(cfg.statusSocket, () => c.snapshotStatus());
+      if (cfg.metrics) c.metrics = await serveMetrics(cfg.metrics, () => c.snapshotMetrics(), log);
       log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`, {
         interface: dp.tun.name,
         endpoint: formatEndpoint(server),
@@ -147,6 +152,7 @@ export class Client {
   }
 
   private onEvent(e: DeviceEvent): void {
+    this.events.count(e);
     const where = this.where();
     switch (e.type) {
       case 'handshake-complete':
@@ -343,6 +349,17 @@ export class Client {
     };
   }
 
+  snapshotMetrics(): MetricsSnapshot {
+    return {
+      status: this.snapshotStatus(),
+      events: this.events.counts,
+      sessions: this.dp.device.hasSession(this.peer, now()) ? 1 : 0,
+      leases: null,
+      controlRetransmits: this.channel.stats.retransmits,
+      ...dataPathMetrics(this.dp),
+    };
+  }
+
   /** Says bye, undoes routes and DNS, removes tun0. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -350,6 +367,7 @@ export class Client {
     await this.applying;
     await this.net.undo();
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
+    await this.metrics?.close();
     this.dp.close();
     this.log.info(`client stopped, ${this.dp.tun.name} removed`);
   }

@@ -28,6 +28,8 @@ import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clien
 import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
+import { serveMetrics, type MetricsServer } from '../metrics/http.js';
+import { dataPathMetrics, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
 
 /** How often the traffic totals are written to state_dir (and at stop). */
 const TRAFFIC_SAVE_MS = 60_000;
@@ -37,6 +39,8 @@ export class Server {
   private readonly clients: ReadonlyMap<Peer, ClientState>;
   private serial = 1;
   private status: NetServer | null = null;
+  private metrics: MetricsServer | null = null;
+  private readonly events = new PeerEvents();
   private saveAt = now() + TRAFFIC_SAVE_MS;
   /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
   onFatal = (): void => undefined;
@@ -86,6 +90,7 @@ export class Server {
       const s = (server = new Server(cfg, log, leases, traffic, dp));
       s.roster.configure(cfg.clients);
       s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
+      if (cfg.metrics) s.metrics = await serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
       log.info(
         `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
@@ -102,6 +107,7 @@ export class Server {
   // ---- WireGuard events and the control channel ----
 
   private onEvent(e: DeviceEvent): void {
+    this.events.count(e);
     // One per handshake message under load: the same text each time, so the Logger counts them instead of writing each.
     if (e.type === 'cookie-sent') return this.log.enabled('debug') ? this.log.debug('under load: cookie reply sent', { endpoint: formatEndpoint(e.to) }) : undefined;
     const c = this.clients.get(e.peer);
@@ -311,6 +317,19 @@ export class Server {
     };
   }
 
+  snapshotMetrics(): MetricsSnapshot {
+    const t = now();
+    const clients = [...this.clients.values()];
+    return {
+      status: this.snapshotStatus(),
+      events: this.events.counts,
+      sessions: clients.filter((c) => this.dp.device.hasSession(c.peer, t)).length,
+      leases: this.leases.size,
+      controlRetransmits: clients.reduce((n, c) => n + (c.channel?.stats.retransmits ?? 0), 0),
+      ...dataPathMetrics(this.dp),
+    };
+  }
+
   /** Says bye to connected tvpn clients, saves leases and traffic totals, removes tun0 (and with it its routes). */
   async stop(): Promise<void> {
     const t = now();
@@ -325,6 +344,7 @@ export class Server {
       this.log.warn(`could not save leases: ${errorMessage(err)}`);
     }
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
+    await this.metrics?.close();
     this.dp.close();
     this.log.info(`server stopped, ${this.dp.tun.name} removed`);
   }
