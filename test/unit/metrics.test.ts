@@ -91,7 +91,7 @@ describe('throughput history', () => {
     h.sample([peer('a', 'A', 6000, 500), peer('b', 'B', 100, 100)], 14_000);
     expect(h.toJSON().peers).toEqual({ A: { rx: [null, 1000, 2000], tx: [null, 250, 0] }, B: { rx: [null, null, null], tx: [null, null, null] } });
     h.sample([peer('b', 'B', 300, 100)], 16_000);
-    expect(h.toJSON()).toEqual({ intervalMs: 2000, times: [12, 14, 16], peers: { B: { rx: [null, null, 100], tx: [null, null, 0] } } });
+    expect(h.toJSON()).toEqual({ intervalMs: 2000, samples: 3, times: [12, 14, 16], peers: { B: { rx: [null, null, 100], tx: [null, null, 0] } } });
   });
 
   it('a counter that went back gives no rate', () => {

@@ -11,6 +11,8 @@ export const SAMPLES = 150;
 
 export interface HistoryJson {
   intervalMs: number;
+  /** How many samples the ring keeps: the chart's window. */
+  samples: number;
   /** Unix seconds of each sample. */
   times: number[];
   /** By public key: bytes per second received and sent, aligned with times. */
@@ -62,6 +64,6 @@ export class ThroughputHistory {
   toJSON(): HistoryJson {
     const peers: HistoryJson['peers'] = {};
     for (const [key, s] of this.series) peers[key] = { rx: s.rx, tx: s.tx };
-    return { intervalMs: SAMPLE_MS, times: this.times, peers };
+    return { intervalMs: SAMPLE_MS, samples: this.size, times: this.times, peers };
   }
 }

@@ -43,6 +43,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   var POLL_MS = 2000;
   var query = location.search; // carries ?token= on to status.json
   var cards = new Map();
+  var windowSeconds = 300;
 
   function bytes(n) {
     var units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -83,13 +84,14 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     var plot = new uPlot({
       width: Math.max(300, root.clientWidth - 32),
       height: 160,
-      scales: { x: { time: true } },
+      // The whole window the daemon keeps, filling from the right.
+      scales: { x: { time: true, range: function (u, min, max) { return [max - windowSeconds, max]; } } },
       series: [
         {},
         { label: 'received', stroke: '#1a7f37', width: 1.5, value: function (u, v) { return rate(v); } },
         { label: 'sent', stroke: '#0969da', width: 1.5, value: function (u, v) { return rate(v); } }
       ],
-      axes: [{}, { size: 80, values: function (u, vals) { return vals.map(rate); } }]
+      axes: [{}, { size: 96, values: function (u, vals) { return vals.map(rate); } }]
     }, [[], [], []], chart);
     c = { root: root, name: name, state: state, fields: fields, chart: chart, plot: plot };
     cards.set(key, c);
@@ -111,7 +113,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
     var series = history.peers[p.publicKey] || { rx: [], tx: [] };
     var peakRx = peak(series.rx);
     var peakTx = peak(series.tx);
-    rows.push(['peak (' + Math.round(history.times.length * history.intervalMs / 60000) + ' min)', rate(peakRx) + ' received, ' + rate(peakTx) + ' sent']);
+    rows.push(['peak (' + Math.round(windowSeconds / 60) + ' min)', rate(peakRx) + ' received, ' + rate(peakTx) + ' sent']);
     c.fields.replaceChildren.apply(c.fields, rows.flatMap(function (r) {
       var dt = el('dt'); dt.textContent = r[0];
       var dd = el('dd'); dd.textContent = r[1];
@@ -126,6 +128,7 @@ export const PAGE_SCRIPT = String.raw`'use strict';
   function update(data) {
     var s = data.status;
     var nowSec = data.now;
+    windowSeconds = data.history.intervalMs * data.history.samples / 1000;
     document.title = 'tvpn ' + s.interface + ' (' + s.role + ')';
     document.getElementById('title').textContent = 'tvpn ' + s.role + ' ' + s.interface;
     document.getElementById('summary').textContent =
