@@ -1,6 +1,6 @@
 /**
  * Metrics and the status page on a real server: `metrics.listen` on 127.0.0.1 inside the
- * server's namespace, a client connected from the other one. A scrape lists the client, a TCP
+ * server's namespace, a client (with a listener of its own) connected from the other one. A scrape lists the client, a TCP
  * transfer shows up in wireguard_received_bytes_total, and the page, loaded by Debian's
  * chromium (driven by playwright-core, run inside the server's namespace through a wrapper),
  * lists the client with a chart that saw the transfer. The screenshot stays in the OS tmpdir.
@@ -46,7 +46,7 @@ describeRoot('metrics and the status page', () => {
   const keys = { server: generatePrivateKey(), client: generatePrivateKey() };
   const clientKey = encodeKey(publicKeyOf(keys.client));
 
-  const get = async (path: string): Promise<string> => (await pair.a.exec(process.execPath, ['-e', FETCH, `http://${LISTEN}${path}`])).stdout;
+  const get = async (path: string, ns = pair.a): Promise<string> => (await ns.exec(process.execPath, ['-e', FETCH, `http://${LISTEN}${path}`])).stdout;
   const received = async (): Promise<number> => {
     const line = new RegExp(`^wireguard_received_bytes_total\\{name="laptop",public_key="${clientKey.replace(/[+/]/g, '\\$&')}",interface="tun0"\\} (\\d+)$`, 'm');
     const m = line.exec(await get('/metrics'));
@@ -66,7 +66,7 @@ describeRoot('metrics and the status page', () => {
     writeFileSync(
       join(dir, 'client.yaml'),
       `interface: { name: tun0 }\nserver: { endpoint: 198.18.84.1:51820, public_key: ${encodeKey(publicKeyOf(keys.server))} }\nprivate_key_file: client.key\n` +
-        `accept: { routes: true, dns: false, redirect_gateway: false }\n`,
+        `accept: { routes: true, dns: false, redirect_gateway: false }\nmetrics: { listen: '${LISTEN}' }\n`,
     );
     pair = await createNetnsPair({ prefix: 'tvmetrics', index: 84, ipv6: false });
     server = startTvpn(pair.a, ['server', '-c', join(dir, 'server.yaml')]);
@@ -96,6 +96,9 @@ describeRoot('metrics and the status page', () => {
     const delta = (await received()) - before;
     expect(delta).toBeGreaterThanOrEqual(TRANSFER);
     expect(delta).toBeLessThan(TRANSFER + 64 * 1024);
+    // The client's own listener, in its namespace: its one peer is the server.
+    const sent = /^wireguard_sent_bytes_total\{name="server",.*\} (\d+)$/m.exec(await get('/metrics', pair.b));
+    expect(Number(sent?.[1])).toBeGreaterThanOrEqual(TRANSFER);
   });
 
   test('the status page in headless chromium: the client, its endpoint and a chart that saw the transfer', async () => {
