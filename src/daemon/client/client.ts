@@ -25,7 +25,7 @@ import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
-import { serveMetrics, type MetricsServer } from '../metrics/http.js';
+import type { MetricsServer } from '../metrics/http.js';
 import { dataPathMetrics, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
 
 const BACKOFF_MIN = 1_000;
@@ -114,7 +114,8 @@ export class Client {
       const c = (client = new Client(cfg, log, dp, server, host));
       await c.net.apply(c.settings());
       c.status = await serveStatus(cfg.statusSocket, () => c.snapshotStatus());
-      if (cfg.metrics) c.metrics = await serveMetrics(cfg.metrics, () => c.snapshotMetrics(), log);
+      // Loaded only when asked for: prom-client stays out of a daemon without metrics.
+      if (cfg.metrics) c.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => c.snapshotMetrics(), log);
       log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`, {
         interface: dp.tun.name,
         endpoint: formatEndpoint(server),

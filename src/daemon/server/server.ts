@@ -28,7 +28,7 @@ import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clien
 import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
-import { serveMetrics, type MetricsServer } from '../metrics/http.js';
+import type { MetricsServer } from '../metrics/http.js';
 import { dataPathMetrics, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
 
 /** How often the traffic totals are written to state_dir (and at stop). */
@@ -90,7 +90,8 @@ export class Server {
       const s = (server = new Server(cfg, log, leases, traffic, dp));
       s.roster.configure(cfg.clients);
       s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
-      if (cfg.metrics) s.metrics = await serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
+      // Loaded only when asked for: prom-client stays out of a daemon without metrics.
+      if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
       log.info(
         `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
