@@ -103,29 +103,21 @@ static napi_value tun_get_name(napi_env env, napi_callback_info info) {
   return s;
 }
 
+/* Getters of the read counters and state: expr, of the handle h. */
+#define TUN_GETTER(fn, expr)                                    \
+  static napi_value fn(napi_env env, napi_callback_info info) { \
+    io_handle *h = ANY_THIS();                                  \
+    return h ? (expr) : NULL;                                   \
+  }
+
 /* tun.oversized: packets read that did not fit their slot (dropped). */
-static napi_value tun_get_oversized(napi_env env, napi_callback_info info) {
-  io_handle *h = ANY_THIS();
-  return h ? make_int(env, (int64_t)h->tun.oversized) : NULL;
-}
-
+TUN_GETTER(tun_get_oversized, make_int(env, (int64_t)h->tun.oversized))
 /* tun.offload: 0 none, 1 TSO, 2 TSO and USO. */
-static napi_value tun_get_offload(napi_env env, napi_callback_info info) {
-  io_handle *h = ANY_THIS();
-  return h ? make_int(env, h->tun.offload) : NULL;
-}
-
+TUN_GETTER(tun_get_offload, make_int(env, h->tun.offload))
 /* tun.superPackets: GSO packets read (and cut into segments). */
-static napi_value tun_get_super_packets(napi_env env, napi_callback_info info) {
-  io_handle *h = ANY_THIS();
-  return h ? make_int(env, (int64_t)h->tun.super_packets) : NULL;
-}
-
+TUN_GETTER(tun_get_super_packets, make_int(env, (int64_t)h->tun.super_packets))
 /* tun.gsoPending: segments of a super-packet are left for the next read (the batch was full). */
-static napi_value tun_get_gso_pending(napi_env env, napi_callback_info info) {
-  io_handle *h = ANY_THIS();
-  return h ? make_bool(env, h->tun.reader && tun_gso_pending(&h->tun.reader->gso)) : NULL;
-}
+TUN_GETTER(tun_get_gso_pending, make_bool(env, h->tun.reader && tun_gso_pending(&h->tun.reader->gso)))
 
 /* One packet from the tun into slot p (cap bytes) and, with offloads on, on into
  * reader->buf from TUN_GSO_MAX: a super-packet then only needs the part in the slot copied
@@ -225,17 +217,30 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   return make_int(env, (int64_t)n);
 }
 
+/* The test functions' arguments: a batch (buf, slotSize, offset, lens, first, count) and bytes. */
+static bool test_args(napi_env env, napi_callback_info info, const char *what, batch *b, uint8_t **bytes, size_t *len) {
+  napi_value argv[7];
+  return get_args(env, info, 7, argv) && arg_batch(env, argv, false, b) && arg_bytes(env, argv[6], what, bytes, len);
+}
+
+/* [a, b], what they return. */
+static napi_value make_pair(napi_env env, int64_t a, int64_t b) {
+  napi_value result;
+  NAPI_OK(env, napi_create_array_with_length(env, 2, &result));
+  NAPI_OK(env, napi_set_element(env, result, 0, make_int(env, a)));
+  NAPI_OK(env, napi_set_element(env, result, 1, make_int(env, b)));
+  return result;
+}
+
 /* tcpCoalesce(buf, slotSize, offset, lens, first, count, out) -> [slots, bytes]: what
  * tun.write hands the kernel for the slots from `first`: `slots` of them as one write of
  * `bytes` (vnet header, then the packet) copied into out. The same code as tun.write, without
  * a tun, so tests can check coalescing without root. */
 static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
   size_t out_len;
-  napi_value argv[7], result;
   batch b;
   uint8_t *out;
-  if (!get_args(env, info, 7, argv)) return NULL;
-  if (!arg_batch(env, argv, false, &b) || !check_out_lens(env, &b) || !arg_bytes(env, argv[6], "out", &out, &out_len)) return NULL;
+  if (!test_args(env, info, "out", &b, &out, &out_len) || !check_out_lens(env, &b)) return NULL;
   if (b.count == 0 || b.lens[b.first] < 0) return throw_range(env, "slot `first` must hold a packet");
   uint8_t hdr[TUN_MERGE_HDR_MAX];
   struct iovec iov[TUN_RUN_MAX + 1];
@@ -246,10 +251,7 @@ static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
     memcpy(out + bytes, iov[k].iov_base, iov[k].iov_len);
     bytes += iov[k].iov_len;
   }
-  NAPI_OK(env, napi_create_array_with_length(env, 2, &result));
-  NAPI_OK(env, napi_set_element(env, result, 0, make_int(env, (int64_t)run)));
-  NAPI_OK(env, napi_set_element(env, result, 1, make_int(env, (int64_t)bytes)));
-  return result;
+  return make_pair(env, (int64_t)run, (int64_t)bytes);
 }
 
 /* gsoSplit(buf, slotSize, offset, lens, first, count, packet) -> [slots, left]: what
@@ -259,11 +261,9 @@ static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
  * as tun.read, without a tun, so tests can check segmentation without root. */
 static napi_value gso_split(napi_env env, napi_callback_info info) {
   size_t len;
-  napi_value argv[7], result;
   batch b;
   uint8_t *pkt;
-  if (!get_args(env, info, 7, argv)) return NULL;
-  if (!arg_batch(env, argv, false, &b) || !arg_bytes(env, argv[6], "packet", &pkt, &len)) return NULL;
+  if (!test_args(env, info, "packet", &b, &pkt, &len)) return NULL;
   if (b.count == 0 || len < TUN_VNET_HDR_LEN) return throw_range(env, "need a slot and a vnet header");
   const uint8_t *hdr = pkt;
   pkt += TUN_VNET_HDR_LEN;
@@ -279,10 +279,7 @@ static napi_value gso_split(napi_env env, napi_callback_info info) {
     memcpy(p, pkt, len);
     b.lens[b.first] = tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
   }
-  NAPI_OK(env, napi_create_array_with_length(env, 2, &result));
-  NAPI_OK(env, napi_set_element(env, result, 0, make_int(env, (int64_t)slots)));
-  NAPI_OK(env, napi_set_element(env, result, 1, make_int(env, (int64_t)(g.len - g.next))));
-  return result;
+  return make_pair(env, (int64_t)slots, (int64_t)(g.len - g.next));
 }
 
 bool tun_register(napi_env env, napi_value exports) {
