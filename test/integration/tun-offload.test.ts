@@ -79,8 +79,9 @@ describeRoot('TSO on tun reads through real tun devices', () => {
     }
   });
 
-  test('a lone super-packet bigger than the read batch comes out whole, one batch per readiness event', async () => {
-    const tun = a.run(() => Tun.open({ name: 'tvtso-fw' }));
+  // pause: reading stops after each batch and resumes 10 ms later, as the data path does while the UDP socket is full.
+  test.each([false, true])('a lone super-packet bigger than the read batch comes out whole, one batch per readiness event (pause: %s)', async (pause) => {
+    const tun = a.run(() => Tun.open({ name: `tvtso-fw${Number(pause)}` }));
     try {
       // Nothing else on the device (router solicitations, redirects) may wake the reader.
       const quiet = [`net.ipv6.conf.${tun.name}.disable_ipv6=1`, 'net.ipv4.conf.all.send_redirects=0', `net.ipv4.conf.${tun.name}.send_redirects=0`];
@@ -96,13 +97,14 @@ describeRoot('TSO on tun reads through real tun devices', () => {
       });
       const got: Uint8Array[] = [];
       const small = createBatch(4, SLOT);
-      tun.onReadable(() => {
+      const onReadable = (): void => {
         const n = tun.readBatch(small, AT);
-        for (let i = 0; i < n; i++) {
-          const p = small.buf.slice(i * SLOT + AT.offset, i * SLOT + AT.offset + small.lens[i]!);
-          got.push(p);
-        }
-      });
+        for (let i = 0; i < n; i++) got.push(small.buf.slice(i * SLOT + AT.offset, i * SLOT + AT.offset + small.lens[i]!));
+        if (!pause) return;
+        tun.onReadable(null);
+        setTimeout(() => tun.closed || tun.onReadable(onReadable), 10);
+      };
+      tun.onReadable(onReadable);
       expect(tun.writeBatch(out, { ...AT, count: 11 })).toBe(11);
       await waitFor('all 11 segments', () => got.length >= 11, 2000);
       expect(got).toEqual(packets(segs.map((s) => ({ ...s, ttl: 63 }))));
