@@ -66,7 +66,7 @@ static napi_value open_tun(napi_env env, napi_callback_info info) {
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
   /* IFF_VNET_HDR: every packet carries a virtio_net_hdr, so writes can hand the kernel
-   * coalesced TCP runs (tun_offload.c). */
+   * coalesced TCP runs (tun_offload.c) and reads get super-packets (tun_gso.c). */
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr.ifr_name, name, sizeof name);
   int hdr_len = TUN_VNET_HDR_LEN;

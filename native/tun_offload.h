@@ -1,4 +1,4 @@
-/* TUN offload helpers (tun_offload.c): the virtio_net_hdr and TCP coalescing for writes. */
+/* TUN offload: TCP coalescing for writes (tun_offload.c) and the cutting of super-packets on reads (tun_gso.c). */
 #ifndef TVPN_TUN_OFFLOAD_H
 #define TVPN_TUN_OFFLOAD_H
 

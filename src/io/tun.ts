@@ -1,7 +1,9 @@
 /**
  * TUN devices (layer 3, IFF_TUN | IFF_NO_PI: every read or write is one bare IP packet),
  * non-blocking, read and written in batches. Addresses, MTU and routes are set with
- * netconf.ts.
+ * netconf.ts. Offloads (native/tun_offload.c, tun_gso.c): writes hand the kernel runs of TCP
+ * segments as one packet, and reads take the kernel's TCP/UDP super-packets and cut them
+ * into one packet per slot, so callers only ever see packets of at most the MTU.
  *
  *   const tun = Tun.open({ name: 'tvpn0' });
  *   const batch = createBatch(64, 2048);
