@@ -16,15 +16,15 @@ bool tun_gso_start(tun_gso *g, const uint8_t *hdr, const uint8_t *pkt, size_t le
   g->next = g->len = 0;
   uint8_t type = hdr[1] & (uint8_t)~VNET_GSO_ECN; /* ECN: CWR on the first segment only, done for every packet */
   uint16_t size = vnet16(hdr, 4), start = vnet16(hdr, 6), csum_off = vnet16(hdr, 8);
-  if (!(hdr[0] & VNET_F_NEEDS_CSUM) || size == 0 || len < 40 || len > TUN_GSO_MAX) return false;
+  if (!(hdr[0] & VNET_F_NEEDS_CSUM) || size == 0 || len < 20 || len > TUN_GSO_MAX) return false;
   bool v6 = pkt[0] >> 4 == 6;
   if (v6 ? start < 40 : pkt[0] >> 4 != 4 || (pkt[0] & 0x0f) * 4u != start) return false;
   bool tcp = (type == VNET_GSO_TCPV4 && !v6 && pkt[9] == 6) || (type == VNET_GSO_TCPV6 && v6);
   bool udp = type == VNET_GSO_UDP_L4 && (v6 || pkt[9] == 17);
-  if (!(tcp ? csum_off == 16 : udp && csum_off == 6) || (size_t)start + 20 > len) return false;
+  if (!(tcp ? csum_off == 16 : udp && csum_off == 6) || (size_t)start + (tcp ? 20 : 8) > len) return false;
   /* hdr_len from the headers themselves: the vnet header's is only a hint (virtio 1.1). */
   uint16_t l4_len = tcp ? (uint16_t)((pkt[start + 12] >> 4) * 4) : 8;
-  if (l4_len < 8 || (size_t)start + l4_len >= len) return false;
+  if (l4_len < (tcp ? 20 : 8) || (size_t)start + l4_len >= len) return false;
   *g = (tun_gso){.pkt = pkt, .len = (uint32_t)len, .l4 = start, .hdr_len = (uint16_t)(start + l4_len), .gso_size = size, .udp = udp};
   g->next = g->hdr_len;
   return true;

@@ -94,6 +94,9 @@ describe('TCP segmentation of tun reads', () => {
     expect(split({ ...vnet, csumStart: 24 }, packet).slots).toBe(0);
     expect(split({ ...vnet, csumOffset: 6 }, packet).slots).toBe(0);
     expect(split({ ...vnet, flags: 0 }, packet).slots).toBe(0);
+    const badOffset = packet.slice();
+    badOffset[20 + 12] = 0x40; // a TCP header of 16 bytes
+    expect(split(vnet, badOffset).slots).toBe(0);
     const small = split(vnet, packet, 64, 1024);
     expect([small.slots, small.left, small.out]).toEqual([1, 0, [null]]);
   });
