@@ -1,9 +1,9 @@
 /*
  * tvpn native addon (N-API, C): module init. Each subsystem registers its own exports:
- * tun.c (TUN devices; tun_offload.c the virtio-net header and TCP coalescing), udp.c and
- * udp_recv.c (UDP sockets with recvmmsg/sendmmsg, GSO and GRO; endpoint.c the peer entries),
- * handle.c (the handle objects and their readiness polling), aead.c (batched
- * ChaCha20-Poly1305), netns.c (network namespaces), unix.c (peer credentials of unix
+ * tun.c (TUN devices; tun_offload.c TCP coalescing for writes, tun_gso.c the cutting of
+ * reads), udp.c and udp_recv.c (UDP sockets with recvmmsg/sendmmsg, GSO and GRO; endpoint.c
+ * the peer entries), handle.c (the handle objects and their readiness polling), aead.c
+ * (batched ChaCha20-Poly1305), netns.c (network namespaces), unix.c (peer credentials of unix
  * sockets); napi_util.c holds the N-API helpers and the argument conventions. Here: the
  * per-environment state and the exported constants (constants.h), which the TypeScript side
  * checks against its own at load (src/addon/addon.ts).

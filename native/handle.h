@@ -15,6 +15,7 @@ typedef enum { KIND_TUN = 0, KIND_UDP = 1, HANDLE_KINDS } handle_kind;
 
 typedef struct poll_state poll_state; /* handle.c */
 typedef struct gro_state gro_state;   /* udp_recv.c */
+typedef struct tun_reader tun_reader; /* tun_offload.h */
 typedef struct io_handle io_handle;
 
 struct io_handle {
@@ -32,6 +33,9 @@ struct io_handle {
       char name[IFNAMSIZ];
       bool merge_refused; /* the kernel refused a coalesced TCP run once: packets one by one from then on */
       uint64_t oversized; /* packets read that did not fit their slot, dropped */
+      uint8_t offload;    /* TUN_OFFLOAD_*: what TUNSETOFFLOAD enabled */
+      tun_reader *reader; /* non-NULL with offloads on: the super-packet being cut */
+      uint64_t super_packets; /* GSO packets read */
     } tun;
     struct {
       int family;         /* AF_INET or AF_INET6 */

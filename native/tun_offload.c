@@ -14,31 +14,13 @@
  * over as checksum-complete, so a bad segment must not hide inside it). Anything else is
  * written alone, unchanged.
  *
- * Reads carry the header too; offloads are not enabled for reads (no TUNSETOFFLOAD), so the
- * kernel segments and checksums before it hands packets over; a NEEDS_CSUM packet is still
- * completed here in case a kernel sends one.
+ * Reads carry the header too: tun_gso.c cuts the super-packets the kernel hands over.
  */
 #include "tun_offload.h"
 
-#include <string.h>
+#include "tun_wire.h"
 
-#define VNET_F_NEEDS_CSUM 1
-#define VNET_GSO_NONE 0
-#define VNET_GSO_TCPV4 1
-#define VNET_GSO_TCPV6 4
-
-#define TCP_FIN 0x01
-#define TCP_PSH 0x08
-#define TCP_ACK 0x10
-
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static void wr16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-/* The vnet header is in the host's byte order (legacy virtio; tvpn never sets TUNSETVNETBE). */
+/* The vnet header is in the host's byte order (legacy virtio). */
 static void vnet_put(uint8_t *h, uint8_t flags, uint8_t gso_type, uint16_t hdr_len, uint16_t gso_size, uint16_t csum_start,
                      uint16_t csum_offset) {
   h[0] = flags;
@@ -47,47 +29,6 @@ static void vnet_put(uint8_t *h, uint8_t flags, uint8_t gso_type, uint16_t hdr_l
   memcpy(h + 4, &gso_size, 2);
   memcpy(h + 6, &csum_start, 2);
   memcpy(h + 8, &csum_offset, 2);
-}
-
-static uint16_t csum_fold(uint64_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return (uint16_t)sum;
-}
-
-/* Adds the one's-complement sum of p[0..len) (big-endian 16-bit words, p at an even offset
- * of the packet) to sum. The bytes are summed as native 32-bit words and the folded result
- * byte-swapped once (RFC 1071: the sum commutes with byte order): this runs over every
- * segment a write merges, so it must not be a byte loop. */
-static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len) {
-  uint64_t s = 0;
-  uint32_t w;
-  for (; len >= 4; p += 4, len -= 4) {
-    memcpy(&w, p, 4);
-    s += w;
-  }
-  if (len >= 2) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    s += h;
-    p += 2;
-    len -= 2;
-  }
-  if (len) {
-    uint16_t h = 0;
-    memcpy(&h, p, 1); /* the odd byte is the first of a zero-padded word, in memory order */
-    s += h;
-  }
-  uint16_t folded = csum_fold(s);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  folded = (uint16_t)(folded << 8 | folded >> 8);
-#endif
-  return sum + folded;
-}
-
-/* The pseudo-header's sum for a TCP segment of `tcp_len` bytes of the packet at p. */
-static uint64_t pseudo_sum(const uint8_t *p, bool v6, uint32_t tcp_len) {
-  uint64_t sum = v6 ? csum_add(0, p + 8, 32) : csum_add(0, p + 12, 8);
-  return sum + 6 + (tcp_len >> 16) + (tcp_len & 0xffff);
 }
 
 typedef struct {
@@ -126,7 +67,7 @@ static bool seg_parse(const uint8_t *p, uint32_t len, tcp_seg *s) {
 static bool seg_checksums_ok(const uint8_t *p, const tcp_seg *s) {
   if (!s->v6 && csum_fold(csum_add(0, p, 20)) != 0xffff) return false;
   uint32_t tcp_len = (uint32_t)s->tcphl + s->plen;
-  return csum_fold(csum_add(pseudo_sum(p, s->v6, tcp_len), p + s->iphl, tcp_len)) == 0xffff;
+  return csum_fold(csum_add(pseudo_sum(p, s->v6, 6, tcp_len), p + s->iphl, tcp_len)) == 0xffff;
 }
 
 /* Whether segment q (parsed as s) continues the run that began with `first` and ended with
@@ -207,7 +148,7 @@ static size_t tcp_merge(const uint8_t *buf, size_t slot, size_t offset, const in
   th[13] = (uint8_t)(fs.flags | (last[fs.iphl + 13] & TCP_PSH));
   /* NEEDS_CSUM: the field holds the pseudo-header sum; whoever needs the full checksum (the
    * kernel, when it forwards and segments) adds the segment to it. */
-  wr16(th + 16, csum_fold(pseudo_sum(ip, fs.v6, tcp_len)));
+  wr16(th + 16, csum_fold(pseudo_sum(ip, fs.v6, 6, tcp_len)));
   vnet_put(hdr, VNET_F_NEEDS_CSUM, fs.v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4, hl, (uint16_t)fs.plen, fs.iphl, 16);
   iov[0].iov_base = hdr;
   iov[0].iov_len = TUN_VNET_HDR_LEN + hl;
@@ -222,19 +163,4 @@ size_t tun_write_iov(const uint8_t *buf, size_t slot, size_t offset, const int32
   iov[0] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
   iov[1] = (struct iovec){(void *)(buf + first * slot + offset), (size_t)lens[first]};
   return 2;
-}
-
-bool tun_read_fixup(const uint8_t *hdr, uint8_t *p, size_t len) {
-  uint16_t csum_start, csum_offset;
-  memcpy(&csum_start, hdr + 6, 2);
-  memcpy(&csum_offset, hdr + 8, 2);
-  if (hdr[1] != VNET_GSO_NONE) return false; /* never asked for: no TUNSETOFFLOAD */
-  if (!(hdr[0] & VNET_F_NEEDS_CSUM)) return true;
-  if ((size_t)csum_start + csum_offset + 2 > len) return false;
-  uint8_t *field = p + csum_start + csum_offset;
-  /* The field holds the pseudo-header sum: the checksum covers it and the rest from csum_start. */
-  uint16_t sum = (uint16_t)~csum_fold(csum_add(0, p + csum_start, len - csum_start));
-  if (sum == 0 && csum_offset == 6) sum = 0xffff; /* UDP: 0 means "no checksum" */
-  wr16(field, sum);
-  return true;
 }

@@ -37,6 +37,12 @@ export interface NativeTun extends NativeHandle {
   readonly name: string;
   /** Packets read that did not fit their slot (dropped: lens[i] -1). */
   readonly oversized: number;
+  /** What TUNSETOFFLOAD enabled: 0 nothing, 1 TSO, 2 TSO and USO (Linux 6.2+). */
+  readonly offload: number;
+  /** GSO super-packets read (each cut into segments). */
+  readonly superPackets: number;
+  /** Segments of a super-packet wait for the next read (the last batch filled up before its end). */
+  readonly gsoPending: boolean;
   /** Packets read into slots first.. at `offset` (0 when none is ready), or -errno. */
   read(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number): number;
   /** Slots consumed (written, or skipped for lens[i] < 0), or -errno for slot `first`. */
@@ -95,7 +101,7 @@ export interface AddonConstants {
 
 export interface NativeAddon extends AddonConstants {
   /** Opens /dev/net/tun and attaches to (or creates) the named TUN device; "" lets the kernel name it. */
-  openTun(name: string, multiQueue: boolean): NativeTun;
+  openTun(name: string, multiQueue: boolean, offload: boolean): NativeTun;
   /** Opens a non-blocking UDP socket bound to the 20-byte endpoint entry `local`. */
   openUdp(local: Uint8Array, bufferBytes: number, v6Only: boolean, gro: boolean): NativeUdp;
   /** The BatchAead contract of src/crypto/aead.ts. */
@@ -106,6 +112,12 @@ export interface NativeAddon extends AddonConstants {
    * slots as one write of `bytes` (virtio_net_hdr, then the packet) copied into out. For tests.
    */
   tcpCoalesce(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number, out: Uint8Array): [number, number];
+  /**
+   * What a tun read makes of `packet` (virtio_net_hdr, then the packet as the kernel hands it
+   * over) in slots from `first`: [slots, left], left being the payload bytes that did not fit
+   * (a tun read keeps them for its next call). For tests.
+   */
+  gsoSplit(buf: Uint8Array, slotSize: number, offset: number, lens: Int32Array, first: number, count: number, packet: Uint8Array): [number, number];
   /** Moves the calling thread into the namespace at path; returns a token for netnsRestore. */
   netnsEnter(path: string): number;
   netnsRestore(token: number): void;

@@ -40,6 +40,8 @@ export abstract class PolledHandle {
   onReadable(cb: (() => void) | null): void {
     this.readableCb = cb;
     this.update();
+    // Resumed (after backpressure) with data held back: no event would announce it.
+    this.queueRedispatch();
   }
 
   /**

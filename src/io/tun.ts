@@ -1,7 +1,9 @@
 /**
  * TUN devices (layer 3, IFF_TUN | IFF_NO_PI: every read or write is one bare IP packet),
  * non-blocking, read and written in batches. Addresses, MTU and routes are set with
- * netconf.ts.
+ * netconf.ts. Offloads (native/tun_offload.c, tun_gso.c): writes hand the kernel runs of TCP
+ * segments as one packet, and reads take the kernel's TCP/UDP super-packets and cut them
+ * into one packet per slot, so callers only ever see packets of at most the MTU.
  *
  *   const tun = Tun.open({ name: 'tvpn0' });
  *   const batch = createBatch(64, 2048);
@@ -33,6 +35,12 @@ export interface TunOptions {
    * kernel spreads packets across the queues by flow.
    */
   readonly multiQueue?: boolean;
+  /**
+   * TSO (and USO from Linux 6.2) on reads: the kernel hands over super-packets of up to
+   * 64 KiB, which readBatch cuts into MTU-sized packets, one slot each; one trip through the
+   * stack per 64 KiB instead of per packet. Default true; a kernel without it reads as before.
+   */
+  readonly offload?: boolean;
 }
 
 /** Throws a TypeError unless name is a valid Linux interface name. */
@@ -45,6 +53,8 @@ export function checkInterfaceName(name: string): void {
 export interface TunStats {
   /** Packets readBatch dropped because they did not fit in slotSize - offset (an MTU above the slot). */
   readonly readOversized: number;
+  /** Super-packets (offload on) readBatch cut into segments. */
+  readonly readSuperPackets: number;
   /** Packets writeBatch dropped because the kernel refused them (malformed, link down...). */
   readonly writeDropped: number;
   /** Why the last one was refused. */
@@ -54,12 +64,17 @@ export interface TunStats {
 export class Tun extends PolledHandle implements TunDevice {
   /** The interface name (the kernel's choice when none or a pattern was given). */
   readonly name: string;
+  /** What the kernel agreed to hand over in one piece: 'tso+uso' needs Linux 6.2. */
+  readonly offload: 'none' | 'tso' | 'tso+uso';
   private writeDropped = 0;
+  /** The last readBatch filled its range: only then can segments be left over. */
+  private lastReadFull = false;
   private lastWriteErrno = 0;
 
   private constructor(private readonly tun: NativeTun) {
     super(tun);
     this.name = tun.name;
+    this.offload = (['none', 'tso', 'tso+uso'] as const)[tun.offload] ?? 'none';
   }
 
   /** Creates (or attaches to) a TUN device. Needs root or CAP_NET_ADMIN. */
@@ -67,7 +82,7 @@ export class Tun extends PolledHandle implements TunDevice {
     const name = opts.name ?? '';
     if (name !== '') checkInterfaceName(name);
     try {
-      return new Tun(ioAddon().openTun(name, opts.multiQueue ?? false));
+      return new Tun(ioAddon().openTun(name, opts.multiQueue ?? false, opts.offload ?? true));
     } catch (err) {
       throw ioErrorFrom(err, { op: 'tun-open', name });
     }
@@ -77,16 +92,23 @@ export class Tun extends PolledHandle implements TunDevice {
     return { op: 'tun-io', name: this.name };
   }
 
+  /** Segments of a super-packet that did not fit the last batch raise no readiness event. */
+  protected override hasPending(): boolean {
+    return this.lastReadFull && this.tun.gsoPending;
+  }
+
   /**
    * Reads up to range.count packets into consecutive slots from range.first, each at
    * range.offset inside its slot, lengths into b.lens. Returns how many were read: 0 when
    * none is waiting. lens[i] is -1 for a packet that cannot be used, such as one longer than
-   * slotSize - offset (dropped and counted in stats.readOversized).
+   * slotSize - offset (dropped and counted in stats.readOversized). With offload, a
+   * super-packet fills one slot per segment, and what does not fit comes first next call.
    */
   readBatch(b: PacketBatch, range?: BatchRange): number {
     const [first, count, offset] = resolveRange(b, range);
     const r = this.tun.read(b.buf, b.slotSize, offset, b.lens, first, count);
     if (r < 0) throw ioErrorFromErrno(-r, this.operation());
+    this.lastReadFull = r === count;
     return r;
   }
 
@@ -120,6 +142,7 @@ export class Tun extends PolledHandle implements TunDevice {
   get stats(): TunStats {
     return {
       readOversized: this.tun.oversized,
+      readSuperPackets: this.tun.superPackets,
       writeDropped: this.writeDropped,
       lastWriteError: this.lastWriteErrno ? ioErrorFromErrno(this.lastWriteErrno, this.operation()) : null,
     };

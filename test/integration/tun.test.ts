@@ -116,7 +116,7 @@ describeRoot('TUN in a network namespace', () => {
       copyFileSync(fileURLToPath(new URL('../../native/build/Release/tvpn.node', import.meta.url)), join(dir, 'tvpn.node'));
       const r = spawnSync(
         process.execPath,
-        ['-e', `try { require(${JSON.stringify(join(dir, 'tvpn.node'))}).openTun('tvio-user', false); } catch (e) { console.log(JSON.stringify({ errno: e.errno, code: e.code, syscall: e.syscall })); }`],
+        ['-e', `try { require(${JSON.stringify(join(dir, 'tvpn.node'))}).openTun('tvio-user', false, false); } catch (e) { console.log(JSON.stringify({ errno: e.errno, code: e.code, syscall: e.syscall })); }`],
         { uid: 65534, gid: 65534, encoding: 'utf8', cwd: dir },
       );
       const thrown = JSON.parse(r.stdout) as { errno: number; syscall: string };
@@ -197,7 +197,8 @@ describeRoot('TUN in a network namespace', () => {
     tun.close();
   });
 
-  it('writes a run of TCP segments as one packet, which the kernel, forwarding it, cuts back into the same segments', async () => {
+  // With offloads on (the default) the kernel forwards the run as it is and the read cuts it.
+  it('writes a run of TCP segments as one packet, which, forwarded back out, reads as the same segments', async () => {
     const tun = ns.run(() => Tun.open({ name: 'tvio-gso' }));
     await addAddress(tun.name, '10.99.5.1/24', { netns: ns.name });
     await addAddress(tun.name, 'fd99:5::1/64', { netns: ns.name });
@@ -236,6 +237,7 @@ describeRoot('TUN in a network namespace', () => {
       expect(forwarded).toEqual(segs.map((seg) => buildTcpPacket({ ...seg, ttl: 63 })));
     }
     expect(tun.stats.writeDropped).toBe(0);
+    expect(tun.stats.readSuperPackets).toBe(tun.offload === 'none' ? 0 : 2);
     tun.close();
   });
 
@@ -320,10 +322,11 @@ describeRoot('TUN in a network namespace', () => {
     tun.close();
   });
 
-  it('loses nothing when sending GSO runs through a device without checksum offload', async () => {
-    // A TUN without offloads cannot checksum: kernels before 6.11 refuse UDP GSO with EIO
-    // (the socket then sends plain datagrams for good), later ones segment in software.
-    const tun = ns.run(() => Tun.open({ name: 'tvio-nogso' }));
+  // Without offloads a TUN cannot checksum: kernels before 6.11 refuse UDP GSO with EIO (the
+  // socket then sends plain datagrams for good), later ones segment in software. With USO
+  // (Linux 6.2+) the run reaches the reader as one super-packet, cut there.
+  it.each([false, true])('loses nothing when sending GSO runs through the device (offload: %s)', async (offload) => {
+    const tun = ns.run(() => Tun.open({ name: `tvio-gso${Number(offload)}`, offload }));
     await addAddress(tun.name, '10.99.5.1/24', { netns: ns.name });
     await configureLink(tun.name, { up: true }, { netns: ns.name });
     const sock = ns.run(() => UdpSocket.open({ address: '10.99.5.1' }));
@@ -346,6 +349,7 @@ describeRoot('TUN in a network namespace', () => {
       return seqs.length >= 32;
     });
     expect(seqs).toEqual(Array.from({ length: 32 }, (_, i) => i));
+    expect(tun.stats.readSuperPackets > 0).toBe(tun.offload === 'tso+uso');
     sock.close();
     tun.close();
   });

@@ -5,37 +5,8 @@
  * stop wherever Linux's own GRO would not merge.
  */
 import { describe, expect, test } from 'vitest';
-import { createBatch } from '../../src/io/batch.js';
-import { ioAddon } from '../../src/io/addon.js';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, buildTcpPacket, buildUdpPacket, fixTcpChecksums, tcpPseudoSum, type TcpSegment } from '../helpers/packets.js';
-import { prng } from '../helpers/prng.js';
-
-const SLOT = 2048;
-const OFFSET = 16; // where the data path keeps packets in a slot
-const MSS = 1368;
-const TIMESTAMPS = Uint8Array.of(1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 3); // NOP NOP TS(7, 3)
-
-interface Vnet {
-  flags: number;
-  gsoType: number;
-  hdrLen: number;
-  gsoSize: number;
-  csumStart: number;
-  csumOffset: number;
-}
-
-function coalesce(packets: (Uint8Array | null)[], first = 0, slot = SLOT): { slots: number; vnet: Vnet; packet: Uint8Array } {
-  const b = createBatch(packets.length, slot);
-  packets.forEach((p, i) => {
-    if (p) b.buf.set(p, i * slot + OFFSET);
-    b.lens[i] = p ? p.length : -1;
-  });
-  const out = new Uint8Array(10 + 65535);
-  const [slots, bytes] = ioAddon().tcpCoalesce(b.buf, slot, OFFSET, b.lens, first, packets.length - first, out);
-  const v = new DataView(out.buffer);
-  const vnet = { flags: out[0]!, gsoType: out[1]!, hdrLen: v.getUint16(2, true), gsoSize: v.getUint16(4, true), csumStart: v.getUint16(6, true), csumOffset: v.getUint16(8, true) };
-  return { slots, vnet, packet: out.slice(10, bytes) };
-}
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, buildUdpPacket, fixTcpChecksums, tcpPseudoSum, type TcpSegment } from '../helpers/packets.js';
+import { MSS, type Vnet, bytes, coalesce, flow, packets } from '../helpers/tcpflow.js';
 
 /** What the kernel makes of a GSO packet it forwards: MSS-sized segments, PSH/FIN only on the last, IDs counting up. */
 function segment(packet: Uint8Array, vnet: Vnet): Uint8Array[] {
@@ -63,33 +34,6 @@ function segment(packet: Uint8Array, vnet: Vnet): Uint8Array[] {
   }
   return segments;
 }
-
-const rand = prng(42);
-const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => Math.floor(rand() * 256));
-
-/** n segments of one flow: full-sized but for the last (`lastSize`), which carries PSH. */
-function flow(n: number, opts: Partial<TcpSegment> & { v6?: boolean; lastSize?: number; size?: number } = {}): TcpSegment[] {
-  const size = opts.size ?? MSS;
-  const [src, dst] = opts.v6 ? ['2001:2:0:1::2', '2001:2:0:1::1'] : ['198.19.1.2', '198.19.1.1'];
-  return Array.from({ length: n }, (_, k) => {
-    const last = k === n - 1;
-    return {
-      src,
-      dst,
-      sport: 40000,
-      dport: 5201,
-      seq: 1000 + k * size,
-      ack: 77,
-      flags: last ? TCP_ACK | TCP_PSH : TCP_ACK,
-      options: TIMESTAMPS,
-      id: 500 + k,
-      payload: bytes(last ? (opts.lastSize ?? size) : size),
-      ...opts,
-    };
-  });
-}
-
-const packets = (segs: TcpSegment[]): Uint8Array[] => segs.map(buildTcpPacket);
 
 describe('TCP coalescing for tun writes', () => {
   test.each([false, true])('a run of one flow (IPv6: %s) becomes one GSO packet that segments back into the same packets', (v6) => {

@@ -12,7 +12,7 @@ export class FakeTun extends FakePolled<Uint8Array> implements TunDevice {
   /** Packets the daemon wrote, in order. */
   readonly written: Uint8Array[] = [];
   /** Nothing is ever refused here. */
-  readonly stats: TunStats = { writeDropped: 0, lastWriteError: null, readOversized: 0 };
+  readonly stats: TunStats = { writeDropped: 0, lastWriteError: null, readOversized: 0, readSuperPackets: 0 };
   /** `ip link del`: polling fails and every write throws, as with the kernel's tun. */
   removed = false;
 
