@@ -66,6 +66,15 @@ describe('server and client', () => {
     expect(server).toContain('  allowed ips: 10.8.0.2/32, fd00:8::2/128\n');
   });
 
+  test('redirect-gateway on a host without IPv6: nothing to leak, so the IPv4 redirect applies with a warning', async () => {
+    lab.clientHost.noIpv6 = true;
+    await lab.startServer(PUSH.replace(' }', ', redirect_gateway: true }'));
+    await lab.startClient();
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    expect([...lab.clientHost.routes]).toContain('128.0.0.0/1 dev tun0');
+    expect(lab.clientLog.lines.join('\n')).toContain('redirect-gateway: IPv6 not routed into tun0 (cannot add route ::/1 via tun0: address family not supported)');
+  });
+
   test('a lost push is retransmitted on the control channel timer', async () => {
     // The first datagram to the client big enough to hold config 1 (handshake responses are 92 bytes).
     let lost = 0;

@@ -4,6 +4,7 @@
  * Routes and addresses on the tun vanish with it; what lives elsewhere (the host route to
  * the server, DNS) is undone explicitly.
  */
+import { errorMessage } from '../../errors.js';
 import { IoError } from '../../io/errors.js';
 import { hostPrefix, networkOf } from '../../net/cidr.js';
 import type { HostNet } from '../hostnet.js';
@@ -65,7 +66,7 @@ export class NetState {
       this.log.info(`address ${a} on ${this.dev}`);
       cur.addresses.push(a);
     }
-    await this.applyRedirect(next.redirectGatewayFor);
+    await this.applyRedirect(next.redirectGatewayFor, next.addresses.some((a) => a.includes(':')));
     const wanted = new Set(next.routes);
     for (const r of cur.routes.filter((r) => !wanted.has(r))) {
       await this.host.deleteRoute(r, this.dev).catch(() => undefined);
@@ -96,7 +97,8 @@ export class NetState {
     return true;
   }
 
-  private async applyRedirect(server: string | null): Promise<void> {
+  /** `ipv6`: the tunnel has an IPv6 address; without one, a host without IPv6 (no route to add) has nothing to leak. */
+  private async applyRedirect(server: string | null, ipv6: boolean): Promise<void> {
     const cur = this.current;
     if (server === cur.redirectGatewayFor) return;
     if (cur.redirectGatewayFor) {
@@ -110,7 +112,14 @@ export class NetState {
     const cidr = hostPrefix(server);
     await this.host.addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
     this.hostRoute = { cidr, dev: path.dev, via: path.via };
-    for (const half of DEF1) await this.host.addRoute(half, this.dev);
+    const add = async (halves: string[]): Promise<void> => {
+      for (const half of halves) await this.host.addRoute(half, this.dev);
+    };
+    await add(DEF1.filter((r) => !r.includes(':')));
+    await add(DEF1.filter((r) => r.includes(':'))).catch((err: unknown) => {
+      if (ipv6) throw err;
+      this.log.warn(`redirect-gateway: IPv6 not routed into ${this.dev} (${errorMessage(err)}); if this host has IPv6, it bypasses the tunnel`);
+    });
     cur.redirectGatewayFor = server;
     this.log.info(`redirect-gateway: all traffic via ${this.dev}, ${server} via ${path.via ?? path.dev}`);
   }
