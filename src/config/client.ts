@@ -61,7 +61,7 @@ const ACCEPT_KEYS = ['routes', 'dns', 'redirect_gateway'] as const;
 
 function buildClientConfig(root: Section, file: string): ClientConfig {
   const warnings: string[] = [];
-  const iface = interfaceOf(root.get('interface'), null);
+  const { name, address, mtu } = interfaceOf(root.get('interface'), null);
   const server = root
     .need('server', "the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... }")
     .section(SERVER_SECTION_KEYS);
@@ -74,7 +74,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
   const accept = root.get('accept')?.section(ACCEPT_KEYS);
   return {
     file: resolve(file),
-    interface: iface,
+    interface: { name, address, mtu },
     server: { ...endpoint, publicKey, presharedKey },
     privateKey,
     accept: {
@@ -86,7 +86,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     keepalive: keepaliveOf(root.get('keepalive')),
     logLevel: logLevelOf(root.get('log_level')),
     logFormat: logFormatOf(root.get('log_format')),
-    statusSocket: statusSocketOf(root, iface.name, warnings),
+    statusSocket: statusSocketOf(root, name, warnings),
     warnings,
     metrics: metricsOf(root.get('metrics')),
   };

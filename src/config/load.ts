@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
 import { MIN_MTU, MIN_MTU_IPV6 } from '../control/limits.js';
 import { parseInterfaceAddress, parseRoute, type InterfaceAddress } from '../net/cidr.js';
+import type { Family } from '../net/ip.js';
 import { ConfigError, fsReason } from './errors.js';
 import { decodeKey, keyHint, readKeyFile, type KeyKind } from './keys.js';
 
@@ -145,6 +146,11 @@ export class Value {
       throw this.fail(`expected a list, got ${describe(this.node)}${typeof v === 'string' ? `; write [${v}]` : ''}`);
     }
     return this.node.items.map((item, i) => new Value(this.src, `${this.path}[${i}]`, item as Node));
+  }
+
+  /** The items of a list, or this value alone: for keys that take `x` or `[x, y]`. */
+  listOrOne(): Value[] {
+    return isSeq(this.node) ? this.list() : [this];
   }
 
   /** A mapping with exactly these keys allowed. */
@@ -334,18 +340,37 @@ export function mtuOf(value: Value | undefined, ipv6: boolean): number | null {
 }
 
 /**
+ * `x` or `[x, y]`: at most one item of each address family, IPv4 first (dual stack). `what`
+ * names an item in messages ("address", "pool").
+ */
+export function perFamily<T>(value: Value, what: string, parse: (text: string) => T, family: (item: T) => Family): { item: T; value: Value }[] {
+  const values = value.listOrOne();
+  if (values.length === 0 || values.length > 2) throw value.fail(`expected one ${what}, or two: one IPv4 and one IPv6`);
+  const items = values.map((v) => ({ item: v.parse(parse), value: v }));
+  const [a, b] = items.map((i) => family(i.item));
+  if (a === b) throw values[1]!.fail(`a second IPv${a} ${what}; give at most one IPv4 and one IPv6`);
+  return a === 6 ? items.reverse() : items;
+}
+
+const addressFamily = (a: InterfaceAddress): Family => (a.ip.includes(':') ? 6 : 4);
+
+/**
  * `interface:`, shared by server and client: name (default tun0), address, mtu. With an
  * addressFix the address is required (and so must value be); without one it is optional.
+ * With dual, `address` may be a list of an IPv4 and an IPv6 address: address6 is then the IPv6 one.
  */
 export function interfaceOf(
   value: Value | undefined,
   addressFix: string | null,
-): { name: string; address: InterfaceAddress | null; mtu: number | null } {
+  dual = false,
+): { name: string; address: InterfaceAddress | null; address6: InterfaceAddress | null; mtu: number | null } {
   const section = value?.section(['name', 'address', 'mtu']);
   const name = section?.get('name')?.parse(parseInterfaceName) ?? 'tun0';
   const addressValue = addressFix === null ? section?.get('address') : section?.need('address', addressFix);
-  const address = addressValue?.parse(parseInterfaceAddress) ?? null;
-  return { name, address, mtu: mtuOf(section?.get('mtu'), address?.ip.includes(':') ?? false) };
+  const addresses = addressValue === undefined ? [] : perFamily(addressValue, 'address', parseInterfaceAddress, addressFamily).map((a) => a.item);
+  if (!dual && addresses.length > 1) throw addressValue!.fail('expected one address here; a dual-stack server pushes both of its clients\' addresses');
+  const [address = null, address6 = null] = addresses;
+  return { name, address, address6, mtu: mtuOf(section?.get('mtu'), addresses.some((a) => addressFamily(a) === 6)) };
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   type Ip,
   type IpRange,
 } from '../net/range.js';
+import type { Family } from '../net/ip.js';
 import { DEFAULT_MTU } from '../wireguard/constants.js';
 import {
   interfaceOf,
@@ -22,6 +23,7 @@ import {
   logLevelOf,
   mtuOf,
   parseConfigText,
+  perFamily,
   privateKeyOf,
   readConfigFile,
   statusSocketOf,
@@ -38,13 +40,16 @@ import { metricsOf, type MetricsConfig } from './metrics.js';
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
   file: string;
-  interface: { name: string; address: InterfaceAddress; mtu: number };
+  /** `address` is the IPv4 one when there is one; address6 the IPv6 one of a dual-stack server. */
+  interface: { name: string; address: InterfaceAddress; address6: InterfaceAddress | null; mtu: number };
   listen: { host: string; port: number };
   /** `endpoint`: host:port clients connect to, written into their configs by add-client. */
   endpoint?: { host: string; port: number };
   privateKey: Uint8Array;
   /** Dynamic addresses, inclusive; inside the subnet, clear of the server's and static clients' addresses. */
   pool: { first: string; last: string };
+  /** The IPv6 pool of a dual-stack server (interface.address6's family), or null. */
+  pool6: { first: string; last: string } | null;
   /** `pool` is set in the file (otherwise it is the rest of the subnet, and moves with static addresses). */
   poolExplicit: boolean;
   stateDir: string;
@@ -66,8 +71,10 @@ export interface ClientEntry {
   name: string;
   publicKey: Uint8Array;
   presharedKey: Uint8Array | null;
-  /** Static tunnel address, or null for one from the pool. */
+  /** Static tunnel address (interface.address's family), or null for one from the pool. */
   address: string | null;
+  /** Static IPv6 address on a dual-stack server (interface.address6's family), or null for one from the pool. */
+  address6: string | null;
   /** Subnets behind this client (OpenVPN's iroute), canonical prefixes. */
   routes: string[];
   /** A stock WireGuard client: no control channel, so it has a static address. */
@@ -138,10 +145,21 @@ export interface AddressPlan {
 
 const planOf = (subnet: InterfaceAddress, pool: IpRange | null): AddressPlan => ({ subnet, server: ipOf(subnet.ip), hosts: hostRange(subnet), pool });
 
-/** A loaded config's plan, its pool settled. */
-export function addressPlanOf(config: ServerConfig): AddressPlan & { pool: IpRange } {
-  const pool = { first: ipOf(config.pool.first), last: ipOf(config.pool.last) };
-  return { ...planOf(config.interface.address, pool), pool };
+/** A loaded config's plans, their pools settled: interface.address's, then address6's if any. */
+export function addressPlansOf(config: ServerConfig): (AddressPlan & { pool: IpRange })[] {
+  const settled = (subnet: InterfaceAddress, p: { first: string; last: string }) => {
+    const pool = { first: ipOf(p.first), last: ipOf(p.last) };
+    return { ...planOf(subnet, pool), pool };
+  };
+  const { address, address6 } = config.interface;
+  return [settled(address, config.pool), ...(address6 && config.pool6 ? [settled(address6, config.pool6)] : [])];
+}
+
+/** The plan of ip's family, or a one-line reason why the server has none. */
+function planFor(ip: Ip, plans: readonly AddressPlan[]): AddressPlan {
+  const plan = plans.find((p) => p.server.family === ip.family);
+  if (plan === undefined) throw new Error(`${ipText(ip)} is IPv${ip.family}, but the server has no IPv${ip.family} tunnel address (interface.address)`);
+  return plan;
 }
 
 /**
@@ -162,12 +180,12 @@ export function staticAddressProblem(ip: Ip, plan: AddressPlan, taken: ReadonlyM
   return holder === undefined ? null : `${text} is already the address of ${holder}; give each client its own`;
 }
 
-/** An explicit pool: inside the subnet's hosts and clear of the server's address. */
-function explicitPool(value: Value, plan: AddressPlan): IpRange {
-  const pool = value.parse(parseRange);
+/** An explicit pool: inside its family's subnet hosts and clear of the server's address. */
+function explicitPool(value: Value, pool: IpRange, plans: readonly AddressPlan[]): void {
   const text = formatRange(pool);
-  if (pool.first.family !== plan.server.family) {
-    throw value.fail(`${text} is IPv${pool.first.family} but the VPN subnet ${networkOf(plan.subnet.text)} is IPv${plan.server.family}`);
+  const plan = plans.find((p) => p.server.family === pool.first.family);
+  if (plan === undefined) {
+    throw value.fail(`${text} is IPv${pool.first.family} but the VPN subnet ${networkOf(plans[0]!.subnet.text)} is IPv${plans[0]!.server.family}`);
   }
   if (!rangeContains(plan.hosts, pool.first) || !rangeContains(plan.hosts, pool.last)) {
     throw value.fail(`${text} is not inside the VPN subnet's host addresses ${formatRange(plan.hosts)}; pick a range within them`);
@@ -175,7 +193,7 @@ function explicitPool(value: Value, plan: AddressPlan): IpRange {
   if (rangeContains(pool, plan.server)) {
     throw value.fail(`${text} contains the server's own address ${plan.subnet.ip}; start the pool after it or end it before it`);
   }
-  return pool;
+  plan.pool = pool;
 }
 
 /**
@@ -196,12 +214,12 @@ function defaultPool(plan: AddressPlan, statics: readonly Ip[]): IpRange | null 
   return best;
 }
 
-function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: string): ClientEntry[] {
+function clientsOf(value: Value | undefined, plans: readonly AddressPlan[], serverKey: string): ClientEntry[] {
   const names = new Map<string, Value>();
   const keys = new Map<string, { name: string; value: Value }>();
   const addresses = new Map<string, string>();
   const routes = new Map<string, Value>();
-  const subnet = prefixRange(plan.server, plan.subnet.prefix);
+  const subnets = plans.map((p) => ({ text: networkOf(p.subnet.text), range: prefixRange(p.server, p.subnet.prefix) }));
   return (value?.list() ?? []).map((item) => {
     const s = item.section(CLIENT_ENTRY_KEYS);
     const nameValue = s.need('name', "a unique name such as 'laptop'");
@@ -220,20 +238,20 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
     if (keyText === serverKey) throw keyValue.fail(`this is the server's own public key; each client needs its own key pair`);
     keys.set(keyText, { name, value: keyValue });
 
+    const statics = new Map<Family, string>();
     const addressValue = s.get('address');
-    let address: string | null = null;
-    if (addressValue !== undefined) {
-      const ip = addressValue.parse(ipOf);
-      const problem = staticAddressProblem(ip, plan, addresses);
-      if (problem !== null) throw addressValue.fail(problem);
-      address = ipText(ip);
-      addresses.set(address, addressValue.ref(`${item.path} '${name}'`));
+    for (const { item: ip, value: at } of addressValue === undefined ? [] : perFamily(addressValue, 'address', ipOf, (ip) => ip.family)) {
+      const problem = staticAddressProblem(ip, at.parse(() => planFor(ip, plans)), addresses);
+      if (problem !== null) throw at.fail(problem);
+      statics.set(ip.family, ipText(ip));
+      addresses.set(ipText(ip), at.ref(`${item.path} '${name}'`));
     }
+    const address = statics.get(plans[0]!.server.family) ?? null;
+    const address6 = plans.length > 1 ? (statics.get(6) ?? null) : null;
 
     const own = routesOf(s.get('routes'), (route, at) => {
-      if (rangesOverlap(routeRange(route), subnet)) {
-        throw at.fail(`${route} overlaps the VPN subnet ${networkOf(plan.subnet.text)}; routes are for networks behind the client`);
-      }
+      const subnet = subnets.find((n) => rangesOverlap(routeRange(route), n.range));
+      if (subnet !== undefined) throw at.fail(`${route} overlaps the VPN subnet ${subnet.text}; routes are for networks behind the client`);
       const first = routes.get(route);
       if (first !== undefined) throw at.fail(`${route} is already behind ${first.ref()}; a subnet can sit behind only one client`);
       routes.set(route, at);
@@ -243,9 +261,12 @@ function clientsOf(value: Value | undefined, plan: AddressPlan, serverKey: strin
     if (stock && address === null) {
       throw s.fail(`a stock WireGuard client has no control channel to receive a pool address; give it a static 'address'`);
     }
+    if (stock && plans.length > 1 && address6 === null) {
+      throw s.fail(`a stock WireGuard client has no control channel to receive a pool address; give it a static IPv6 'address' too: address: [<IPv4>, <IPv6>]`);
+    }
     const disabled = s.get('disabled')?.bool() ?? false;
     const expires = s.get('expires')?.parse(parseExpiry) ?? null;
-    return { name, publicKey, presharedKey: s.secretKey('preshared_key', 'preshared'), address, routes: own, stock, disabled, expires };
+    return { name, publicKey, presharedKey: s.secretKey('preshared_key', 'preshared'), address, address6, routes: own, stock, disabled, expires };
   });
 }
 
@@ -278,23 +299,30 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
   const warnings: string[] = [];
   const iface = interfaceOf(
     root.need('interface', 'e.g. interface: { name: tun0, address: 10.8.0.1/24 }'),
-    "the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24",
+    "the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24, or one of each family: [10.8.0.1/24, fd00:8::1/64]",
+    true,
   );
+  const { address6 } = iface;
   const address = iface.address!;
   const mtu = iface.mtu ?? DEFAULT_MTU;
   const listen = listenOf(root.get('listen'));
   const endpoint = root.get('endpoint')?.parse((t) => parseHostPort(t, { ipOnly: false }));
   const privateKey = privateKeyOf(root, 'server.key');
   const poolValue = root.get('pool');
-  const plan = planOf(address, poolValue === undefined ? null : explicitPool(poolValue, planOf(address, null)));
-  const clients = clientsOf(root.get('clients'), plan, encodeKey(publicKeyOf(privateKey)));
-  const pool = plan.pool ?? defaultPool(plan, clients.flatMap((c) => (c.address === null ? [] : [ipOf(c.address)])));
-  if (pool === null) {
-    throw root.fail(`the VPN subnet ${networkOf(address.text)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
-  }
+  const plans = [address, ...(address6 ? [address6] : [])].map((a) => planOf(a, null));
+  for (const { item, value } of poolValue === undefined ? [] : perFamily(poolValue, 'pool', parseRange, (r) => r.first.family)) explicitPool(value, item, plans);
+  const clients = clientsOf(root.get('clients'), plans, encodeKey(publicKeyOf(privateKey)));
+  const statics = clients.flatMap((c) => [c.address, c.address6].flatMap((a) => (a === null ? [] : [ipOf(a)])));
+  const [pool, pool6 = null] = plans.map((plan) => {
+    const pool = plan.pool ?? defaultPool(plan, statics.filter((ip) => ip.family === plan.server.family));
+    if (pool === null) {
+      throw root.fail(`the VPN subnet ${networkOf(plan.subnet.text)} has no address left for a pool of dynamic ones; use a larger subnet such as /24`);
+    }
+    return { first: ipText(pool.first), last: ipText(pool.last) };
+  });
   const push = root.get('push')?.section(PUSH_KEYS);
   const pushRoutes = pushList(push?.get('routes'), routesOf(push?.get('routes')), MAX_PUSH_ROUTES);
-  const pushMtu = pushable(push, 'mtu', (v) => mtuOf(v, address.ip.includes(':')) ?? mtu, pushMtuProblem, root);
+  const pushMtu = pushable(push, 'mtu', (v) => mtuOf(v, address6 !== null || address.ip.includes(':')) ?? mtu, pushMtuProblem, root);
   // The client's tun carries the pushed IPv6 routes, and IPv6 needs links of at least 1280 bytes.
   if (pushMtu < MIN_MTU_IPV6 && pushRoutes.some((r) => r.includes(':'))) {
     throw (push?.get('mtu') ?? root.get('interface')!).fail(`the pushed MTU ${pushMtu} is too small for the pushed IPv6 routes (IPv6 needs ${MIN_MTU_IPV6}); set push.mtu`);
@@ -302,11 +330,12 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
   const keepalive = pushable(push, 'keepalive', keepaliveOf, pushKeepaliveProblem, root);
   return {
     file: resolve(file),
-    interface: { name: iface.name, address, mtu },
+    interface: { name: iface.name, address, address6, mtu },
     listen,
     ...(endpoint !== undefined && { endpoint }),
     privateKey,
-    pool: { first: ipText(pool.first), last: ipText(pool.last) },
+    pool: pool!,
+    pool6,
     poolExplicit: poolValue !== undefined,
     stateDir: root.get('state_dir')?.filePath() ?? DEFAULT_STATE_DIR,
     clientToClient: root.get('client_to_client')?.bool() ?? false,

@@ -6,8 +6,8 @@ export interface WgQuickOptions {
   /** What the client would otherwise be pushed, and the server's key. */
   server: Pick<ServerConfig, 'interface' | 'privateKey' | 'push'>;
   privateKey: Uint8Array;
-  /** The client's static tunnel address (a stock client gets none pushed). */
-  address: string;
+  /** The client's static tunnel addresses (a stock client gets none pushed): one per server address. */
+  addresses: string[];
   presharedKey: Uint8Array | null;
   /** host:port as it goes in the file (IPv6 in brackets). */
   endpoint: string;
@@ -20,11 +20,12 @@ export interface WgQuickOptions {
 export function wgQuickConfig(opts: WgQuickOptions): string {
   const { interface: iface, push } = opts.server;
   // wg-quick turns AllowedIPs into routes, so this is how redirect_gateway and routes reach a stock client.
-  const allowed = push.redirectGateway ? ['0.0.0.0/0', '::/0'] : [networkOf(iface.address.text), ...push.routes];
+  const subnets = [iface.address, ...(iface.address6 ? [iface.address6] : [])];
+  const allowed = push.redirectGateway ? ['0.0.0.0/0', '::/0'] : [...subnets.map((s) => networkOf(s.text)), ...push.routes];
   const lines = [
     '[Interface]',
     `PrivateKey = ${encodeKey(opts.privateKey)}`,
-    `Address = ${opts.address}/${iface.address.prefix}`,
+    `Address = ${opts.addresses.map((a, i) => `${a}/${subnets[i]!.prefix}`).join(', ')}`,
     ...(push.dns.length > 0 ? [`DNS = ${push.dns.join(', ')}`] : []),
     `MTU = ${push.mtu}`,
     '',

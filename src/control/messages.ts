@@ -6,13 +6,18 @@
  * is an error rather than ignored. Compatibility goes through `hello.version`: a server talks
  * to a client only in the version the client announced, so no message ever needs to carry
  * fields its receiver does not know.
+ *
+ * Version 2 adds `config.address6`/`gateway6` (dual stack); a server sends them only to clients
+ * that announced 2 or later, and a version-1 server never sends them (a v2 client does without).
  */
 import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
 import { sameBytes } from '../net/ip.js';
 import { MAX_MESSAGE } from './frame.js';
 import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** The first version whose config may carry address6 and gateway6. */
+export const DUAL_STACK_VERSION = 2;
 /** Longest client name and human-readable reason. */
 export const MAX_NAME = 64;
 export const MAX_REASON = 256;
@@ -35,6 +40,10 @@ export interface ConfigMessage {
   address: string;
   /** The server's tunnel address, inside `address`'s prefix. */
   gateway: string;
+  /** Dual stack (version 2): the client's IPv6 address with its prefix next to an IPv4 `address`. */
+  address6?: string;
+  /** The server's IPv6 tunnel address, inside address6's prefix: present exactly with address6. */
+  gateway6?: string;
   mtu: number;
   routes: string[];
   dns: string[];
@@ -132,16 +141,10 @@ function validate(v: unknown): ControlMessage {
 }
 
 function config(v: Obj): ConfigMessage {
-  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], []);
-  const address = str(v, 'address');
-  const slash = address.indexOf('/');
-  if (slash < 0) throw new Error(`address '${address.slice(0, 64)}': needs a prefix length`);
-  const host = ip(address.slice(0, slash), 'address');
-  const net = cidr(address, 'address', false);
-  const gateway = str(v, 'gateway');
-  const gw = ip(gateway, 'gateway');
-  if (!prefixContains(net, gw)) throw new Error(`gateway '${gateway}' is not inside ${address}`);
-  if (sameBytes(gw, host)) throw new Error('gateway: equals the address');
+  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], ['address6', 'gateway6']);
+  const { address, gateway, host } = addressPair(v, 'address', 'gateway');
+  const dual = v.address6 !== undefined || v.gateway6 !== undefined ? addressPair(v, 'address6', 'gateway6') : null;
+  if (dual !== null && (host.length !== 4 || dual.host.length !== 16)) throw new Error('address6: must be IPv6, next to an IPv4 address');
 
   const routes = list(v, 'routes', MAX_PUSH_ROUTES).map((r, i) => {
     cidr(r, `routes[${i}]`, true);
@@ -151,19 +154,34 @@ function config(v: Obj): ConfigMessage {
     ip(d, `dns[${i}]`);
     return d;
   });
-  const ipv6 = host.length === 16 || routes.some((r) => r.includes(':'));
+  const ipv6 = host.length === 16 || dual !== null || routes.some((r) => r.includes(':'));
   const mtu = integer(v, 'mtu', ipv6 ? MIN_MTU_IPV6 : MIN_MTU, MAX_PUSH_MTU);
   return {
     type: 'config',
     serial: integer(v, 'serial', 0, Number.MAX_SAFE_INTEGER),
     address,
     gateway,
+    ...(dual && { address6: dual.address, gateway6: dual.gateway }),
     mtu,
     routes,
     dns,
     redirectGateway: bool(v, 'redirectGateway'),
     keepalive: integer(v, 'keepalive', 0, MAX_PUSH_KEEPALIVE),
   };
+}
+
+/** An address with its prefix and the gateway inside it, under the keys `a` and `g`. */
+function addressPair(v: Obj, a: string, g: string): { address: string; gateway: string; host: Uint8Array } {
+  const address = str(v, a);
+  const slash = address.indexOf('/');
+  if (slash < 0) throw new Error(`${a} '${address.slice(0, 64)}': needs a prefix length`);
+  const host = ip(address.slice(0, slash), a);
+  const net = cidr(address, a, false);
+  const gateway = str(v, g);
+  const gw = ip(gateway, g);
+  if (!prefixContains(net, gw)) throw new Error(`${g} '${gateway}' is not inside ${address}`);
+  if (sameBytes(gw, host)) throw new Error(`${g}: equals the ${a}`);
+  return { address, gateway, host };
 }
 
 function isObject(v: unknown): v is Obj {

@@ -24,6 +24,8 @@ export interface PeerStatus {
   routed?: string[];
   /** The tunnel address assigned to (server) or received from (client) this peer. */
   address: string | null;
+  /** Dual stack: the IPv6 one next to an IPv4 `address`. */
+  address6?: string;
   /** The peer speaks tvpn's control channel (false for stock WireGuard peers). */
   control: boolean;
   /** The control channel: 'connecting' while a client has no handshake yet; absent for stock peers. */
@@ -49,6 +51,8 @@ export interface Status {
   publicKey: string;
   listenPort: number;
   address: string | null;
+  /** Dual stack: the IPv6 one next to an IPv4 `address`. */
+  address6?: string;
   peers: PeerStatus[];
 }
 
@@ -211,14 +215,16 @@ export const ago = (unix: number, nowMs: number): string => {
 export const bytes = (n: number): string =>
   n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(2)} KiB` : n < 1 << 30 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / (1 << 30)).toFixed(2)} GiB`;
 
+const addresses = (s: { address: string | null; address6?: string }): string => [s.address, s.address6].filter(Boolean).join(', ');
+
 /** wg show-style text. */
 export function formatStatus(s: Status, nowMs = Date.now()): string {
   const lines = [`interface: ${s.interface} (${s.role})`, `  public key: ${s.publicKey}`, `  listening port: ${s.listenPort}`];
-  if (s.address) lines.push(`  address: ${s.address}`);
+  if (s.address) lines.push(`  address: ${addresses(s)}`);
   for (const p of s.peers) {
     lines.push('', `peer: ${p.publicKey}${p.name ? ` (${p.name})` : ''}`);
     if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
-    if (p.address) lines.push(`  address: ${p.address}`);
+    if (p.address) lines.push(`  address: ${addresses(p)}`);
     if (p.routed) lines.push(`  routed into ${s.interface}: ${p.routed.join(', ') || '(nothing yet)'}`);
     else lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);
     lines.push(`  latest handshake: ${ago(p.latestHandshake, nowMs)}`);

@@ -244,7 +244,7 @@ describe('add-client', () => {
     expect(await tvpn('add-client', 'laptop', '-c', F, '--out', out())).toEqual({
       code: 2,
       out: '',
-      err: `tvpn: ${F}: no free address for a client in the subnet 10.8.0.0/30; use a larger subnet\n`,
+      err: `tvpn: ${F}: no free IPv4 address for a client in the subnet 10.8.0.0/30; use a larger subnet\n`,
     });
   });
 

@@ -13,10 +13,11 @@ describe('server config', () => {
     const c = parseServerConfig(HEAD, F);
     expect(c).toEqual({
       file: F,
-      interface: { name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, mtu: 1420 },
+      interface: { name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, address6: null, mtu: 1420 },
       listen: { host: '0.0.0.0', port: 51820 },
       privateKey: SERVER_KEY,
       pool: { first: '10.8.0.2', last: '10.8.0.254' },
+      pool6: null,
       poolExplicit: false,
       stateDir: '/var/lib/tvpn',
       clientToClient: false,
@@ -52,16 +53,16 @@ describe('server config', () => {
       ].join('\n'),
       F,
     );
-    expect(c.interface).toEqual({ name: 'vpn0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, mtu: 1380 });
+    expect(c.interface).toEqual({ name: 'vpn0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, address6: null, mtu: 1380 });
     expect(c.listen).toEqual({ host: '::', port: 443 });
     expect(c.privateKey).toEqual(SERVER_KEY);
     expect(c.pool).toEqual({ first: '10.8.0.100', last: '10.8.0.200' });
     expect([c.stateDir, c.clientToClient, c.logLevel, c.logFormat, c.statusSocket, c.underLoad]).toEqual(['/srv/tvpn', true, 'debug', 'json', '/run/tvpn.sock', true]);
     expect(c.push).toEqual({ routes: ['10.20.0.0/16', '192.168.0.0/16'], redirectGateway: true, dns: ['10.8.0.1', 'fd00::53'], mtu: 1300, keepalive: 0 });
     expect(c.clients).toEqual([
-      { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', routes: ['192.168.50.0/24'], stock: false, disabled: false, expires: null },
-      { name: 'phone', publicKey: publicKeyOf(priv(3)), presharedKey: null, address: null, routes: [], stock: false, disabled: false, expires: null },
-      { name: 'router', publicKey: publicKeyOf(priv(4)), presharedKey: null, address: '10.8.0.3', routes: [], stock: true, disabled: true, expires: Date.UTC(2026, 11, 31) },
+      { name: 'laptop', publicKey: publicKeyOf(priv(2)), presharedKey: priv(9), address: '10.8.0.2', address6: null, routes: ['192.168.50.0/24'], stock: false, disabled: false, expires: null },
+      { name: 'phone', publicKey: publicKeyOf(priv(3)), presharedKey: null, address: null, address6: null, routes: [], stock: false, disabled: false, expires: null },
+      { name: 'router', publicKey: publicKeyOf(priv(4)), presharedKey: null, address: '10.8.0.3', address6: null, routes: [], stock: true, disabled: true, expires: Date.UTC(2026, 11, 31) },
     ]);
   });
 
@@ -284,7 +285,7 @@ describe('server config', () => {
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',
-      "DIR/server.yaml:1: interface: missing 'address' (the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24)",
+      "DIR/server.yaml:1: interface: missing 'address' (the server's tunnel address with the VPN subnet's prefix, e.g. 10.8.0.1/24, or one of each family: [10.8.0.1/24, fd00:8::1/64])",
     ],
     ['interface: { address: 10.8.0.1/24 }', "DIR/server.yaml: missing 'private_key_file' (or 'private_key'); make a key with 'umask 077; tvpn genkey > server.key'"],
     ['interface: { address: 10.8.0.1/24 }\nprivate_key: abc', `DIR/server.yaml:2: private_key: ${NOT_A_KEY} make one with 'tvpn genkey')`],
@@ -361,7 +362,7 @@ describe('example configs', () => {
       .replace("<router's public key>", PUB4);
     writeFileSync(F, text);
     const c = loadServerConfig(F);
-    expect(c.interface).toEqual({ name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, mtu: 1420 });
+    expect(c.interface).toEqual({ name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, address6: null, mtu: 1420 });
     expect(c.pool).toEqual({ first: '10.8.0.10', last: '10.8.0.250' });
     expect(c.push).toEqual({ routes: ['10.20.0.0/16'], redirectGateway: false, dns: ['10.8.0.1'], mtu: 1420, keepalive: 25 });
     expect(c.clients.map((x) => [x.name, x.address, x.stock, x.presharedKey !== null])).toEqual([

@@ -43,6 +43,19 @@ describe('control messages', () => {
     expect(decodeObj({ ...config, address: 'fd00::2/64', gateway: 'fd00::1', routes: ['::/0'] })).not.toHaveProperty('error');
   });
 
+  it('carries a dual-stack client its IPv6 address and gateway next to the IPv4 ones', () => {
+    const dual = { ...config, address6: 'fd00:8::2/64', gateway6: 'fd00:8::1', routes: ['10.0.0.0/8', '2001:db8::/32'] };
+    expect(decodeMessage(encodeMessage(dual))).toEqual(dual);
+    rejects({ ...dual, gateway6: undefined }, /gateway6: must be a string/);
+    rejects({ ...config, gateway6: 'fd00:8::1' }, /address6: must be a string/);
+    rejects({ ...dual, address6: 'fd00:8::2' }, /address6.*prefix/);
+    rejects({ ...dual, address6: '10.9.0.2/24', gateway6: '10.9.0.1' }, /address6: must be IPv6/);
+    rejects({ ...dual, address: 'fd00:9::2/64', gateway: 'fd00:9::1' }, /address6: must be IPv6, next to an IPv4/);
+    rejects({ ...dual, gateway6: 'fd00:9::1' }, /gateway6 .*not inside/);
+    rejects({ ...dual, gateway6: 'fd00:8::2' }, /gateway6: equals the address6/);
+    rejects({ ...dual, routes: [], mtu: 1000 }, /mtu.*1280/);
+  });
+
   it('validates ranges and types', () => {
     rejects({ ...config, mtu: 575 }, /mtu/);
     rejects({ ...config, mtu: 9001 }, /mtu/);

@@ -26,11 +26,13 @@ describe('server and client', () => {
     expect(host.mtu.get('tun0')).toBe(1400);
     expect(host.up.has('tun0')).toBe(true);
     expect([...host.addresses]).toEqual(['10.8.0.2/24 tun0']);
-    // The server's underlay address stays on the path it had; def1's halves beat the default route.
-    expect([...host.routes]).toEqual([`${SERVER_IP}/32 dev eth0 via 192.0.2.254`, '0.0.0.0/1 dev tun0', '128.0.0.0/1 dev tun0', '10.20.0.0/16 dev tun0']);
+    // The server's underlay address stays on the path it had; def1's halves beat the default route,
+    // IPv6's too though the tunnel has no IPv6 address: that traffic must not leak around the tunnel.
+    const def1 = ['0.0.0.0/1', '128.0.0.0/1', '::/1', '8000::/1'];
+    expect([...host.routes]).toEqual([`${SERVER_IP}/32 dev eth0 via 192.0.2.254`, ...def1.map((r) => `${r} dev tun0`), '10.20.0.0/16 dev tun0']);
     expect(host.dns.get('tun0')).toEqual(['10.8.0.53']);
     // tvpn show: what is routed into the tunnel, not the peer's allowed IPs (everything).
-    expect(formatStatus(lab.client!.snapshotStatus())).toContain('  routed into tun0: 10.8.0.0/24, 10.20.0.0/16, 0.0.0.0/1, 128.0.0.0/1\n');
+    expect(formatStatus(lab.client!.snapshotStatus())).toContain(`  routed into tun0: 10.8.0.0/24, 10.20.0.0/16, ${def1.join(', ')}\n`);
     await clientToServer(lab, 'hello');
 
     // The pushed keepalive (the client's own is 0): an idle client probes the server every 7 s.
@@ -44,6 +46,33 @@ describe('server and client', () => {
     lab.client = null;
     expect([...host.routes].filter((r) => !r.includes('dev tun0'))).toEqual([]);
     expect(host.dns.size).toBe(0);
+  });
+
+  test('dual stack: the client gets an address of each family and routes both into the tunnel', async () => {
+    lab.serverAddress = "[10.8.0.1/24, 'fd00:8::1/64']";
+    await lab.startServer(PUSH.replace('routes: [10.20.0.0/16]', "routes: [10.20.0.0/16, '2001:db8::/32'], redirect_gateway: true"));
+    expect(lab.serverHost.calls).toContain('addr add fd00:8::1/64 dev tun0');
+    await lab.startClient();
+    const host = lab.clientHost;
+    // A push before the client's hello leaves address6 out (a version-1 client would refuse it); the hello brings it.
+    await waitFor('both addresses on the client', () => host.addresses.size === 2);
+    expect([...host.addresses]).toEqual(['10.8.0.2/24 tun0', 'fd00:8::2/64 tun0']);
+    expect([...host.routes]).toContain('2001:db8::/32 dev tun0');
+    expect([...host.routes]).toContain('::/1 dev tun0');
+    expect(formatStatus(lab.client!.snapshotStatus())).toMatch(/^ {2}address: 10\.8\.0\.2\/24, fd00:8::2\/64\n[^]*\n {2}address: 10\.8\.0\.1, fd00:8::1\n/m);
+    const server = formatStatus(lab.server!.snapshotStatus());
+    expect(server).toContain('  address: 10.8.0.1/24, fd00:8::1/64\n');
+    expect(server).toContain('  address: 10.8.0.2, fd00:8::2\n');
+    expect(server).toContain('  allowed ips: 10.8.0.2/32, fd00:8::2/128\n');
+  });
+
+  test('redirect-gateway on a host without IPv6: nothing to leak, so the IPv4 redirect applies with a warning', async () => {
+    lab.clientHost.noIpv6 = true;
+    await lab.startServer(PUSH.replace(' }', ', redirect_gateway: true }'));
+    await lab.startClient();
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    expect([...lab.clientHost.routes]).toContain('128.0.0.0/1 dev tun0');
+    expect(lab.clientLog.lines.join('\n')).toContain('redirect-gateway: IPv6 not routed into tun0 (cannot add route ::/1 via tun0: address family not supported)');
   });
 
   test('a lost push is retransmitted on the control channel timer', async () => {

@@ -23,7 +23,7 @@ const server = (yaml: string) => parseServerConfig(`private_key: ${encodeKey(SER
 describe('wgQuickConfig', () => {
   it('writes a redirect_gateway server as a full tunnel with DNS and the default keepalive', () => {
     const s = server('interface: { address: 10.8.0.1/24 }\npush: { redirect_gateway: true, dns: [1.1.1.1, 9.9.9.9], routes: [10.20.0.0/16] }\n');
-    expect(wgQuickConfig({ server: s, privateKey: CLIENT_KEY, address: '10.8.0.5', presharedKey: null, endpoint: 'vpn.example.com:51820' })).toBe(
+    expect(wgQuickConfig({ server: s, privateKey: CLIENT_KEY, addresses: ['10.8.0.5'], presharedKey: null, endpoint: 'vpn.example.com:51820' })).toBe(
       `[Interface]
 PrivateKey = ${CLIENT_PRIV}
 Address = 10.8.0.5/24
@@ -43,7 +43,7 @@ PersistentKeepalive = 25
     const s = server(
       'interface: { address: 172.16.4.1/22, mtu: 1400 }\npush: { routes: [10.20.0.0/16, 192.168.5.0/24], mtu: 1380, keepalive: 0 }\n',
     );
-    expect(wgQuickConfig({ server: s, privateKey: CLIENT_KEY, address: '172.16.4.9', presharedKey: PSK, endpoint: '192.0.2.1:4500' })).toBe(
+    expect(wgQuickConfig({ server: s, privateKey: CLIENT_KEY, addresses: ['172.16.4.9'], presharedKey: PSK, endpoint: '192.0.2.1:4500' })).toBe(
       `[Interface]
 PrivateKey = ${CLIENT_PRIV}
 Address = 172.16.4.9/22
@@ -60,9 +60,21 @@ AllowedIPs = 172.16.4.0/22, 10.20.0.0/16, 192.168.5.0/24
 
   it('handles an IPv6 server subnet', () => {
     const s = server("interface: { address: 'fd00:8::1/64' }\npush: { dns: ['fd00:8::53'], keepalive: 10 }\n");
-    const text = wgQuickConfig({ server: s, privateKey: CLIENT_KEY, address: 'fd00:8::5', presharedKey: null, endpoint: '[2001:db8::1]:51820' });
+    const text = wgQuickConfig({ server: s, privateKey: CLIENT_KEY, addresses: ['fd00:8::5'], presharedKey: null, endpoint: '[2001:db8::1]:51820' });
     expect(text).toContain('\nAddress = fd00:8::5/64\nDNS = fd00:8::53\nMTU = 1420\n');
     expect(text).toContain('\nEndpoint = [2001:db8::1]:51820\nAllowedIPs = fd00:8::/64\nPersistentKeepalive = 10\n');
+  });
+});
+
+describe('wgQuickConfig, dual stack', () => {
+  it('writes both addresses; AllowedIPs carry both subnets, or both default routes when redirecting', () => {
+    const yaml = "interface: { address: [10.8.0.1/24, 'fd00:8::1/64'] }\n";
+    const opts = { privateKey: CLIENT_KEY, addresses: ['10.8.0.5', 'fd00:8::5'], presharedKey: null, endpoint: '192.0.2.1:51820' };
+    const routed = wgQuickConfig({ ...opts, server: server(`${yaml}push: { routes: [10.20.0.0/16, '2001:db8::/32'] }\n`) });
+    expect(routed).toContain('\nAddress = 10.8.0.5/24, fd00:8::5/64\n');
+    expect(routed).toContain('\nAllowedIPs = 10.8.0.0/24, fd00:8::/64, 10.20.0.0/16, 2001:db8::/32\n');
+    const full = wgQuickConfig({ ...opts, server: server(`${yaml}push: { redirect_gateway: true }\n`) });
+    expect(full).toContain('\nAllowedIPs = 0.0.0.0/0, ::/0\n');
   });
 });
 
@@ -143,14 +155,14 @@ describe('add-client --wg-quick / --psk', () => {
     const privateKey = decodeKey(/^PrivateKey = (.*)$/m.exec(text)![1]!, 'PrivateKey');
     expect(publicKeyOf(privateKey)).toEqual(entry.publicKey);
     const s = loadServerConfig(F);
-    expect(text).toBe(wgQuickConfig({ server: s, privateKey, address: '10.8.0.254', presharedKey: entry.presharedKey, endpoint: '192.0.2.1:51820' }));
+    expect(text).toBe(wgQuickConfig({ server: s, privateKey, addresses: ['10.8.0.254'], presharedKey: entry.presharedKey, endpoint: '192.0.2.1:51820' }));
     expect(text).toContain(`\nPresharedKey = ${encodeKey(entry.presharedKey!)}\n`);
   });
 
   it('without --psk: no psk anywhere; a placeholder endpoint when the server listens on every address', () => {
     const result = addClient({ name: 'phone', config: F, out: conf(), wgQuick: true });
     expect(result.notes).toContain(`set Endpoint in ${conf()} to the server's public address (or pass --endpoint HOST:PORT)`);
-    expect(entryOf('phone')).toMatchObject({ address: result.address, presharedKey: null });
+    expect(entryOf('phone')).toMatchObject({ address: result.addresses[0], presharedKey: null });
     expect(existsSync(join(dir, 'phone.psk'))).toBe(false);
     const text = readFileSync(conf(), 'utf8');
     expect(text).not.toContain('PresharedKey');
@@ -167,6 +179,21 @@ describe('add-client --wg-quick / --psk', () => {
     const client = loadClientConfig(yaml);
     expect(client.server.presharedKey).toEqual(entry.presharedKey);
     expect(publicKeyOf(client.privateKey)).toEqual(entry.publicKey);
+  });
+
+  it('on a dual-stack server: a static address of each family, both in the wg-quick config', () => {
+    writeFileSync(F, SERVER.replace('address: 10.8.0.1/24 }', "address: [10.8.0.1/24, 'fd00:8::1/64'] }\npool: 10.8.0.10-10.8.0.250"));
+    const result = addClient({ name: 'phone', config: F, out: conf(), wgQuick: true, address: '10.8.0.9' });
+    // IPv4 as asked; IPv6 from the top of the default pool, which shrinks (written as a list of both pools).
+    expect(result.addresses).toEqual(['10.8.0.9', 'fd00:8::ffff:ffff:ffff:ffff']);
+    expect(result.notes).toContain('no free address outside the pool, so took fd00:8::ffff:ffff:ffff:ffff from its top; the pool is now [10.8.0.10-10.8.0.250, fd00:8::2-fd00:8::ffff:ffff:ffff:fffe]');
+    expect(entryOf('phone')).toMatchObject({ address: '10.8.0.9', address6: 'fd00:8::ffff:ffff:ffff:ffff' });
+    expect(readFileSync(F, 'utf8')).toContain('\npool: [ 10.8.0.10-10.8.0.250, fd00:8::2-fd00:8::ffff:ffff:ffff:fffe ]\n');
+    expect(readFileSync(F, 'utf8')).toContain('\n    address: [ 10.8.0.9, fd00:8::ffff:ffff:ffff:ffff ]\n');
+    expect(readFileSync(conf(), 'utf8')).toContain('\nAddress = 10.8.0.9/24, fd00:8::ffff:ffff:ffff:ffff/64\n');
+    expect(() => addClient({ name: 'tab', config: F, out: join(dir, 'tab.conf'), wgQuick: true, address: '10.8.0.7,10.8.0.8' })).toThrow(
+      '--address: give one address, or one IPv4 and one IPv6 address separated by a comma',
+    );
   });
 
   it('refuses to overwrite the .conf or a psk file, leaving everything as it was', () => {

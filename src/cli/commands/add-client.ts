@@ -9,7 +9,7 @@ import { ConfigError, fsReason } from '../../config/errors.js';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../config/keys.js';
 import { readConfigFile } from '../../config/load.js';
 import {
-  addressPlanOf,
+  addressPlansOf,
   parseClientName,
   parseServerConfig,
   staticAddressProblem,
@@ -25,6 +25,7 @@ export interface AddClientOptions {
   name: string;
   /** The server config to add to. */
   config: string;
+  /** One address, or on a dual-stack server up to one of each family, comma-separated. */
   address?: string;
   /** Where to write the client config; default `<name>.yaml` (`<name>.conf` with wgQuick) in the current directory. */
   out?: string;
@@ -37,7 +38,8 @@ export interface AddClientOptions {
 }
 
 export interface AddClientResult {
-  address: string;
+  /** The client's static addresses: one, or on a dual-stack server an IPv4 and an IPv6 one. */
+  addresses: string[];
   clientFile: string;
   clientText: string;
   /** The server config as written. */
@@ -66,37 +68,63 @@ function lowestFree(plan: AddressPlan & { pool: IpRange }, taken: ReadonlyMap<st
   return null;
 }
 
-/** Picks the new client's address, and the shrunk pool if it had to take one from the pool. */
-function pickAddress(config: ServerConfig, opts: AddClientOptions): { ip: Ip; pool: string | null } {
-  const plan = addressPlanOf(config);
-  const taken = new Map(config.clients.flatMap((c) => (c.address === null ? [] : [[c.address, `client '${c.name}'`] as const])));
-  if (opts.address !== undefined) {
-    const ip = option('--address', () => ipOf(opts.address!));
-    const problem = staticAddressProblem(ip, plan, taken);
-    if (problem !== null) throw new ConfigError(`--address: ${problem}`);
-    return { ip, pool: null };
+/**
+ * Picks the new client's address of each of the server's families (--address's where it gives
+ * one), and the pools as they are after any had to give its top address (null: none had to).
+ */
+function pickAddresses(config: ServerConfig, opts: AddClientOptions): { ips: Ip[]; fromPools: Ip[]; pools: string[] | null } {
+  const plans = addressPlansOf(config);
+  const taken = new Map(config.clients.flatMap((c) => [c.address, c.address6].flatMap((a) => (a === null ? [] : [[a, `client '${c.name}'`] as const]))));
+  const given = opts.address === undefined ? [] : option('--address', () => opts.address!.split(',').map((a) => ipOf(a.trim())));
+  if (given.length > plans.length || new Set(given.map((ip) => ip.family)).size < given.length) {
+    throw new ConfigError(`--address: give one address${plans.length > 1 ? ', or one IPv4 and one IPv6 address separated by a comma' : ''}`);
   }
-  const free = lowestFree(plan, taken);
-  if (free !== null) return { ip: free, pool: null };
-  const { first, last } = plan.pool;
-  if (first.value === last.value) {
-    const subnet = networkOf(config.interface.address.text);
-    throw new ConfigError(`${opts.config}: no free address for a client in the subnet ${subnet}; use a larger subnet`);
-  }
-  return { ip: last, pool: formatRange({ first, last: { ...last, value: last.value - 1n } }) };
+  const fromPools: Ip[] = [];
+  const picked = plans.map((plan) => {
+    const ip = given.find((g) => g.family === plan.server.family);
+    const family = plan.server.family;
+    if (ip !== undefined) {
+      const problem = staticAddressProblem(ip, plan, taken);
+      if (problem !== null) throw new ConfigError(`--address: ${problem}`);
+      return { ip, pool: plan.pool };
+    }
+    const free = lowestFree(plan, taken);
+    if (free !== null) return { ip: free, pool: plan.pool };
+    const { first, last } = plan.pool;
+    if (first.value === last.value) {
+      throw new ConfigError(`${opts.config}: no free IPv${family} address for a client in the subnet ${networkOf(plan.subnet.text)}; use a larger subnet`);
+    }
+    fromPools.push(last);
+    return { ip: last, pool: { first, last: { ...last, value: last.value - 1n } } };
+  });
+  const stray = given.find((g) => !plans.some((p) => p.server.family === g.family));
+  if (stray !== undefined) throw new ConfigError(`--address: the server has no IPv${stray.family} tunnel address (interface.address)`);
+  return { ips: picked.map((p) => p.ip), fromPools, pools: fromPools.length > 0 ? picked.map((p) => formatRange(p.pool)) : null };
 }
 
 /** A server config client entry as written. */
-type Entry = Record<string, string | boolean>;
+type Entry = Record<string, string | string[] | boolean>;
+
+/** One value, or a flow list of two (a dual-stack `pool`), as it goes in the file. */
+const oneOrList = (items: string[]): string => (items.length === 1 ? items[0]! : `[${items.join(', ')}]`);
 
 const POOL_NOTE = "dynamic addresses; narrowed by 'tvpn add-client' to make room for static ones";
 
+/** The entry as a YAML node, its list of addresses in flow style: [10.8.0.2, fd00:8::2]. */
+function entryNode(doc: Document, entry: Entry): YAMLMap {
+  const node = doc.createNode(entry) as YAMLMap;
+  for (const pair of node.items) if (isSeq(pair.value)) pair.value.flow = true;
+  return node;
+}
+
 /** Through the Document API: keeps comments and structure, but re-spaces the file (comment columns, flow padding). */
-function rerender(doc: Document, entry: Entry, pool: string | null): string {
+function rerender(doc: Document, entry: Entry, pools: string[] | null): string {
   const root = doc.contents as YAMLMap;
-  if (pool !== null) {
+  if (pools !== null) {
     const current = root.get('pool', true);
-    if (isScalar(current)) current.value = pool; // in place, keeping its comments
+    const pool = doc.createNode(pools.length === 1 ? pools[0] : pools, { flow: true });
+    if (isScalar(current) && pools.length === 1) current.value = pools[0]; // in place, keeping its comments
+    else if (current !== undefined) root.set('pool', pool);
     else {
       const pair = doc.createPair('pool', pool);
       (pair.key as Scalar).commentBefore = ` ${POOL_NOTE}`;
@@ -108,7 +136,7 @@ function rerender(doc: Document, entry: Entry, pool: string | null): string {
   const clients = isSeq(existing) ? existing : new YAMLSeq();
   if (!isSeq(existing)) root.set('clients', clients);
   clients.flow = false; // `clients: []` would otherwise put the entry on one line
-  clients.items.push(doc.createNode(entry));
+  clients.items.push(entryNode(doc, entry));
   return doc.toString({ lineWidth: 0 });
 }
 
@@ -118,7 +146,7 @@ function rerender(doc: Document, entry: Entry, pool: string | null): string {
  * gives, so every other byte (aligned comments included) stays as it was; other layouts
  * (no clients yet, flow style) are re-rendered through the Document API.
  */
-function editServerConfig(text: string, entry: Entry, pool: string | null): string {
+function editServerConfig(text: string, entry: Entry, pools: string[] | null): string {
   const doc: Document = parseDocument(text);
   const root = doc.contents;
   if (!isMap(root)) throw new Error('server config is not a mapping'); // loadServerConfig has vetted it
@@ -126,15 +154,18 @@ function editServerConfig(text: string, entry: Entry, pool: string | null): stri
   const clients = root.get('clients', true);
   const poolNode = root.get('pool', true);
   const last = isSeq(clients) ? (clients.items.at(-1) as Node | undefined) : undefined;
-  const poolSpliceable = pool === null || poolNode === undefined || (isScalar(poolNode) && typeof poolNode.value === 'string');
+  const poolSpliceable = pools === null || poolNode === undefined || (isScalar(poolNode) && typeof poolNode.value === 'string' && pools.length === 1);
   if (root.flow || !isSeq(clients) || clients.flow || !clients.range || !last?.range || !clientsKey?.range || !poolSpliceable) {
-    return rerender(doc, entry, pool);
+    return rerender(doc, entry, pools);
   }
+  const pool = pools === null ? null : oneOrList(pools);
   const edits: { at: number; end: number; text: string }[] = [];
   const at = clients.range[1];
   const indent = ' '.repeat(clients.range[0] - lineStart(text, clients.range[0]));
   const blankBetweenItems = text.slice(0, lineStart(text, last.range[0])).endsWith('\n\n');
-  const item = new Document([entry]).toString().replace(/^(?=.)/gm, indent);
+  const list = new Document(new YAMLSeq());
+  (list.contents as YAMLSeq).items.push(entryNode(list, entry));
+  const item = list.toString().replace(/^(?=.)/gm, indent);
   edits.push({ at, end: at, text: `${at > 0 && text[at - 1] !== '\n' ? '\n' : ''}${blankBetweenItems ? '\n' : ''}${item}` });
   if (pool !== null && isScalar(poolNode) && poolNode.range) {
     edits.push({ at: poolNode.range[0], end: poolNode.range[1], text: pool });
@@ -213,10 +244,12 @@ export function addClient(opts: AddClientOptions): AddClientResult {
   if (config.clients.some((c) => c.name === name)) {
     throw new ConfigError(`${opts.config}: a client named '${name}' already exists; pick another name or remove the old entry first`);
   }
-  const { ip, pool } = pickAddress(config, opts);
-  const address = ipText(ip);
+  const { ips, fromPools, pools } = pickAddresses(config, opts);
+  const addresses = ips.map(ipText);
   const notes: string[] = [];
-  if (pool !== null) notes.push(`no free address outside the pool, so took ${address} from its top; the pool is now ${pool}`);
+  if (pools !== null) {
+    notes.push(`no free address outside the pool, so took ${fromPools.map(ipText).join(' and ')} from its top; the pool is now ${oneOrList(pools)}`);
+  }
 
   const privateKey = generatePrivateKey();
   const presharedKey = opts.psk === true ? generatePresharedKey() : null;
@@ -225,10 +258,10 @@ export function addClient(opts: AddClientOptions): AddClientResult {
     name,
     public_key: encodeKey(publicKeyOf(privateKey)),
     ...(presharedKey !== null && { preshared_key_file: pskFile }),
-    address,
+    address: addresses.length === 1 ? addresses[0]! : addresses,
     ...(wgQuick && { stock: true }),
   };
-  const serverText = editServerConfig(text, entry, pool);
+  const serverText = editServerConfig(text, entry, pools);
 
   // A server listening on a specific address is reachable there; on all addresses, only the user knows.
   const placeholder = endpoint === undefined && (config.listen.host === '0.0.0.0' || config.listen.host === '::');
@@ -245,7 +278,7 @@ export function addClient(opts: AddClientOptions): AddClientResult {
     notes.push(`wg-quick and the WireGuard apps take the tunnel name from the file name; rename ${clientFile} to ${fix}`);
   }
   const clientText = wgQuick
-    ? wgQuickConfig({ server: config, privateKey, address, presharedKey, endpoint: endpointText })
+    ? wgQuickConfig({ server: config, privateKey, addresses, presharedKey, endpoint: endpointText })
     : clientConfigText({
         name,
         serverFile: basename(opts.config),
@@ -269,7 +302,7 @@ export function addClient(opts: AddClientOptions): AddClientResult {
     writeNew(clientFile, clientText);
     written.push(clientFile);
     replaceFile(opts.config, serverText, mode);
-    return { address, clientFile, clientText, config: next, notes };
+    return { addresses, clientFile, clientText, config: next, notes };
   } catch (err) {
     for (const path of written) unlinkSync(path);
     throw err;
@@ -282,7 +315,7 @@ export function register(program: Command): void {
     .description('add a client to a server config: new key pair, static address, and a ready client config')
     .argument('<name>', 'the client\'s name (letters, digits, "_", ".", "@", "-")')
     .requiredOption('-c, --config <file>', 'the server config to add it to')
-    .option('--address <ip>', 'static tunnel address (default: the lowest free one outside the pool)')
+    .option('--address <ip[,ip6]>', 'static tunnel address, one of each family on a dual-stack server (default: the lowest free one outside the pool)')
     .option('--out <file>', 'where to write the client config (default: <name>.yaml, or <name>.conf with --wg-quick)')
     .option('--endpoint <host:port>', "the server's public address for the client config (default: the server config's endpoint)")
     .option('--wg-quick', 'a stock WireGuard client (official apps, wg-quick): write a wg-quick .conf')
@@ -297,7 +330,7 @@ export function register(program: Command): void {
       if (opts.qrPng !== undefined && existsSync(opts.qrPng)) throw new ConfigError(`--qr-png: ${opts.qrPng} already exists; remove it or pick another path`);
       const result = addClient({ ...opts, name });
       const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
-      process.stdout.write(`added client '${name}' (${result.address}) to ${opts.config}; ${wrote}\n`);
+      process.stdout.write(`added client '${name}' (${result.addresses.join(', ')}) to ${opts.config}; ${wrote}\n`);
       for (const note of result.notes) process.stderr.write(`tvpn: note: ${note}\n`);
       if (opts.qrPng !== undefined) {
         await writeQrPng(opts.qrPng, result.clientText);

@@ -18,7 +18,10 @@ function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(
   }
   const s = loadServerConfig(path);
   const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
-  return warned([...s.warnings, ...leaseConflicts(s)]) + `${path}: ok (server ${s.interface.name} ${s.interface.address.text}, ${clients}, pool ${s.pool.first}-${s.pool.last})`;
+  const { address, address6 } = s.interface;
+  const addresses = [address, address6].flatMap((a) => (a ? [a.text] : [])).join(' ');
+  const pools = [s.pool, s.pool6].flatMap((p) => (p ? [`${p.first}-${p.last}`] : [])).join(' ');
+  return warned([...s.warnings, ...leaseConflicts(s)]) + `${path}: ok (server ${s.interface.name} ${addresses}, ${clients}, pool ${pools})`;
 }
 
 /**
@@ -29,14 +32,14 @@ function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(
 function leaseConflicts(s: ServerConfig): string[] {
   const leases = readStoredLeases(join(s.stateDir, 'leases.json')) ?? [];
   const holders = new Map(leases.map((l) => [l.address, l]));
-  return s.clients.flatMap((c) => {
-    const held = c.address === null ? undefined : holders.get(c.address);
+  return s.clients.flatMap((c) => [c.address, c.address6].flatMap((address) => {
+    const held = address === null ? undefined : holders.get(address);
     if (!held || held.key === encodeKey(c.publicKey)) return [];
     return [
-      `client ${c.name}: address ${c.address} is leased to ${held.name || held.key} (${join(s.stateDir, 'leases.json')}); ` +
+      `client ${c.name}: address ${address} is leased to ${held.name || held.key} (${join(s.stateDir, 'leases.json')}); ` +
         `a running server refuses this on reload while ${held.name || 'that client'} is connected, and a restart gives ${held.name || 'it'} a new address`,
     ];
-  });
+  }));
 }
 
 const warned = (warnings: string[]): string => warnings.map((w) => `warning: ${w}\n`).join('');

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
 import { readStoredLeases } from '../../daemon/server/leases.js';
+import { ipFamily } from '../../net/ip.js';
 import { refusalOf } from '../../daemon/server/reload.js';
 import { readTraffic } from '../../daemon/server/traffic.js';
 import { ago, bytes, NoDaemonError, queryStatus, type PeerStatus } from '../../daemon/status.js';
@@ -60,7 +61,10 @@ function fromStatus(cfg: ServerConfig, peers: PeerStatus[]): ListedClient[] {
 
 /** From the config and what the server left in state_dir. */
 function fromStateDir(cfg: ServerConfig): ListedClient[] {
-  const leases = new Map((readStoredLeases(join(cfg.stateDir, 'leases.json')) ?? []).map((l) => [l.key, l.address]));
+  // A dual-stack client has a lease of each family: the one of interface.address's family is listed.
+  const family = ipFamily(cfg.interface.address.ip);
+  const stored = (readStoredLeases(join(cfg.stateDir, 'leases.json')) ?? []).filter((l) => ipFamily(l.address) === family);
+  const leases = new Map(stored.map((l) => [l.key, l.address]));
   const traffic = readTraffic(join(cfg.stateDir, 'traffic.json'), []) ?? {};
   return cfg.clients.map((c) => {
     const key = encodeKey(c.publicKey);

@@ -137,7 +137,7 @@ export class Client {
     const routes = new Set(cfg.routes);
     if (push && accept.routes) for (const r of push.routes) routes.add(r);
     return {
-      address: push?.address ?? cfg.interface.address?.text ?? null,
+      addresses: push ? [push.address, ...(push.address6 ? [push.address6] : [])] : cfg.interface.address ? [cfg.interface.address.text] : [],
       mtu: push?.mtu ?? cfg.interface.mtu ?? DEFAULT_MTU,
       routes: [...routes],
       redirectGatewayFor: push?.redirectGateway && accept.redirectGateway && this.peer.endpoint ? this.peer.endpoint.ip : null,
@@ -164,7 +164,7 @@ export class Client {
         this.dp.wakeAt(now()); // the session's first probe and silence deadline
         if (this.needHello) {
           this.needHello = false;
-          this.send({ type: 'hello', version: PROTOCOL_VERSION, accept: this.cfg.accept });
+          this.sendHello();
         }
         return;
       case 'handshake-gave-up':
@@ -188,11 +188,14 @@ export class Client {
     // The server is back: a channel that gave up sends again (the server resends its config, which we answer).
     if (this.channel.failed) this.channel.restartSend();
     logFrame(this.log, 'from', 'server', frame);
+    const restarts = this.channel.stats.peerRestarts;
     for (const bytes of this.channel.receive(frame, now())) {
       const m = decodeMessage(bytes);
       if ('error' in m) this.log.warn(`bad control message from the server: ${m.error}`);
       else this.onMessage(m);
     }
+    // A restarted server pushes as if to a version-1 client until it hears our hello.
+    if (this.channel.stats.peerRestarts !== restarts) this.sendHello();
     this.dp.flush();
   }
 
@@ -223,7 +226,7 @@ export class Client {
           this.keepaliveMs = m.keepalive * 1000;
           this.dp.device.setPersistentKeepalive(this.peer, m.keepalive, now());
         }
-        this.log.info(`config ${m.serial} applied: ${m.address}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`, {
+        this.log.info(`config ${m.serial} applied: ${m.address}${m.address6 ? ` ${m.address6}` : ''}, mtu ${m.mtu}, ${m.routes.length} route(s)${m.redirectGateway ? ', redirect-gateway' : ''}`, {
           serial: m.serial,
           address: m.address,
           mtu: m.mtu,
@@ -236,6 +239,10 @@ export class Client {
         this.send({ type: 'applied', serial: m.serial, ok: false, reason });
       }
     });
+  }
+
+  private sendHello(): void {
+    this.send({ type: 'hello', version: PROTOCOL_VERSION, accept: this.cfg.accept });
   }
 
   private send(m: ControlMessage): void {
@@ -329,7 +336,8 @@ export class Client {
       interface: this.dp.tun.name,
       publicKey: encodeKey(this.dp.device.publicKey),
       listenPort: this.dp.udp.port,
-      address: this.net.address,
+      address: this.net.addresses[0] ?? null,
+      ...(this.net.addresses[1] && { address6: this.net.addresses[1] }),
       peers: [
         {
           name: 'server',
@@ -341,6 +349,7 @@ export class Client {
           allowedIps: this.dp.device.allowedIps.entriesForPeer(p),
           routed: this.net.routed,
           address: this.config?.gateway ?? null,
+          ...(this.config?.gateway6 && { address6: this.config.gateway6 }),
           control: this.config !== null,
           ...(this.connectingSince !== null ? { channel: 'connecting' as const }
           : this.config ? { channel: this.channel.state, configSerial: this.config.serial }

@@ -4,14 +4,15 @@
  * Routes and addresses on the tun vanish with it; what lives elsewhere (the host route to
  * the server, DNS) is undone explicitly.
  */
+import { errorMessage } from '../../errors.js';
 import { IoError } from '../../io/errors.js';
 import { hostPrefix, networkOf } from '../../net/cidr.js';
-import { ipFamily } from '../../net/ip.js';
 import type { HostNet } from '../hostnet.js';
 import type { Logger } from '../log.js';
 
 export interface NetworkSettings {
-  address: string | null;
+  /** Tunnel addresses with their prefix: none, one, or an IPv4 and an IPv6 one (dual stack). */
+  addresses: string[];
   mtu: number;
   routes: string[];
   /** The server's underlay address, kept outside the tunnel when redirecting the gateway. */
@@ -19,11 +20,16 @@ export interface NetworkSettings {
   dns: string[];
 }
 
-/** OpenVPN's def1: two halves that beat the default route without replacing it. */
-const DEF1 = { 4: ['0.0.0.0/1', '128.0.0.0/1'], 6: ['::/1', '8000::/1'] } as const;
+/**
+ * OpenVPN's def1: two halves that beat the default route without replacing it, of both
+ * families whatever the tunnel's addresses, as wg-quick does with AllowedIPs 0.0.0.0/0, ::/0:
+ * a family the tunnel has no address of goes into it too and no further (the server drops
+ * packets whose source is not the client's), so it never leaks around the tunnel.
+ */
+const DEF1 = ['0.0.0.0/1', '128.0.0.0/1', '::/1', '8000::/1'];
 
 export class NetState {
-  private current: NetworkSettings = { address: null, mtu: 0, routes: [], redirectGatewayFor: null, dns: [] };
+  private current: NetworkSettings = { addresses: [], mtu: 0, routes: [], redirectGatewayFor: null, dns: [] };
   private hostRoute: { cidr: string; dev: string; via: string | undefined } | null = null;
   private dnsUndo: (() => Promise<void>) | null = null;
 
@@ -33,8 +39,8 @@ export class NetState {
     private readonly host: HostNet,
   ) {}
 
-  get address(): string | null {
-    return this.current.address;
+  get addresses(): string[] {
+    return this.current.addresses;
   }
 
   /**
@@ -42,9 +48,8 @@ export class NetState {
    * are everything): the tun's subnet, the routes added here, the def1 halves when redirecting.
    */
   get routed(): string[] {
-    const { address, routes, redirectGatewayFor: server } = this.current;
-    const def1 = server === null ? [] : DEF1[ipFamily(server) === 4 ? 4 : 6];
-    return [...new Set([...(address ? [networkOf(address)] : []), ...routes, ...def1])];
+    const { addresses, routes, redirectGatewayFor: server } = this.current;
+    return [...new Set([...addresses.map(networkOf), ...routes, ...(server === null ? [] : DEF1)])];
   }
 
   /** Moves the host from the current settings to `next`; each step logs what it changed. */
@@ -54,16 +59,14 @@ export class NetState {
       await this.host.configureLink(this.dev, { mtu: next.mtu, up: true });
       cur.mtu = next.mtu;
     }
-    if (next.address !== cur.address) {
-      if (cur.address) await this.host.deleteAddress(this.dev, cur.address).catch(() => undefined);
-      cur.address = null;
-      if (next.address) {
-        await this.host.addAddress(this.dev, next.address);
-        this.log.info(`address ${next.address} on ${this.dev}`);
-      }
-      cur.address = next.address;
+    for (const a of cur.addresses.filter((a) => !next.addresses.includes(a))) await this.host.deleteAddress(this.dev, a).catch(() => undefined);
+    cur.addresses = cur.addresses.filter((a) => next.addresses.includes(a));
+    for (const a of next.addresses.filter((a) => !cur.addresses.includes(a))) {
+      await this.host.addAddress(this.dev, a);
+      this.log.info(`address ${a} on ${this.dev}`);
+      cur.addresses.push(a);
     }
-    await this.applyRedirect(next.redirectGatewayFor);
+    await this.applyRedirect(next.redirectGatewayFor, next.addresses.some((a) => a.includes(':')));
     const wanted = new Set(next.routes);
     for (const r of cur.routes.filter((r) => !wanted.has(r))) {
       await this.host.deleteRoute(r, this.dev).catch(() => undefined);
@@ -71,7 +74,7 @@ export class NetState {
     }
     // Only routes added here are recorded, so undoing never removes one the kernel or the admin made.
     const added = cur.routes.filter((r) => wanted.has(r));
-    for (const r of next.routes.filter((r) => !added.includes(r))) if (await this.addRoute(r, next.address)) added.push(r);
+    for (const r of next.routes.filter((r) => !added.includes(r))) if (await this.addRoute(r, next.addresses)) added.push(r);
     cur.routes = added;
     if (next.dns.join() !== cur.dns.join()) {
       await this.revertDns();
@@ -81,12 +84,12 @@ export class NetState {
   }
 
   /** Adds a route via the tun; false when an equal route exists already (then it is left alone). */
-  private async addRoute(route: string, address: string | null): Promise<boolean> {
+  private async addRoute(route: string, addresses: string[]): Promise<boolean> {
     try {
       await this.host.addRoute(route, this.dev);
     } catch (err) {
       if (!(err instanceof IoError) || err.code !== 'EEXIST') throw err;
-      if (address !== null && route === networkOf(address)) this.log.debug(`route ${route} is ${this.dev}'s own subnet`);
+      if (addresses.some((a) => route === networkOf(a))) this.log.debug(`route ${route} is ${this.dev}'s own subnet`);
       else this.log.warn(`route ${route} exists already (another interface or an earlier route); left as it is`);
       return false;
     }
@@ -94,23 +97,29 @@ export class NetState {
     return true;
   }
 
-  private async applyRedirect(server: string | null): Promise<void> {
+  /** `ipv6`: the tunnel has an IPv6 address; without one, a host without IPv6 (no route to add) has nothing to leak. */
+  private async applyRedirect(server: string | null, ipv6: boolean): Promise<void> {
     const cur = this.current;
     if (server === cur.redirectGatewayFor) return;
     if (cur.redirectGatewayFor) {
-      const family = ipFamily(cur.redirectGatewayFor) === 4 ? 4 : 6;
-      for (const half of DEF1[family]) await this.host.deleteRoute(half, this.dev).catch(() => undefined);
+      for (const half of DEF1) await this.host.deleteRoute(half, this.dev).catch(() => undefined);
       await this.removeHostRoute();
       cur.redirectGatewayFor = null;
     }
     if (!server) return;
-    const family = ipFamily(server) === 4 ? 4 : 6;
     // Keep the tunnel's own packets on the path they take now, then send the rest through it.
     const path = await this.host.routeGet(server);
     const cidr = hostPrefix(server);
     await this.host.addRoute(cidr, path.dev, path.via ? { via: path.via } : undefined);
     this.hostRoute = { cidr, dev: path.dev, via: path.via };
-    for (const half of DEF1[family]) await this.host.addRoute(half, this.dev);
+    const add = async (halves: string[]): Promise<void> => {
+      for (const half of halves) await this.host.addRoute(half, this.dev);
+    };
+    await add(DEF1.filter((r) => !r.includes(':')));
+    await add(DEF1.filter((r) => r.includes(':'))).catch((err: unknown) => {
+      if (ipv6) throw err;
+      this.log.warn(`redirect-gateway: IPv6 not routed into ${this.dev} (${errorMessage(err)}); if this host has IPv6, it bypasses the tunnel`);
+    });
     cur.redirectGatewayFor = server;
     this.log.info(`redirect-gateway: all traffic via ${this.dev}, ${server} via ${path.via ?? path.dev}`);
   }

@@ -18,7 +18,11 @@ export interface ClientState {
   key: string;
   peer: Peer;
   channel: ControlChannel | null;
+  /** Static or leased: of interface.address's family, and the IPv6 one of a dual-stack server. */
   address: string | null;
+  address6: string | null;
+  /** The protocol version the client's hello announced (1 until it says). */
+  protocol: number;
   /** The last snapshot serial sent, and the last one the client applied (0: none). */
   pushedSerial: number;
   appliedSerial: number;
@@ -36,11 +40,11 @@ export function clientState(
   key: string,
   peer: Peer,
   channel: ControlChannel | null,
-  address: string | null,
+  [address, address6]: [string | null, string | null],
   expiresAt: number,
 ): ClientState {
   const counted = { rx: 0, tx: 0 };
-  return { entry, key, peer, channel, address, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps(), expiresAt, counted };
+  return { entry, key, peer, channel, address, address6, protocol: 1, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps(), expiresAt, counted };
 }
 
 /** Who a log line is about, for json lines. */
@@ -106,6 +110,7 @@ export function clientStatus(c: ClientState, allowedIps: string[], t: number, tr
     ...accountOf(c.entry, 'active', traffic),
     allowedIps,
     address: c.address,
+    ...(c.address6 !== null && { address6: c.address6 }),
     control: c.channel !== null,
     ...(c.channel ? { channel: c.failedAt !== null && !c.channel.failed ? 'retrying' : c.channel.state, configSerial: c.appliedSerial } : {}),
     ...(duplicate ? { duplicate } : {}),
@@ -113,7 +118,7 @@ export function clientStatus(c: ClientState, allowedIps: string[], t: number, tr
 }
 
 /** A disabled or expired client: no peer, so no endpoint or session; its last handshake as stored. */
-export function refusedStatus(entry: ClientEntry, key: string, reason: Refusal, address: string | null, traffic: Traffic): PeerStatus {
+export function refusedStatus(entry: ClientEntry, key: string, reason: Refusal, [address, address6]: (string | null)[], traffic: Traffic): PeerStatus {
   return {
     name: entry.name,
     publicKey: key,
@@ -121,7 +126,8 @@ export function refusedStatus(entry: ClientEntry, key: string, reason: Refusal, 
     latestHandshake: seconds(traffic.total?.lastHandshake ?? 0),
     ...accountOf(entry, reason, traffic),
     allowedIps: [],
-    address,
+    address: address ?? null,
+    ...(address6 && { address6 }),
     control: !entry.stock,
   };
 }

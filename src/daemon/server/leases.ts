@@ -19,17 +19,18 @@
  * - Each write goes to leases.json and then to leases.json.bak, each atomically; a damaged
  *   leases.json is set aside and the backup, the same or one write older, is loaded instead.
  *
- * IPv4 and IPv6 ranges both work; addresses are handled as bigints.
+ * A range per family (dual stack: a client holds a lease of each, independently); addresses
+ * are handled as bigints.
  */
 import { readFileSync } from 'node:fs';
 import { parseCidr } from '../../net/cidr.js';
-import { ipText, toIp } from '../../net/range.js';
+import type { Family } from '../../net/ip.js';
+import { ipText, toIp, type Ip } from '../../net/range.js';
 import { BACKUP, PUBLIC_KEY_RE, readStateFile, writeWithBackup } from './statefile.js';
 
 export interface LeasePoolOptions {
-  /** First and last address of the range, inclusive. */
-  first: string;
-  last: string;
+  /** The range of each family, first and last address inclusive: at most one per family. */
+  ranges: { first: string; last: string }[];
   /** Addresses never leased: the server's, static clients'. Bare or as a host prefix. */
   reserved: string[];
   /** state_dir/leases.json; null keeps leases in memory only. */
@@ -37,11 +38,21 @@ export interface LeasePoolOptions {
 }
 
 interface Lease {
+  key: string;
   address: bigint;
   name: string;
   /** Wall-clock ms of the last acquire or release: reclaim takes the oldest first. */
   lastSeen: number;
   connected: boolean;
+}
+
+/** One family's range and its leases, by client key and by address. */
+interface Range {
+  first: bigint;
+  last: bigint;
+  reserved: Set<bigint>;
+  leases: Map<string, Lease>;
+  used: Map<bigint, string>;
 }
 
 interface StoredLease {
@@ -54,35 +65,32 @@ interface StoredLease {
 const FILE_VERSION = 1;
 
 export class LeasePool {
-  private readonly first: bigint;
-  private readonly last: bigint;
-  private readonly v6: boolean;
-  private readonly reserved: Set<bigint>;
+  private readonly ranges = new Map<Family, Range>();
   private readonly file: string | null;
-  private readonly leases = new Map<string, Lease>();
-  private readonly used = new Map<bigint, string>();
   /** Something changed since the last write. */
   private dirty = false;
   /** An address assignment changed since the last write: written through by acquire(). */
   private reassigned = false;
 
   constructor(opts: LeasePoolOptions) {
-    const first = parseAddress(opts.first, 'pool start');
-    const last = parseAddress(opts.last, 'pool end');
-    if (first.v6 !== last.v6 || first.value > last.value) {
-      throw new Error(`address pool ${opts.first}-${opts.last}: the start must not exceed the end, in one address family`);
+    for (const r of opts.ranges) {
+      const first = parseAddress(r.first, 'pool start');
+      const last = parseAddress(r.last, 'pool end');
+      if (first.family !== last.family || first.value > last.value || this.ranges.has(first.family)) {
+        throw new Error(`address pool ${r.first}-${r.last}: the start must not exceed the end, in one address family, one range a family`);
+      }
+      this.ranges.set(first.family, { first: first.value, last: last.value, reserved: new Set(), leases: new Map(), used: new Map() });
     }
-    this.first = first.value;
-    this.last = last.value;
-    this.v6 = first.v6;
-    this.reserved = new Set(
-      opts.reserved.map((r) => parseAddress(r, 'reserved address')).filter((r) => r.v6 === this.v6).map((r) => r.value),
-    );
+    for (const r of opts.reserved) {
+      const a = parseAddress(r, 'reserved address');
+      this.ranges.get(a.family)?.reserved.add(a.value);
+    }
     this.file = opts.file;
   }
 
+  /** Leases held, of every family. */
   get size(): number {
-    return this.leases.size;
+    return [...this.ranges.values()].reduce((n, r) => n + r.leases.size, 0);
   }
 
   /**
@@ -100,59 +108,66 @@ export class LeasePool {
       warnings.push(backup ? `restored ${backup.length} lease(s) from ${this.file}${BACKUP}` : `starting with no leases`);
       this.dirty = this.reassigned = true; // rewrite both copies
     }
-    this.leases.clear();
-    this.used.clear();
+    for (const r of this.ranges.values()) {
+      r.leases.clear();
+      r.used.clear();
+    }
     for (const s of stored) {
       const a = parseAddress(s.address, 'lease');
+      const r = this.ranges.get(a.family);
       const why =
-        this.leases.has(s.key) ? 'a second lease for this client'
-        : a.v6 !== this.v6 || a.value < this.first || a.value > this.last ? 'outside the pool'
-        : this.reserved.has(a.value) ? 'reserved'
-        : this.used.has(a.value) ? 'leased twice'
+        r === undefined || a.value < r.first || a.value > r.last ? 'outside the pool'
+        : r.leases.has(s.key) ? 'a second lease for this client'
+        : r.reserved.has(a.value) ? 'reserved'
+        : r.used.has(a.value) ? 'leased twice'
         : null;
       if (why !== null) {
         warnings.push(`dropped lease of ${s.address} to ${s.name || s.key}: ${why}`);
         this.dirty = this.reassigned = true;
         continue;
       }
-      this.leases.set(s.key, { address: a.value, name: s.name, lastSeen: s.lastSeen, connected: false });
-      this.used.set(a.value, s.key);
+      r!.leases.set(s.key, { key: s.key, address: a.value, name: s.name, lastSeen: s.lastSeen, connected: false });
+      r!.used.set(a.value, s.key);
     }
     return warnings;
   }
 
   /**
-   * The client's address, allocating the lowest free one (or reclaiming the least recently
-   * seen disconnected client's) if it has none; null when every address is in use.
-   * `now` is wall-clock ms, persisted.
+   * The client's address of `family`, allocating the lowest free one (or reclaiming the least
+   * recently seen disconnected client's) if it has none; null when every address is in use or
+   * there is no range of that family. `now` is wall-clock ms, persisted.
    */
-  acquire(clientKey: string, name: string, now: number): string | null {
-    let held = this.leases.get(clientKey);
+  acquire(clientKey: string, name: string, now: number, family: Family): string | null {
+    const r = this.ranges.get(family);
+    if (r === undefined) return null;
+    let held = r.leases.get(clientKey);
     if (held === undefined) {
-      const address = this.lowestFree() ?? this.reclaim();
+      const address = lowestFree(r) ?? reclaim(r);
       if (address === null) return null;
-      held = { address, name, lastSeen: now, connected: true };
-      this.leases.set(clientKey, held);
-      this.used.set(address, clientKey);
+      held = { key: clientKey, address, name, lastSeen: now, connected: true };
+      r.leases.set(clientKey, held);
+      r.used.set(address, clientKey);
       this.reassigned = true;
     } else {
       Object.assign(held, { name, lastSeen: now, connected: true });
     }
     this.dirty = true;
     if (this.reassigned) this.flush();
-    return this.format(held.address);
+    return ipText({ family, value: held.address });
   }
 
   /**
    * The client disconnected (at `now`, wall-clock ms; by default its last acquire counts):
-   * its lease stays, but becomes reclaimable.
+   * its leases stay, but become reclaimable.
    */
   release(clientKey: string, now?: number): void {
-    const held = this.leases.get(clientKey);
-    if (held === undefined) return;
-    held.connected = false;
-    if (now !== undefined) held.lastSeen = now;
-    this.dirty = true;
+    for (const r of this.ranges.values()) {
+      const held = r.leases.get(clientKey);
+      if (held === undefined) continue;
+      held.connected = false;
+      if (now !== undefined) held.lastSeen = now;
+      this.dirty = true;
+    }
   }
 
   /**
@@ -161,53 +176,52 @@ export class LeasePool {
    */
   reserve(address: string): string | null {
     const a = parseAddress(address, 'reserved address');
-    if (a.v6 !== this.v6) return null;
-    this.reserved.add(a.value);
-    const key = this.used.get(a.value);
+    const r = this.ranges.get(a.family);
+    if (r === undefined) return null;
+    r.reserved.add(a.value);
+    const key = r.used.get(a.value);
     if (key === undefined) return null;
-    this.leases.delete(key);
-    this.used.delete(a.value);
+    r.leases.delete(key);
+    r.used.delete(a.value);
     this.dirty = this.reassigned = true;
     return key;
   }
 
-  leaseOf(clientKey: string): string | null {
-    const held = this.leases.get(clientKey);
-    return held === undefined ? null : this.format(held.address);
+  leaseOf(clientKey: string, family: Family): string | null {
+    const held = this.ranges.get(family)?.leases.get(clientKey);
+    return held === undefined ? null : ipText({ family, value: held.address });
   }
 
   /**
    * Writes the leases if they changed, to the file and then to its backup: each through a
    * tmp file (mode 0600), fsync, rename and a directory fsync, so a crash leaves an old copy
-   * or a new one, never a mix, and at least one of the two is whole.
+   * or a new one, never a mix, and at least one of the two is whole. A client with an address
+   * of each family has two entries, which a single-family tvpn reads as before (and drops the
+   * second with a warning).
    */
   flush(): void {
     if (this.file === null || !this.dirty) return;
-    const stored: StoredLease[] = [...this.leases].map(([key, l]) => ({ key, address: this.format(l.address), name: l.name, lastSeen: l.lastSeen }));
+    const stored: StoredLease[] = [...this.ranges].flatMap(([family, r]) =>
+      [...r.leases.values()].map((l) => ({ key: l.key, address: ipText({ family, value: l.address }), name: l.name, lastSeen: l.lastSeen })),
+    );
     const data = Buffer.from(JSON.stringify({ version: FILE_VERSION, leases: stored }, null, 2) + '\n');
     writeWithBackup(this.file, data);
     this.dirty = this.reassigned = false;
   }
+}
 
-  private lowestFree(): bigint | null {
-    for (let a = this.first; a <= this.last; a++) if (!this.used.has(a) && !this.reserved.has(a)) return a;
-    return null;
-  }
+function lowestFree(r: Range): bigint | null {
+  for (let a = r.first; a <= r.last; a++) if (!r.used.has(a) && !r.reserved.has(a)) return a;
+  return null;
+}
 
-  private reclaim(): bigint | null {
-    let victim: [string, Lease] | null = null;
-    for (const entry of this.leases) {
-      if (!entry[1].connected && (victim === null || entry[1].lastSeen < victim[1].lastSeen)) victim = entry;
-    }
-    if (victim === null) return null;
-    this.leases.delete(victim[0]);
-    this.used.delete(victim[1].address);
-    return victim[1].address;
-  }
-
-  private format(a: bigint): string {
-    return ipText({ family: this.v6 ? 6 : 4, value: a });
-  }
+function reclaim(r: Range): bigint | null {
+  let victim: Lease | null = null;
+  for (const l of r.leases.values()) if (!l.connected && (victim === null || l.lastSeen < victim.lastSeen)) victim = l;
+  if (victim === null) return null;
+  r.leases.delete(victim.key);
+  r.used.delete(victim.address);
+  return victim.address;
 }
 
 /**
@@ -225,11 +239,10 @@ export function readStoredLeases(file: string): { key: string; address: string; 
 /** The stored leases, or null (with a warning) when the file is damaged; [] when there is none. */
 const readLeases = (file: string, warnings: string[]): StoredLease[] | null => readStateFile(file, parseFile, [], 'lease file', warnings);
 
-function parseAddress(s: string, what: string): { value: bigint; v6: boolean } {
+function parseAddress(s: string, what: string): Ip {
   const { ip, bits } = parseCidr(s);
   if (bits !== ip.length * 8) throw new Error(`${what} '${s}': expected an address, not a prefix`);
-  const { family, value } = toIp(ip);
-  return { value, v6: family === 6 };
+  return toIp(ip);
 }
 
 function parseFile(text: string): StoredLease[] {

@@ -14,12 +14,12 @@ export interface ReloadResult {
 /** The settings a reload leaves alone: they are bound into the tun, socket, lease pool or files. */
 const RESTART_KEYS: ReadonlyArray<[string, (c: ServerConfig) => unknown]> = [
   ['interface.name', (c) => c.interface.name],
-  ['interface.address', (c) => c.interface.address.text],
+  ['interface.address', (c) => [c.interface.address.text, c.interface.address6?.text]],
   ['interface.mtu', (c) => c.interface.mtu],
   ['listen', (c) => c.listen],
   ['private_key', (c) => [...c.privateKey]],
   // A default pool shrinks around new static addresses, which the running lease pool reserves itself.
-  ['pool', (c) => (c.poolExplicit ? c.pool : 'default')],
+  ['pool', (c) => (c.poolExplicit ? [c.pool, c.pool6] : 'default')],
   ['state_dir', (c) => c.stateDir],
   ['status_socket', (c) => c.statusSocket],
   ['metrics', (c) => c.metrics],

@@ -9,6 +9,7 @@ import { ControlChannel } from '../../control/channel.js';
 import { CONTROL_HEADROOM } from '../../control/limits.js';
 import { encodeMessage } from '../../control/messages.js';
 import { hostPrefix } from '../../net/cidr.js';
+import type { Family } from '../../net/ip.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
 import type { DataPath } from '../datapath.js';
@@ -28,6 +29,9 @@ export interface RosterOptions {
   traffic: TrafficTotals;
   /** The pushed MTU, which bounds control frames. */
   pushMtu: () => number;
+  /** interface.address's family, and whether the server also has an IPv6 one (dual stack). */
+  family: Family;
+  dual: boolean;
 }
 
 export class Roster {
@@ -47,13 +51,13 @@ export class Roster {
   }
 
   private addClient(entry: ClientEntry): void {
-    const { dp, leases } = this.o;
+    const { dp } = this.o;
     const key = encodeKey(entry.publicKey);
-    const address = entry.address ?? leases.leaseOf(key);
+    const addresses = this.addressesOf(entry, key);
     const peer = dp.device.addPeer({
       publicKey: entry.publicKey,
       ...(entry.presharedKey ? { presharedKey: entry.presharedKey } : {}),
-      allowedIps: [...(address ? [hostPrefix(address)] : []), ...entry.routes],
+      allowedIps: [...addresses.flatMap((a) => (a ? [hostPrefix(a)] : [])), ...entry.routes],
     });
     const channel = entry.stock
       ? null
@@ -65,7 +69,13 @@ export class Roster {
           maxFrameSize: this.o.pushMtu() - CONTROL_HEADROOM,
           onDeadline: (at) => dp.wakeAt(at),
         });
-    this.clients.set(peer, clientState(entry, key, peer, channel, address, expiresAt(entry, now())));
+    this.clients.set(peer, clientState(entry, key, peer, channel, addresses, expiresAt(entry, now())));
+  }
+
+  /** The client's static addresses, or its leases: interface.address's family, then IPv6 on a dual-stack server. */
+  private addressesOf(entry: ClientEntry, key: string): [string | null, string | null] {
+    const { leases, family, dual } = this.o;
+    return [entry.address ?? leases.leaseOf(key, family), dual ? (entry.address6 ?? leases.leaseOf(key, 6)) : null];
   }
 
   /** Forgets the client's peer, so its handshakes are dropped like an unknown key's; a connected tvpn client is told `bye`. */
@@ -130,10 +140,11 @@ export class Roster {
         c.expiresAt = expiresAt(e, t);
         continue;
       }
-      const holder = e.address === null ? undefined : this.takeAddress(e.address, key, t);
-      if (holder) {
+      const held = [e.address, e.address6].find((a) => a !== null && this.takeAddress(a, key, t));
+      if (held) {
+        const holder = this.takeAddress(held, key, t)!;
         this.o.log.error(
-          `reload: client ${e.name} ${c ? 'keeps its previous settings' : 'not added'}: ${holder.entry.name}, connected, holds ${e.address}; ` +
+          `reload: client ${e.name} ${c ? 'keeps its previous settings' : 'not added'}: ${holder.entry.name}, connected, holds ${held}; ` +
             `move ${holder.entry.name} first or pick another address`,
         );
         continue;
@@ -151,11 +162,12 @@ export class Roster {
    * Returns the connected client holding it instead, changing nothing.
    */
   private takeAddress(address: string, key: string, t: number): ClientState | undefined {
-    const holders = [...this.clients.values()].filter((c) => c.key !== key && c.address === address);
+    const holders = [...this.clients.values()].filter((c) => c.key !== key && (c.address === address || c.address6 === address));
     const live = holders.find((c) => this.o.dp.device.hasSession(c.peer, t));
     if (live) return live;
     for (const c of holders) {
-      c.address = null;
+      if (c.address === address) c.address = null;
+      else c.address6 = null;
       this.o.dp.device.allowedIps.remove(hostPrefix(address), c.peer);
       this.o.log.info(`${c.entry.name} (offline) loses ${address}: it gets a new address when it connects`);
     }
@@ -182,13 +194,13 @@ export class Roster {
 
   /** Every configured client for `tvpn show`: connected or not, then the refused ones. */
   statuses(t: number): PeerStatus[] {
-    const { traffic, leases, dp } = this.o;
+    const { traffic, dp } = this.o;
     const of = (key: string) => ({ started: traffic.startedOf(key), total: traffic.totalsOf(key) });
     const active = [...this.clients.values()].map((c) => {
       this.countTraffic(c);
       return clientStatus(c, dp.device.allowedIps.entriesForPeer(c.peer), t, of(c.key));
     });
-    return [...active, ...[...this.refused].map(([key, r]) => refusedStatus(r.entry, key, r.reason, r.entry.address ?? leases.leaseOf(key), of(key)))];
+    return [...active, ...[...this.refused].map(([key, r]) => refusedStatus(r.entry, key, r.reason, this.addressesOf(r.entry, key), of(key)))];
   }
 }
 

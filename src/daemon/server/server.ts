@@ -9,11 +9,12 @@ import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
-import { decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import { DUAL_STACK_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
 import { LeasePool } from './leases.js';
 import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { hostPrefix } from '../../net/cidr.js';
+import { hostPrefix, type InterfaceAddress } from '../../net/cidr.js';
+import { ipFamily } from '../../net/ip.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
@@ -54,7 +55,8 @@ export class Server {
     traffic: TrafficTotals,
     private readonly dp: DataPath,
   ) {
-    this.roster = new Roster({ dp, log, leases, traffic, pushMtu: () => this.cfg.push.mtu });
+    const { address, address6 } = cfg.interface;
+    this.roster = new Roster({ dp, log, leases, traffic, pushMtu: () => this.cfg.push.mtu, family: ipFamily(address.ip) || 4, dual: address6 !== null });
     this.clients = this.roster.clients;
   }
 
@@ -65,7 +67,7 @@ export class Server {
       tunName: cfg.interface.name,
       configureTun: async (name) => {
         await host.configureLink(name, { mtu: cfg.interface.mtu, txqueuelen: 1000 });
-        await host.addAddress(name, cfg.interface.address.text);
+        for (const a of addressesOf(cfg)) await host.addAddress(name, a.text);
         await host.configureLink(name, { up: true });
       },
       udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
@@ -82,8 +84,10 @@ export class Server {
     });
     try {
       prepareStateDir(cfg.stateDir, cfg.file);
-      const reserved = [cfg.interface.address.ip, ...cfg.clients.flatMap((c) => (c.address ? [c.address] : []))];
-      const leases = new LeasePool({ first: cfg.pool.first, last: cfg.pool.last, reserved, file: join(cfg.stateDir, 'leases.json') });
+      const statics = cfg.clients.flatMap((c) => [c.address, c.address6].flatMap((a) => (a ? [a] : [])));
+      const reserved = [...addressesOf(cfg).map((a) => a.ip), ...statics];
+      const ranges = cfg.pool6 ? [cfg.pool, cfg.pool6] : [cfg.pool];
+      const leases = new LeasePool({ ranges, reserved, file: join(cfg.stateDir, 'leases.json') });
       for (const w of leases.load()) log.warn(w);
       const traffic = new TrafficTotals(join(cfg.stateDir, 'traffic.json'));
       for (const w of traffic.load()) log.warn(w);
@@ -93,7 +97,7 @@ export class Server {
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
       log.info(
-        `server ${dp.tun.name} ${cfg.interface.address.text} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
+        `server ${dp.tun.name} ${addressesOf(cfg).map((a) => a.text).join(' ')} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
         { interface: dp.tun.name, port: dp.udp.port, key: encodeKey(dp.device.publicKey) },
       );
@@ -167,11 +171,15 @@ export class Server {
     switch (m.type) {
       case 'hello':
         this.log.debug(`${c.entry.name}: hello (protocol ${m.version})`, peerFields(c));
+        // A config sent before the hello (at the handshake) left address6 out: resend it if the client takes it.
+        if (this.dualFor(c) !== this.dualFor({ protocol: m.version })) c.pushedSerial = 0;
+        c.protocol = m.version;
         return this.pushConfig(c);
       case 'applied':
         if (m.ok) {
           c.appliedSerial = m.serial;
-          this.log.info(`${c.entry.name} applied config ${m.serial} (${c.address})`, { ...peerFields(c), serial: m.serial, address: c.address });
+          const address = [c.address, c.address6].filter(Boolean).join(' ');
+          this.log.info(`${c.entry.name} applied config ${m.serial} (${address})`, { ...peerFields(c), serial: m.serial, address });
         } else {
           this.log.warn(`${c.entry.name} could not apply config ${m.serial}: ${m.reason}`, { ...peerFields(c), serial: m.serial });
         }
@@ -186,18 +194,23 @@ export class Server {
     }
   }
 
-  /** The client's address: static, its lease, or a new lease; null when the pool is exhausted. */
-  private addressFor(c: ClientState): string | null {
-    if (c.address) return c.address;
+  /**
+   * The client's address of interface.address's family ('address') or its IPv6 one on a
+   * dual-stack server ('address6'): static, its lease, or a new lease; null when the pool is exhausted.
+   */
+  private addressFor(c: ClientState, which: 'address' | 'address6'): string | null {
+    const held = c[which];
+    if (held) return held;
+    const family = which === 'address6' ? 6 : ipFamily(this.cfg.interface.address.ip) || 4;
     let address: string | null;
     try {
-      address = this.leases.acquire(c.key, c.entry.name, Date.now());
+      address = this.leases.acquire(c.key, c.entry.name, Date.now(), family);
     } catch (err) {
       this.log.warn(`lease store: ${errorMessage(err)}`);
-      address = this.leases.leaseOf(c.key);
+      address = this.leases.leaseOf(c.key, family);
     }
     if (!address) return null;
-    c.address = address;
+    c[which] = address;
     this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
     this.log.info(`address ${address} assigned to ${c.entry.name}`, { ...peerFields(c), address });
     return address;
@@ -210,19 +223,23 @@ export class Server {
   private pushConfig(c: ClientState): void {
     const channel = c.channel;
     if (!channel || channel.failed || (c.pushedSerial === this.serial && !channel.idle)) return;
-    const address = this.addressFor(c);
+    const { push, interface: itf, pool, pool6 } = this.cfg;
+    const address = this.addressFor(c, 'address');
+    const address6 = itf.address6 && pool6 ? this.addressFor(c, 'address6') : null;
     const t = now();
-    if (!address) {
-      this.log.error(`address pool ${this.cfg.pool.first}-${this.cfg.pool.last} exhausted: refusing ${c.entry.name}`);
+    const exhausted = !address ? pool : itf.address6 && !address6 ? pool6 : null;
+    if (exhausted) {
+      this.log.error(`address pool ${exhausted.first}-${exhausted.last} exhausted: refusing ${c.entry.name}`);
       channel.sendMessage(encodeMessage({ type: 'refused', reason: 'address pool exhausted' }), t);
       return;
     }
-    const { push, interface: itf } = this.cfg;
+    const dual = this.dualFor(c) ? { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip } : {};
     const snapshot: ConfigMessage = {
       type: 'config',
       serial: this.serial,
       address: `${address}/${itf.address.prefix}`,
       gateway: itf.address.ip,
+      ...dual,
       mtu: push.mtu,
       routes: push.routes,
       dns: push.dns,
@@ -232,7 +249,12 @@ export class Server {
     channel.sendMessage(encodeMessage(snapshot), t);
     c.pushedSerial = this.serial;
     const fields = { ...peerFields(c), serial: this.serial, address: snapshot.address };
-    this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}, routes [${push.routes.join(', ')}]`, fields);
+    this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}${snapshot.address6 ? ` ${snapshot.address6}` : ''}, routes [${push.routes.join(', ')}]`, fields);
+  }
+
+  /** Whether the client gets address6: a dual-stack server, a client that said it takes it (version 1 refuses unknown fields). */
+  private dualFor(c: Pick<ClientState, 'protocol'>): boolean {
+    return this.cfg.interface.address6 !== null && c.protocol >= DUAL_STACK_VERSION;
   }
 
   /** Expires clients, retransmits what is due on the control channels, saves the totals; returns the next deadline. */
@@ -314,6 +336,7 @@ export class Server {
       publicKey: encodeKey(device.publicKey),
       listenPort: this.dp.udp.port,
       address: this.cfg.interface.address.text,
+      ...(this.cfg.interface.address6 && { address6: this.cfg.interface.address6.text }),
       peers: this.roster.statuses(now()),
     };
   }
@@ -351,13 +374,16 @@ export class Server {
   }
 }
 
+/** The server's tunnel addresses: interface.address, and address6 on a dual-stack server. */
+const addressesOf = (cfg: ServerConfig): InterfaceAddress[] => [cfg.interface.address, ...(cfg.interface.address6 ? [cfg.interface.address6] : [])];
+
 /** Pushed routes only work if the host forwards between tun0 and its other interfaces. */
 function warnIfNotForwarding(cfg: ServerConfig, log: Logger): void {
   if (cfg.push.routes.length === 0 && !cfg.push.redirectGateway) return;
+  const sysctls = ['net.ipv4.ip_forward', ...(cfg.interface.address6 ? ['net.ipv6.conf.all.forwarding'] : [])];
   try {
-    if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() === '0') {
-      log.warn('pushed routes need IP forwarding: sysctl -w net.ipv4.ip_forward=1 (and NAT for redirect_gateway)');
-    }
+    const off = sysctls.filter((k) => readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim() === '0');
+    if (off.length > 0) log.warn(`pushed routes need IP forwarding: sysctl -w ${off.map((k) => `${k}=1`).join(' ')} (and NAT for redirect_gateway)`);
   } catch {
     // not Linux procfs: nothing to check
   }

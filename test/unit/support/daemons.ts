@@ -86,6 +86,8 @@ export class Lab {
   /** Clients started by startOther. */
   readonly others: Client[] = [];
   readonly clientCfg: ClientConfig;
+  /** The server's interface.address as written in its config (YAML). */
+  serverAddress = '10.8.0.1/24';
   /** The server's, the same in each serverConfig (a reload cannot move it). */
   readonly serverSocket = statusSocket();
 
@@ -100,7 +102,7 @@ export class Lab {
   /** The server's config text with this push section (YAML flow mapping); client 'laptop' (`laptop`: more of its keys), then `more` (YAML list items). */
   serverText(push: string, more = '', laptop = ''): string {
     return (
-      `interface: { name: tun0, address: 10.8.0.1/24 }\nlisten: '${SERVER_IP}:51820'\nprivate_key: ${encodeKey(key(1))}\n` +
+      `interface: { name: tun0, address: ${this.serverAddress} }\nlisten: '${SERVER_IP}:51820'\nprivate_key: ${encodeKey(key(1))}\n` +
         `state_dir: state\nstatus_socket: ${this.serverSocket}\npush: ${push}\n` +
         `clients:\n  - { name: laptop, public_key: ${encodeKey(publicKeyOf(key(2)))}${laptop} }\n${more}`
     );

@@ -18,6 +18,8 @@ export class FakeHostNet implements HostNet {
   /** 'cidr dev [via gw]'. */
   readonly routes = new Set<string>();
   readonly dns = new Map<string, string[]>();
+  /** A host without IPv6 (booted with ipv6.disable=1): IPv6 routes are refused. */
+  noIpv6 = false;
 
 
   async configureLink(dev: string, s: LinkSettings): Promise<void> {
@@ -40,6 +42,7 @@ export class FakeHostNet implements HostNet {
   async addRoute(cidr: string, dev: string, opts?: RouteOptions): Promise<void> {
     const r = route(cidr, dev, opts);
     this.calls.push(`route add ${r}`);
+    if (this.noIpv6 && cidr.includes(':')) throw new IoError(`cannot add route ${cidr} via ${dev}: address family not supported`, 'EAFNOSUPPORT', 97);
     if (this.routes.has(r)) throw new IoError(`cannot add route ${cidr} via ${dev}: file exists`, 'EEXIST', 17);
     this.routes.add(r);
   }
