@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/errors.js';
-import { LOG_LEVELS } from '../config/load.js';
+import { LOG_LEVELS } from '../config/fields.js';
 import { VERSION } from '../version.js';
 import * as addClient from './commands/add-client.js';
 import * as check from './commands/check.js';

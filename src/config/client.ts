@@ -6,15 +6,12 @@ import {
   keepaliveOf,
   logFormatOf,
   logLevelOf,
-  parseConfigText,
   privateKeyOf,
-  readConfigFile,
   statusSocketOf,
   routesOf,
-  type LogFormat,
-  type LogLevel,
-  type Section,
 } from './load.js';
+import { ACCEPT, CLIENT_ROOT, CLIENT_SERVER, type LogFormat, type LogLevel } from './fields.js';
+import { parseConfigText, readConfigFile, type Section } from './walk.js';
 import { refuseOtherKind } from './kind.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
 
@@ -41,37 +38,19 @@ export interface ClientConfig {
   metrics: MetricsConfig | null;
 }
 
-const ROOT_KEYS = [
-  'interface',
-  'server',
-  'private_key_file',
-  'private_key',
-  'accept',
-  'routes',
-  'keepalive',
-  'log_level',
-  'log_format',
-  'status_socket',
-  'metrics',
-  // The deprecated name of status_socket.
-  'control_socket',
-] as const;
-const SERVER_SECTION_KEYS = ['endpoint', 'public_key', 'preshared_key_file', 'preshared_key'] as const;
-const ACCEPT_KEYS = ['routes', 'dns', 'redirect_gateway'] as const;
-
 function buildClientConfig(root: Section, file: string): ClientConfig {
   const warnings: string[] = [];
   const { name, address, mtu } = interfaceOf(root.get('interface'), null);
   const server = root
     .need('server', "the server to connect to, e.g. server: { endpoint: vpn.example.com:51820, public_key: ... }")
-    .section(SERVER_SECTION_KEYS);
+    .section(CLIENT_SERVER);
   const endpoint = server
     .need('endpoint', "the server's host:port, e.g. vpn.example.com:51820")
     .parse((t) => parseHostPort(t, { ipOnly: false }));
   const publicKey = server.need('public_key', "the server's public key; 'tvpn pubkey < server.key' prints it").key('public');
   const presharedKey = server.secretKey('preshared_key', 'preshared');
   const privateKey = privateKeyOf(root, 'client.key');
-  const accept = root.get('accept')?.section(ACCEPT_KEYS);
+  const accept = root.get('accept')?.section(ACCEPT);
   return {
     file: resolve(file),
     interface: { name, address, mtu },
@@ -98,7 +77,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
  */
 export function parseClientConfig(text: string, file: string, mode: number | null = null): ClientConfig {
   refuseOtherKind(text, file, 'client');
-  return buildClientConfig(parseConfigText(text, file, mode, ROOT_KEYS), file);
+  return buildClientConfig(parseConfigText(text, file, mode, CLIENT_ROOT), file);
 }
 
 /** Reads and validates a client config file. Throws ConfigError. */

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
-import { distance } from './load.js';
+import { distance } from './walk.js';
 
 export type ConfigKind = 'server' | 'client';
 

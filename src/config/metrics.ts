@@ -5,7 +5,8 @@
  */
 import { isIP } from 'node:net';
 import { parseHostPort } from '../net/endpoint.js';
-import type { Value } from './load.js';
+import { METRICS } from './fields.js';
+import type { Value } from './walk.js';
 
 export interface MetricsConfig {
   listen: { host: string; port: number };
@@ -13,7 +14,6 @@ export interface MetricsConfig {
   token: string | null;
 }
 
-const METRICS_KEYS = ['listen', 'token'] as const;
 /** The port of the community WireGuard exporters (prometheus_wireguard_exporter). */
 export const DEFAULT_METRICS_PORT = 9586;
 const MIN_TOKEN = 16;
@@ -26,7 +26,7 @@ export function isLoopback(ip: string): boolean {
 
 export function metricsOf(value: Value | undefined): MetricsConfig | null {
   if (value === undefined) return null;
-  const s = value.section(METRICS_KEYS);
+  const s = value.section(METRICS);
   const listen = s
     .need('listen', `host:port for /metrics and the status page, e.g. 127.0.0.1:${DEFAULT_METRICS_PORT}`)
     .parse((t) => parseHostPort(t, { ipOnly: true }));

@@ -22,17 +22,13 @@ import {
   logFormatOf,
   logLevelOf,
   mtuOf,
-  parseConfigText,
   perFamily,
   privateKeyOf,
-  readConfigFile,
   statusSocketOf,
   routesOf,
-  type LogFormat,
-  type LogLevel,
-  type Section,
-  type Value,
 } from './load.js';
+import { CLIENT_ENTRY, CLIENT_NAME, PUSH, SERVER_ROOT, type LogFormat, type LogLevel } from './fields.js';
+import { parseConfigText, readConfigFile, type Section, type Value } from './walk.js';
 import { refuseOtherKind } from './kind.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
@@ -85,34 +81,12 @@ export interface ClientEntry {
   expires: number | null;
 }
 
-const ROOT_KEYS = [
-  'interface',
-  'listen',
-  'endpoint',
-  'private_key_file',
-  'private_key',
-  'pool',
-  'state_dir',
-  'client_to_client',
-  'log_level',
-  'log_format',
-  'status_socket',
-  'under_load',
-  'push',
-  'clients',
-  'metrics',
-  // The deprecated name of status_socket.
-  'control_socket',
-] as const;
-const PUSH_KEYS = ['routes', 'redirect_gateway', 'dns', 'mtu', 'keepalive'] as const;
-const CLIENT_ENTRY_KEYS = ['name', 'public_key', 'preshared_key', 'preshared_key_file', 'address', 'routes', 'stock', 'disabled', 'expires'] as const;
-
 const DEFAULT_LISTEN = { host: '0.0.0.0', port: 51820 };
 const DEFAULT_STATE_DIR = '/var/lib/tvpn';
 
 /** Client names appear in logs, status output and file names, so they are kept plain. */
 export function parseClientName(text: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(text)) {
+  if (!new RegExp(CLIENT_NAME).test(text)) {
     throw new Error(`'${text}' is not a valid client name (up to 64 letters, digits, '_', '.', '@', '-'; starting with a letter or digit)`);
   }
   return text;
@@ -221,7 +195,7 @@ function clientsOf(value: Value | undefined, plans: readonly AddressPlan[], serv
   const routes = new Map<string, Value>();
   const subnets = plans.map((p) => ({ text: networkOf(p.subnet.text), range: prefixRange(p.server, p.subnet.prefix) }));
   return (value?.list() ?? []).map((item) => {
-    const s = item.section(CLIENT_ENTRY_KEYS);
+    const s = item.section(CLIENT_ENTRY);
     const nameValue = s.need('name', "a unique name such as 'laptop'");
     const name = nameValue.parse(parseClientName);
     const firstName = names.get(name);
@@ -320,7 +294,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     }
     return { first: ipText(pool.first), last: ipText(pool.last) };
   });
-  const push = root.get('push')?.section(PUSH_KEYS);
+  const push = root.get('push')?.section(PUSH);
   const pushRoutes = pushList(push?.get('routes'), routesOf(push?.get('routes')), MAX_PUSH_ROUTES);
   const pushMtu = pushable(push, 'mtu', (v) => mtuOf(v, address6 !== null || address.ip.includes(':')) ?? mtu, pushMtuProblem, root);
   // The client's tun carries the pushed IPv6 routes, and IPv6 needs links of at least 1280 bytes.
@@ -368,7 +342,7 @@ function pushList<T>(value: Value | undefined, items: T[], max: number): T[] {
  */
 export function parseServerConfig(text: string, file: string, mode: number | null = null): ServerConfig {
   refuseOtherKind(text, file, 'server');
-  return buildServerConfig(parseConfigText(text, file, mode, ROOT_KEYS), file);
+  return buildServerConfig(parseConfigText(text, file, mode, SERVER_ROOT), file);
 }
 
 /** Reads and validates a server config file. Throws ConfigError. */

@@ -1,5 +1,5 @@
 import { existsSync, fstatSync } from 'node:fs';
-import type { LogFormat, LogLevel } from '../config/load.js';
+import type { LogFormat, LogLevel } from '../config/fields.js';
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 /** syslog priorities, which journald reads from a `<N>` line prefix (sd-daemon(3)). */

@@ -7,7 +7,7 @@ import { formatEndpoint, parseHostPort } from '../../net/endpoint.js';
 import { formatRange, ipOf, ipText, rangeContains, type Ip, type IpRange } from '../../net/range.js';
 import { ConfigError, fsReason } from '../../config/errors.js';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../../config/keys.js';
-import { readConfigFile } from '../../config/load.js';
+import { readConfigFile } from '../../config/walk.js';
 import {
   addressPlansOf,
   parseClientName,

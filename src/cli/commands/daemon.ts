@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { loadClientConfig } from '../../config/client.js';
-import type { LogFormat, LogLevel } from '../../config/load.js';
+import type { LogFormat, LogLevel } from '../../config/fields.js';
 import { loadServerConfig } from '../../config/server.js';
 import { Client } from '../../daemon/client/client.js';
 import { detectStyle, Logger } from '../../daemon/log.js';

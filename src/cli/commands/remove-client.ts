@@ -1,6 +1,6 @@
 /** `tvpn remove-client NAME -c server.yaml`: the client's entry goes, and the running server reloads. */
 import type { Command } from 'commander';
-import { readConfigFile } from '../../config/load.js';
+import { readConfigFile } from '../../config/walk.js';
 import { parseServerConfig, type ServerConfig } from '../../config/server.js';
 import { applyChange } from '../apply.js';
 import { removeClientEntry, replaceFile } from '../serverfile.js';
