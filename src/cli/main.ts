@@ -11,12 +11,13 @@ import * as keys from './commands/keys.js';
 import * as listClients from './commands/list-clients.js';
 import * as reload from './commands/reload.js';
 import * as removeClient from './commands/remove-client.js';
+import * as schema from './commands/schema.js';
 import * as show from './commands/show.js';
 import { errorPrefix } from '../daemon/log.js';
 import { errorMessage } from '../errors.js';
 
 /** Each command lives in commands/<name>.ts and adds itself to the program. */
-const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [demo, init, daemon, show, reload, keys, check, addClient, removeClient, listClients];
+const COMMANDS: ReadonlyArray<{ register(program: Command): void }> = [demo, init, daemon, show, reload, keys, check, addClient, removeClient, listClients, schema];
 
 /**
  * Usage errors become one line like every other error, with a pointer to the command's help;
