@@ -321,7 +321,7 @@ describe('bin/tvpn', () => {
     const r = exec(['check', '-c', 'configs/server.yaml']);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(
-      `tvpn: configs/server.yaml:25: private_key_file: ${ROOT}/configs/server.key: no such file; create it with 'umask 077; tvpn genkey > ${ROOT}/configs/server.key'\n`,
+      `tvpn: configs/server.yaml:26: private_key_file: ${ROOT}/configs/server.key: no such file; create it with 'umask 077; tvpn genkey > ${ROOT}/configs/server.key'\n`,
     );
   });
 

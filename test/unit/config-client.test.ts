@@ -3,14 +3,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
 import { encodeKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
-import { clientError, dir, error, example, priv, pub, useConfigDir } from './support/config.js';
+import { CHEAD, clientError, dir, error, example, priv, pub, useConfigDir } from './support/config.js';
 
 useConfigDir();
 
 describe('client config', () => {
-  /** Lines 1-4; the body under test starts at line 5. */
-  const CHEAD = `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\nprivate_key_file: client.key\n`;
-
   it('resolves defaults', () => {
     expect(parseClientConfig(CHEAD, join(dir, 'client.yaml'))).toEqual({
       file: join(dir, 'client.yaml'),
@@ -122,7 +119,7 @@ describe('example configs', () => {
     const path = join(dir, 'client.yaml');
     writeFileSync(path, example('client.yaml'));
     expect(error(() => loadClientConfig(path))).toBe(
-      "DIR/client.yaml:18: server.public_key: '<server's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+      "DIR/client.yaml:19: server.public_key: '<server's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     );
     writeFileSync(path, example('client.yaml').replace("<server's public key>", pub(1)));
     const c = loadClientConfig(path);

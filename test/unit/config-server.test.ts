@@ -375,7 +375,7 @@ describe('example configs', () => {
   it('configs/server.yaml names its first placeholder', () => {
     writeFileSync(F, example('server.yaml'));
     expect(error(() => loadServerConfig(F))).toBe(
-      "DIR/server.yaml:59: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
+      "DIR/server.yaml:60: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     );
   });
 });

@@ -43,6 +43,8 @@ export function useConfigDir(): void {
 
 /** Two fixed lines, so the body under test starts at line 3. */
 export const HEAD = 'interface: { name: tun0, address: 10.8.0.1/24 }\nprivate_key_file: server.key\n';
+/** A client config's fixed lines 1-4; the body under test starts at line 5. */
+export const CHEAD = `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\nprivate_key_file: client.key\n`;
 export const LAPTOP = `clients:\n  - name: laptop\n    public_key: ${PUB2}\n    address: 10.8.0.2\n`; // lines 3-6 after HEAD
 
 export function error(fn: () => unknown): string {
