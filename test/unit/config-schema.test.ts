@@ -1,11 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { configSchema, configSchemaText } from '../../src/config/jsonschema.js';
 import type { ConfigKind } from '../../src/config/kind.js';
-import { CHEAD, HEAD, PUB2, clientError, example, pub, serverError, useConfigDir } from './support/config.js';
+import { tvpn } from './support/cli.js';
+import { CHEAD, HEAD, PUB2, clientError, dir, example, pub, serverError, useConfigDir } from './support/config.js';
 
 useConfigDir();
 
@@ -38,6 +40,18 @@ describe('config JSON Schema', () => {
   it('accepts the loader tests\' minimal configs', () => {
     expect(schemaErrors('server', HEAD)).toEqual([]);
     expect(schemaErrors('client', CHEAD)).toEqual([]);
+  });
+
+  it("accepts what 'tvpn init' and 'add-client' write; init's names this installation's schema", async () => {
+    const home = join(dir, 'init');
+    mkdirSync(home);
+    const [server, laptop] = [join(home, 'server.yaml'), join(home, 'laptop.yaml')];
+    expect((await tvpn('init', '-c', server, '--endpoint', 'vpn.example.com:51820')).code).toBe(0);
+    expect((await tvpn('add-client', 'laptop', '-c', server, '--out', laptop, '--no-reload')).code).toBe(0);
+    const text = readFileSync(server, 'utf8');
+    expect(text.split('\n')[0]).toBe(`# yaml-language-server: $schema=${pathToFileURL(join(ROOT, 'schema/server.schema.json')).href}`);
+    expect(schemaErrors('server', text)).toEqual([]);
+    expect(schemaErrors('client', readFileSync(laptop, 'utf8'))).toEqual([]);
   });
 
   // Each is refused by the loader too, so an editor flags what 'tvpn check' would.

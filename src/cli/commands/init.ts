@@ -4,6 +4,7 @@
  */
 import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { ConfigError, fsReason } from '../../config/errors.js';
@@ -12,6 +13,7 @@ import { parseServerConfig } from '../../config/server.js';
 import { hostRange, parseInterfaceAddress, type InterfaceAddress } from '../../net/cidr.js';
 import { formatRange, ipOf, rangeContains } from '../../net/range.js';
 import { parseHostPort } from '../../net/endpoint.js';
+import { PACKAGE_ROOT } from '../../version.js';
 import { option } from './add-client.js';
 
 interface InitOptions {
@@ -26,6 +28,9 @@ interface InitOptions {
 const INIT_DEFAULTS = { config: 'server.yaml', address: '10.8.0.1/24', listen: '0.0.0.0:51820', stateDir: '/var/lib/tvpn' };
 
 const KEY_FILE = 'server.key';
+
+/** Points editors at this installation's schema: the config is written on the host that has it. */
+const SCHEMA_MODELINE = `# yaml-language-server: $schema=${pathToFileURL(join(PACKAGE_ROOT, 'schema', 'server.schema.json')).href}`;
 
 /** One YAML scalar, quoted where YAML needs it ('[::]:51820' would read as a list). */
 const yaml = (value: string): string => stringify(value).trimEnd();
@@ -46,6 +51,7 @@ function configText(opts: InitOptions, address: InterfaceAddress, publicKey: str
     ? "# endpoint: vpn.example.com:51820  # the public host:port 'tvpn add-client' writes into client configs"
     : `endpoint: ${yaml(opts.endpoint)}  # what 'tvpn add-client' writes into client configs`;
   return [
+    SCHEMA_MODELINE,
     "# tvpn server config, made by 'tvpn init'. Check it with 'tvpn check -c FILE'; every key",
     '# (push routes and DNS, pool, client_to_client, ...) is explained in configs/server.yaml.',
     'interface:',
