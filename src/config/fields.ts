@@ -15,7 +15,7 @@ export type Shape =
   | { type: 'list'; items: Shape; maxItems?: number }
   /** `x` or `[x, y]`: one value, or one of each address family. */
   | { type: 'oneOrTwo'; item: Shape }
-  | { type: 'section'; fields: Fields; rules?: readonly Rule[] };
+  | { type: 'section'; fields: Fields; rule?: Rule };
 
 /** A rule between keys of one section that the schema can state: exactly one of, or not both. */
 export type Rule = { oneOf: readonly string[] } | { notBoth: readonly string[] };
@@ -51,7 +51,7 @@ const ip = str(`^${IP}$`);
 const hostPort = str('^(\\[[0-9A-Fa-f:.]*\\]|[^:\\[\\]]*):[0-9]{1,5}$');
 const key = str(KEY_TEXT);
 const bool: Shape = { type: 'boolean' };
-const section = (fields: Fields, rules?: readonly Rule[]): Shape => ({ type: 'section', fields, ...(rules && { rules }) });
+const section = (fields: Fields, rule?: Rule): Shape => ({ type: 'section', fields, ...(rule && { rule }) });
 
 const PRIVATE_KEY = {
   private_key_file: { shape: str(), description: 'file holding the WireGuard base64 private key; it must be mode 0600' },
@@ -149,7 +149,7 @@ export const SERVER_ROOT = {
   ...COMMON,
   under_load: { shape: bool, description: "always answer handshakes with cookies (WireGuard's under-load mode)", default: false },
   push: { shape: section(PUSH), description: 'what the server pushes to its clients' },
-  clients: { shape: { type: 'list', items: section(CLIENT_ENTRY, [PRESHARED_KEY_RULE]) }, description: "the clients; 'tvpn add-client' adds them", default: [] },
+  clients: { shape: { type: 'list', items: section(CLIENT_ENTRY, PRESHARED_KEY_RULE) }, description: "the clients; 'tvpn add-client' adds them", default: [] },
   metrics: METRICS_FIELD,
   control_socket: CONTROL_SOCKET,
 } satisfies Fields;
@@ -168,7 +168,7 @@ export const ACCEPT = {
 
 export const CLIENT_ROOT = {
   interface: { shape: section(CLIENT_INTERFACE), description: 'the tunnel interface' },
-  server: { shape: section(CLIENT_SERVER, [PRESHARED_KEY_RULE]), description: 'the server to connect to', required: true },
+  server: { shape: section(CLIENT_SERVER, PRESHARED_KEY_RULE), description: 'the server to connect to', required: true },
   ...PRIVATE_KEY,
   accept: { shape: section(ACCEPT), description: 'which pushed settings to apply' },
   routes: { shape: { type: 'list', items: route }, description: 'static routes through the tunnel', default: [] },
@@ -178,8 +178,8 @@ export const CLIENT_ROOT = {
   control_socket: CONTROL_SOCKET,
 } satisfies Fields;
 
-/** The roots, with the rules between their keys. */
+/** The roots, with the rule between their keys. */
 export const CONFIGS = {
-  server: section(SERVER_ROOT, [PRIVATE_KEY_RULE]),
-  client: section(CLIENT_ROOT, [PRIVATE_KEY_RULE]),
+  server: section(SERVER_ROOT, PRIVATE_KEY_RULE),
+  client: section(CLIENT_ROOT, PRIVATE_KEY_RULE),
 } as const;

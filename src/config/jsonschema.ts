@@ -9,15 +9,13 @@ import type { ConfigKind } from './kind.js';
 
 type Schema = Record<string, unknown>;
 
-const nullable = (type: string): string[] => [type, 'null'];
-
 function ruleSchema(rule: Rule): Schema {
   return 'oneOf' in rule ? { oneOf: rule.oneOf.map((key) => ({ required: [key] })) } : { not: { required: rule.notBoth } };
 }
 
 /** The schema of one value; `orNull` admits an empty value (a key's, not a list item's). */
 function shapeSchema(shape: Shape, orNull: boolean): Schema {
-  const type = (t: string) => (orNull ? nullable(t) : t);
+  const type = (t: string): string | string[] => (orNull ? [t, 'null'] : t);
   switch (shape.type) {
     case 'string': {
       const { pattern, minLength } = shape;
@@ -39,13 +37,12 @@ function shapeSchema(shape: Shape, orNull: boolean): Schema {
     case 'section': {
       const entries = Object.entries(shape.fields);
       const required = entries.filter(([, f]) => f.required).map(([key]) => key);
-      const rules = (shape.rules ?? []).map(ruleSchema);
       return {
         type: type('object'),
         properties: Object.fromEntries(entries.map(([key, field]) => [key, fieldSchema(field)])),
         ...(required.length > 0 && { required }),
         additionalProperties: false,
-        ...(rules.length === 1 ? rules[0] : rules.length > 1 && { allOf: rules }),
+        ...(shape.rule && ruleSchema(shape.rule)),
       };
     }
   }

@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readFileSync, writeFileSync } from 'nod
 import { x25519PublicKey } from '../crypto/x25519.js';
 import { KEY_LEN } from '../wireguard/constants.js';
 import { ConfigError, fsReason, userName } from './errors.js';
+import { KEY_TEXT } from './fields.js';
 
 /** Which key a value is, so messages can say how to make the right one. */
 export type KeyKind = 'private' | 'public' | 'preshared';
@@ -46,7 +47,7 @@ export function encodeKey(key: Uint8Array): string {
  */
 export function decodeKey(text: string, what: string, kind: KeyKind = 'private'): Uint8Array {
   const body = text.endsWith('\n') ? text.slice(0, -1) : text;
-  const bytes = /^[A-Za-z0-9+/]{43}=$/.test(body) ? Buffer.from(body, 'base64') : null;
+  const bytes = new RegExp(KEY_TEXT).test(body) ? Buffer.from(body, 'base64') : null;
   // Buffer.from ignores stray bits in the last character; a key must round-trip exactly.
   if (bytes === null || bytes.length !== KEY_LEN || bytes.toString('base64') !== body) {
     throw new ConfigError(
