@@ -412,6 +412,20 @@ for f in server client; do
 done
 ok configs "configs/docker/{server,client}.yaml with keys from 'tvpn genkey' pass 'tvpn check' in the image"
 
+# 5b. The README's "fill the folder with the image's own tvpn init and add-client", literally
+#     (the endpoint aside), then what they wrote passes tvpn check on the read-only mount.
+mkdir -p "$WORK/readme-etc"
+DTIMEOUT=30 d run --rm --network none -v "$WORK/readme-etc:/etc/tvpn" -w /etc/tvpn "$IMG" init --endpoint vpn.example.com:51820 >/dev/null 2>&1 ||
+  fail init "docker run ... tvpn init failed"
+DTIMEOUT=30 d run --rm --network none -v "$WORK/readme-etc:/etc/tvpn" -w /etc/tvpn "$IMG" add-client laptop -c server.yaml >/dev/null 2>&1 ||
+  fail init "docker run ... tvpn add-client laptop -c server.yaml failed"
+for f in server laptop; do
+  out=$(DTIMEOUT=30 d run --rm --network none -v "$WORK/readme-etc:/etc/tvpn:ro" "$IMG" check -c "/etc/tvpn/$f.yaml" 2>&1) ||
+    fail init "tvpn check -c $f.yaml after init and add-client: $out"
+done
+[ "$(stat -c %a "$WORK/readme-etc/server.key")" = 600 ] || fail init "server.key written by init is not mode 0600"
+ok init "the README's docker run ... tvpn init and add-client fill a config folder that passes tvpn check"
+
 # ---------------------------------------------------------------------------------------------
 # 6. The two containers, by the repository's docker-compose.yml.
 export TVPN_IMAGE="$IMG" TVPN_CONFIG_DIR="$WORK/etc"

@@ -22,6 +22,7 @@ const KILL_AFTER_MS = (DEADLINE_S + 60) * 1000;
 const CHECKS: ReadonlyArray<readonly [id: string, what: string]> = [
   ['image', 'the Dockerfile builds on the locally made base without apt; the image runs tvpn'],
   ['configs', "configs/docker with keys from the image's tvpn genkey pass tvpn check"],
+  ['init', "the README's docker run ... tvpn init and add-client fill a config folder that passes tvpn check"],
   ['tun', 'tun0 up in both containers, the client address from the server pool, MTU pushed'],
   ['route', 'the pushed route is in the client container via tun0'],
   ['ping', 'ping through the tunnel both ways'],
