@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../src/config/server.js';
 import { Logger } from '../../src/daemon/log.js';
@@ -174,6 +175,29 @@ describe('the listener on 127.0.0.1', () => {
     expect((await fetch(`${base}/metrics`)).status).toBe(401);
     expect((await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
     expect(await (await fetch(`${base}/?token=${token}`)).text()).toContain(`<script src="status.js?token=${token}"></script>`);
+  });
+
+  it('a request line that is no URL, or a snapshot that throws, is answered and the daemon goes on', async () => {
+    let broken = false;
+    const snapshot = (): ReturnType<typeof fake> => {
+      if (broken) throw new Error('snapshot bug');
+      return fake([PHONE]);
+    };
+    server = await serveMetrics({ listen: { host: '127.0.0.1', port: 0 }, token: 'x'.repeat(20) }, snapshot, quiet);
+    const raw = (line: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const c = connect(server!.port, '127.0.0.1', () => c.end(`${line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+        let got = '';
+        c.on('data', (d) => (got += d.toString()));
+        c.on('end', () => resolve(got));
+        c.on('error', reject);
+      });
+    expect(await raw('GET //[ HTTP/1.1')).toMatch(/^HTTP\/1\.1 400 /);
+    broken = true;
+    const auth = { headers: { authorization: `Bearer ${'x'.repeat(20)}` } };
+    expect((await fetch(`http://127.0.0.1:${server.port}/status.json`, auth)).status).toBe(500);
+    broken = false;
+    expect((await fetch(`http://127.0.0.1:${server.port}/status.json`, auth)).status).toBe(200);
   });
 
   it('a port in use is one clear line', async () => {

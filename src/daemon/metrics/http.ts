@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { isIP, type AddressInfo } from 'node:net';
 import { isLoopback, type MetricsConfig } from '../../config/metrics.js';
@@ -66,12 +66,17 @@ export async function serveMetrics(cfg: MetricsConfig, snapshot: () => MetricsSn
     '/uplot.js': ['text/javascript; charset=utf-8', uplot.js],
     '/uplot.css': ['text/css; charset=utf-8', uplot.css],
   };
-  const sample = (): void => history.sample(snapshot().status.peers, Date.now());
+  const sample = (): void => {
+    try {
+      history.sample(snapshot().status.peers, Date.now());
+    } catch (err) {
+      log.warn(`metrics: ${errorMessage(err)}`); // a timer's exception would take the daemon down
+    }
+  };
   sample();
   const sampler = setInterval(sample, SAMPLE_MS).unref();
 
-  const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const handle = (req: IncomingMessage, res: ServerResponse, url: URL): void => {
     const send = (code: number, type: string, body: string, extra: Record<string, string> = {}): void => {
       res.writeHead(code, { ...HEADERS, 'content-type': type, ...extra });
       res.end(req.method === 'HEAD' ? undefined : body);
@@ -97,6 +102,24 @@ export async function serveMetrics(cfg: MetricsConfig, snapshot: () => MetricsSn
         send(500, 'text/plain; charset=utf-8', 'metrics failed, see the daemon log\n');
       },
     );
+  };
+  // Whatever a request holds (a URL that does not parse, a snapshot that throws) is answered
+  // here: an exception escaping a request handler would take the whole daemon down.
+  const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      res.writeHead(400, HEADERS).end();
+      return;
+    }
+    try {
+      handle(req, res, url);
+    } catch (err) {
+      log.warn(`metrics: ${errorMessage(err)}`);
+      if (!res.headersSent) res.writeHead(500, HEADERS);
+      res.end();
+    }
   });
   server.maxConnections = 64;
   server.on('close', () => clearInterval(sampler));
