@@ -49,7 +49,9 @@ export class HandshakeQueue {
     this.views = SIZES.map((size) => Array.from({ length: capacity }, (_, i) => this.buf.subarray(i * Initiation.size, i * Initiation.size + size)));
     this.types = new Uint8Array(capacity);
     this.from = new Array<Endpoint | null>(capacity).fill(null);
-    this.admission = new RateLimiter({ packetsPerSecond: ADMIT_PER_SECOND, burst: ADMIT_BURST });
+    // Addresses here are unproven: past the table's size a source is let through to the bounded
+    // queue and the cookies of under-load mode, never locked out.
+    this.admission = new RateLimiter({ packetsPerSecond: ADMIT_PER_SECOND, burst: ADMIT_BURST, allowWhenFull: true });
   }
 
   get length(): number {

@@ -33,6 +33,7 @@ export class RateLimiter {
   private readonly packetCost: number;
   private readonly maxTokens: number;
   private readonly maxEntries: number;
+  private readonly allowWhenFull: boolean;
   /** IPv4 keyed by the address as a uint32 number, IPv6 by its /64 as a string: no collisions. */
   private readonly table = new Map<number | string, Entry>();
   private lastGcMs = -Infinity;
@@ -44,10 +45,17 @@ export class RateLimiter {
   private lastIp: Uint8Array | null = null;
   private lastEntry: Entry | undefined;
 
-  constructor(opts?: { packetsPerSecond?: number; burst?: number; maxEntries?: number }) {
+  /**
+   * `allowWhenFull`: a source the full table cannot track passes instead of being refused. For
+   * limits on addresses nothing has proven yet (they are spoofable: a flood from more sources
+   * than the table holds would otherwise lock every new source out); the default refuses, as
+   * the post-mac2 limiter should.
+   */
+  constructor(opts?: { packetsPerSecond?: number; burst?: number; maxEntries?: number; allowWhenFull?: boolean }) {
     const pps = opts?.packetsPerSecond ?? PACKETS_PER_SECOND;
     const burst = opts?.burst ?? PACKETS_BURSTABLE;
     this.maxEntries = opts?.maxEntries ?? MAX_ENTRIES;
+    this.allowWhenFull = opts?.allowWhenFull ?? false;
     if (!(pps > 0) || !(burst >= 1) || !(this.maxEntries >= 1)) {
       throw new RangeError('RateLimiter: packetsPerSecond must be > 0, burst and maxEntries >= 1');
     }
@@ -70,7 +78,7 @@ export class RateLimiter {
       const key = sourceKey(ip);
       entry = this.table.get(key);
       if (entry === undefined) {
-        if (this.table.size >= this.maxEntries) return false;
+        if (this.table.size >= this.maxEntries) return this.allowWhenFull;
         entry = { lastTimeMs: nowMs, tokens: this.maxTokens };
         this.table.set(key, entry);
       }

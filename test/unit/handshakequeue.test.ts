@@ -56,4 +56,14 @@ describe('HandshakeQueue', () => {
     expect(q.push(m, 0, 148, flooder, 1000 / ADMIT_PER_SECOND)).toBe('source-limit');
     expect(q.length).toBe(ADMIT_BURST + 2);
   });
+
+  test('a flood from more sources than the admission table holds locks no new source out', () => {
+    const q = new HandshakeQueue();
+    const m = message(1, 148);
+    for (let i = 0; i < 70_000; i++) {
+      q.push(m, 0, 148, { ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, port: 1 }, 0);
+      if (q.length > 0) q.shift(); // the queue is worked through; the table stays full
+    }
+    expect(q.push(m, 0, 148, { ip: '203.0.113.7', port: 51820 }, 0)).toBe('queued');
+  });
 });

@@ -169,6 +169,15 @@ describe('RateLimiter', () => {
     expect(rl.size).toBe(1);
   });
 
+  it('with allowWhenFull, a source the full table cannot track passes (and is not tracked), known sources keep their limits', () => {
+    const rl = new RateLimiter({ maxEntries: 2, burst: 1, allowWhenFull: true });
+    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(true);
+    expect(rl.allow(ip4('10.0.0.2'), 0)).toBe(true);
+    for (let i = 0; i < 5; i++) expect(rl.allow(ip4('10.0.0.3'), 0)).toBe(true);
+    expect(rl.size).toBe(2);
+    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(false); // its bucket is empty
+  });
+
   it('is bounded at 65,536 entries by default', () => {
     const rl = new RateLimiter();
     const ip = new Uint8Array(4);
