@@ -5,6 +5,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { errorMessage } from '../errors.js';
 import { loadAddon } from '../addon/addon.js';
 
 const CAP_NET_ADMIN = 12n;
@@ -31,11 +32,21 @@ export function capEffOf(status: string, uid: number): bigint | null {
   return euid !== undefined && Number(euid) === uid && cap !== undefined ? BigInt(`0x${cap}`) : null;
 }
 
-/** A user namespace of its own gives any user a full CapEff, so only the daemon's counts. */
+/**
+ * A user namespace of its own gives any user a full CapEff, so only the daemon's counts. An
+ * unprivileged daemon (the systemd unit's user) may not stat another user's ns link (it needs
+ * ptrace access); then the world-readable uid maps tell instead: a child namespace maps the
+ * full range exactly as the initial one only if root made it so.
+ */
 function inOurUserNamespace(pid: number): boolean {
-  const theirs = statSync(`/proc/${pid}/ns/user`);
-  const ours = statSync('/proc/self/ns/user');
-  return theirs.dev === ours.dev && theirs.ino === ours.ino;
+  try {
+    const theirs = statSync(`/proc/${pid}/ns/user`);
+    const ours = statSync('/proc/self/ns/user');
+    return theirs.dev === ours.dev && theirs.ino === ours.ino;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    return readFileSync(`/proc/${pid}/uid_map`, 'utf8') === readFileSync('/proc/self/uid_map', 'utf8');
+  }
 }
 
 function peerCapEff(pid: number, uid: number): bigint | null {
@@ -65,7 +76,7 @@ export function refusal(conn: Socket, daemonUid: number): string | null {
     if (fd === null) throw new Error('no socket fd');
     peer = loadAddon({}).peerCredentials(fd);
   } catch (err) {
-    return `permission denied: cannot tell who is asking (${err instanceof Error ? err.message : String(err)})`;
+    return `permission denied: cannot tell who is asking (${errorMessage(err)})`;
   }
   // /proc is read only when the uid alone does not suffice.
   if (mayQuery({ uid: peer.uid, capEff: null }, daemonUid) || mayQuery({ uid: peer.uid, capEff: peerCapEff(peer.pid, peer.uid) }, daemonUid)) {

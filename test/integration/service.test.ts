@@ -98,6 +98,16 @@ describeRoot('tvpn as a hardened service: unprivileged server, root client limit
     expect(await pings(pair.a, '10.8.0.10')).toBe(true);
     const status = JSON.parse((await pair.a.exec(process.execPath, [BIN, 'show', '--json'])).stdout) as Status;
     expect(status.peers[0]).toMatchObject({ name: 'one', address: '10.8.0.10', control: true });
+    // Another user with CAP_NET_ADMIN is let in by the unprivileged daemon, which may not stat
+    // that user's /proc/PID/ns/user (no ptrace access) and compares the uid maps instead.
+    const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+    const netAdmin = await pair.a.exec('setpriv', [...asNobody, '--inh-caps=+net_admin', '--ambient-caps=+net_admin', process.execPath, tvpn, 'show', '--json']);
+    expect((JSON.parse(netAdmin.stdout) as Status).peers[0]!.name).toBe('one');
+    const plain = await pair.a.exec('setpriv', [...asNobody, process.execPath, tvpn, 'show']).then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    expect(plain).toContain(`permission denied: tvpn show needs root, the daemon's user (uid ${UID}) or CAP_NET_ADMIN`);
 
     const leases = statSync(join(dir, 'state/leases.json'));
     expect([leases.uid, leases.mode & 0o777]).toEqual([UID, 0o600]);
