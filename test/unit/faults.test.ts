@@ -166,3 +166,27 @@ describe('a reload never gives one address to two clients', () => {
     await lab.serverLogged('laptop applied config 1 (10.8.0.3)');
   });
 });
+
+describe('a full pool', () => {
+  test('never takes the lease of a client that is connected with it since a server restart', async () => {
+    // One address in the pool (the pool key rides after the push line); desk is a second client.
+    const onePool = `${PUSH}\npool: 10.8.0.2-10.8.0.2`;
+    const desk = `  - { name: desk, public_key: ${encodeKey(publicKeyOf(key(3)))} }\n`;
+    await lab.startServer(onePool, desk);
+    await lab.startClient();
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    await lab.server!.stop();
+    await lab.clientLogged('server said bye (server shutting down): reconnecting in 1 s');
+    lab.serverLog.lines.length = 0;
+    await lab.startServer(onePool, desk); // laptop's address now comes from leases.json
+    await lab.advance(1000);
+    await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+    await lab.startOther('192.0.2.3', key(3));
+    await lab.serverLogged('address pool 10.8.0.2-10.8.0.2 exhausted: refusing desk');
+    expect(lab.serverLog.lines.some((l) => l.includes('desk applied'))).toBe(false);
+    expect(lab.server!.snapshotStatus().peers.map((p) => [p.name, p.address])).toEqual([
+      ['laptop', '10.8.0.2'],
+      ['desk', null],
+    ]);
+  });
+});

@@ -200,7 +200,9 @@ export class Server {
    */
   private addressFor(c: ClientState, which: 'address' | 'address6'): string | null {
     const held = c[which];
-    if (held) return held;
+    if (held && c.entry[which] !== null) return held; // static
+    // A lease known from leases.json is acquired too: that marks it connected, so a full pool
+    // never reclaims it for another client while this one uses it.
     const family = which === 'address6' ? 6 : ipFamily(this.cfg.interface.address.ip) || 4;
     let address: string | null;
     try {
@@ -209,7 +211,8 @@ export class Server {
       this.log.warn(`lease store: ${errorMessage(err)}`);
       address = this.leases.leaseOf(c.key, family);
     }
-    if (!address) return null;
+    if (!address || address === held) return address;
+    if (held) this.dp.device.allowedIps.remove(hostPrefix(held), c.peer); // its lease went to another client while it was away
     c[which] = address;
     this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
     this.log.info(`address ${address} assigned to ${c.entry.name}`, { ...peerFields(c), address });
