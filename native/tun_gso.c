@@ -24,7 +24,7 @@ bool tun_gso_start(tun_gso *g, const uint8_t *hdr, const uint8_t *pkt, size_t le
   if (!(tcp ? csum_off == 16 : udp && csum_off == 6) || (size_t)start + (tcp ? 20 : 8) > len) return false;
   /* hdr_len from the headers themselves: the vnet header's is only a hint (virtio 1.1). */
   uint16_t l4_len = tcp ? (uint16_t)((pkt[start + 12] >> 4) * 4) : 8;
-  if (l4_len < (tcp ? 20 : 8) || (size_t)start + l4_len >= len) return false;
+  if (l4_len < (tcp ? 20 : 8) || (size_t)start + l4_len >= len || (size_t)start + l4_len > UINT16_MAX) return false; /* hdr_len is 16 bits */
   *g = (tun_gso){.pkt = pkt, .len = (uint32_t)len, .l4 = start, .hdr_len = (uint16_t)(start + l4_len), .gso_size = size, .udp = udp};
   g->next = g->hdr_len;
   return true;

@@ -3,7 +3,7 @@
  * the YAML Document API gives, so every other byte (comments, alignment) stays as it was,
  * then the file replaced atomically.
  */
-import { chownSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isMap, isSeq, parseDocument, type Node } from 'yaml';
 import { ConfigError, fsReason } from '../config/errors.js';
@@ -19,21 +19,28 @@ export function commentsAbove(text: string, line: number): number {
 
 /**
  * Run as root, gives a file written for the server to the owner of `like` (its config): a server
- * run as its own user (the systemd unit's tvpn) must go on reading it.
+ * run as its own user (the systemd unit's tvpn) must go on reading it. On the open file, so a
+ * path swapped for a link meanwhile cannot redirect the chown.
  */
-export function chownLike(path: string, like: string): void {
+export function chownLike(fd: number, like: string): void {
   if (process.getuid?.() !== 0) return;
   const { uid, gid } = statSync(like);
-  chownSync(path, uid, gid);
+  if (fstatSync(fd).uid !== uid) fchownSync(fd, uid, gid);
 }
 
-/** Replaces a file atomically (write beside it, then rename), keeping its mode and owner. */
+/** Replaces a file atomically (write beside it, then rename), keeping its mode (whatever the umask) and owner. */
 export function replaceFile(path: string, text: string, mode: number): void {
   const target = realpathSync(path);
   const tmp = join(dirname(target), `.${basename(target)}.tvpn-${process.pid}`);
   try {
-    writeFileSync(tmp, text, { mode, flag: 'wx' });
-    chownLike(tmp, target);
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      fchmodSync(fd, mode);
+      chownLike(fd, target);
+      writeFileSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, target);
   } catch (err) {
     try {

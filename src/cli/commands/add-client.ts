@@ -1,4 +1,4 @@
-import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { Document, isMap, isScalar, isSeq, parseDocument, YAMLSeq, type Node, type Scalar, type YAMLMap } from 'yaml';
@@ -296,7 +296,12 @@ export function addClient(opts: AddClientOptions): AddClientResult {
       const path = join(dirname(opts.config), pskFile);
       writeKeyFile(path, presharedKey);
       written.push(path);
-      chownLike(path, opts.config);
+      const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        chownLike(fd, opts.config);
+      } finally {
+        closeSync(fd);
+      }
     }
     const next = parseServerConfig(serverText, opts.config, mode); // never write a config tvpn would refuse (this reads the psk file)
     writeNew(clientFile, clientText);
