@@ -2,7 +2,7 @@
  * The server's cost per flood message, in this process on one core (no I/O): type-1 messages
  * of 148 bytes with random contents and a valid mac1, as test/integration/fixtures/
  * flood-handshakes.mjs sends them, fed through decryptBatch in receive batches of 64 and
- * processHandshakes after every 8 batches as DataPath feeds them (a backlog of up to 512), with
+ * processHandshakes after every 2 batches as DataPath feeds them (a backlog of up to 128), with
  * the default under-load rule, and answered into a no-op output.
  * From one source (the integration test's attacker) and from 4,096 (a spread or spoofed flood).
  *
@@ -53,7 +53,7 @@ function run(sources: number): { us: number; replies: number } {
       const base = sent;
       device.decryptBatch(b, BATCH, (i) => from[(base + i) % sources]!, t);
       sent += BATCH;
-      if (sent % (BATCH * 8) === 0) device.processHandshakes(t, Infinity);
+      if (sent % (BATCH * 2) === 0) device.processHandshakes(t, Infinity);
     }
   };
   feed(20 * 1024, 0); // JIT warm-up

@@ -79,8 +79,13 @@ export function slotSizeFor(mtu: number): number {
   return Math.max(2048, (mtu + 64 + 63) & ~63);
 }
 
-/** Batches a readiness handler takes per event-loop turn: 512 datagrams or packets. */
-const BATCHES_PER_TURN = 8;
+/**
+ * Batches a readiness handler takes per event-loop turn: 128 datagrams or packets. Under load
+ * a packet waits in the socket or tun queue for the turn of the other direction to end (ping
+ * replies and TCP ACKs behind a turn of data): 8 batches a turn cost 5.1-5.4 ms of ping under
+ * 4 iperf3 streams, 2 batches 3.9-4.3 ms at the same 5 Gbit/s (1 batch: no better).
+ */
+const BATCHES_PER_TURN = 2;
 /** Handshake work per turn: at most this long, checked every HANDSHAKE_CHUNK messages. */
 const HANDSHAKE_SLICE_MS = 1;
 const HANDSHAKE_CHUNK = 8;
