@@ -185,13 +185,15 @@ export class DeviceCore {
     }
   }
 
-  drop(reason: DropReason): void {
+  /** Counts a drop, also against the peer when it is known (authenticated, or the destination). */
+  drop(reason: DropReason, peer?: Peer): void {
     this.drops[reason]++;
+    if (peer) peer.drops[reason] = (peer.drops[reason] ?? 0) + 1;
   }
 
   /** drop() for code that returns a length: -1. */
-  dropped(reason: DropReason): -1 {
-    this.drops[reason]++;
+  dropped(reason: DropReason, peer?: Peer): -1 {
+    this.drop(reason, peer);
     return -1;
   }
 }

@@ -39,6 +39,8 @@ export class Peer {
   lastReceiveAt = -Infinity;
   rxBytes = 0;
   txBytes = 0;
+  /** Drops of what came authenticated as this peer, or was on its way to it, by reason (filled on a drop only). */
+  readonly drops: Record<string, number> = {};
 
   constructor(
     config: PeerConfig,

@@ -113,8 +113,8 @@ function receiveInitiation(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: 
   });
   if (!consumed || !peer) return d.drop(staticDecrypted && !peer ? 'unknown-peer' : 'handshake');
   const hs = peer.handshake;
-  if (!tai64nAfter(consumed.timestamp, hs.lastTimestamp)) return d.drop('timestamp');
-  if (now - hs.lastInitiationConsumption < HANDSHAKE_INITIATION_RATE) return d.drop('flood');
+  if (!tai64nAfter(consumed.timestamp, hs.lastTimestamp)) return d.drop('timestamp', peer);
+  if (now - hs.lastInitiationConsumption < HANDSHAKE_INITIATION_RATE) return d.drop('flood', peer);
   releaseHandshakeIndex(d, peer);
   acceptInitiation(hs, consumed, now);
   setEndpoint(d, peer, from);
@@ -142,7 +142,7 @@ function receiveResponse(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: nu
   const entry = d.indices.get(index);
   if (!entry || entry.keypair || entry.peer.handshake.localIndex !== index) return d.drop('unknown-index');
   const peer = entry.peer;
-  if (!consumeResponse(d.key, peer.handshake, msg)) return d.drop('handshake');
+  if (!consumeResponse(d.key, peer.handshake, msg)) return d.drop('handshake', peer);
   setEndpoint(d, peer, from);
   timersAnyAuthenticatedPacketTraversal(peer, now);
   timersAnyAuthenticatedPacketReceived(peer, now);
@@ -156,7 +156,7 @@ function receiveCookieReply(d: DeviceCore, msg: Uint8Array, now: number): void {
   const entry = d.indices.get(readU32(msg, CookieReply.receiver));
   if (!entry) return d.drop('unknown-index');
   if (entry.peer.cookieGenerator.consumeReply(msg, now)) d.output.event?.({ type: 'cookie-received', peer: entry.peer });
-  else d.drop('cookie');
+  else d.drop('cookie', entry.peer);
 }
 
 /**
@@ -187,7 +187,7 @@ export function decryptBatch(d: DeviceCore, b: SlotBatch, count: number, from: (
       continue;
     }
     if (now - kp.created >= REJECT_AFTER_TIME) {
-      d.drop('expired-keypair');
+      d.drop('expired-keypair', entry.peer);
       continue;
     }
     lens[i] = len - SLOT_HEADER;
@@ -204,12 +204,12 @@ export function decryptBatch(d: DeviceCore, b: SlotBatch, count: number, from: (
     lens[i] = -1;
     if (len < 0) {
       peers[i] = null;
-      d.drop('authentication');
+      d.drop('authentication', peer);
       continue;
     }
     if (!kp.replay.validateCounter(readU32(buf, off + Transport.counter), readU32(buf, off + Transport.counter + 4))) {
       peers[i] = null;
-      d.drop('replay');
+      d.drop('replay', peer);
       continue;
     }
     const ep = from(i);
@@ -236,18 +236,18 @@ function dispatchPlaintext(d: DeviceCore, peer: Peer, buf: Uint8Array, p: number
   const version = buf[p]! >> 4;
   if (version === 4) {
     const total = len < 20 ? 0 : (buf[p + 2]! << 8) | buf[p + 3]!;
-    if (total < 20 || total > len) return d.dropped('ip-length');
-    if (d.allowedIps.lookupV4(buf, p + 12) !== peer) return d.dropped('source-not-allowed');
+    if (total < 20 || total > len) return d.dropped('ip-length', peer);
+    if (d.allowedIps.lookupV4(buf, p + 12) !== peer) return d.dropped('source-not-allowed', peer);
     return total;
   }
   if (version === 6) {
     const total = len < 40 ? 0 : 40 + ((buf[p + 4]! << 8) | buf[p + 5]!);
-    if (total === 0 || total > len) return d.dropped('ip-length');
-    if (d.allowedIps.lookupV6(buf, p + 8) !== peer) return d.dropped('source-not-allowed');
+    if (total === 0 || total > len) return d.dropped('ip-length', peer);
+    if (d.allowedIps.lookupV6(buf, p + 8) !== peer) return d.dropped('source-not-allowed', peer);
     return total;
   }
   if (version === 0) d.output.deliverControl(buf.subarray(p, p + len), peer);
-  else d.drop('ip-version');
+  else d.drop('ip-version', peer);
   return -1;
 }
 

@@ -137,7 +137,7 @@ export function sendTo(d: DeviceCore, peer: Peer, plaintext: Uint8Array, now: nu
 function stage(d: DeviceCore, peer: Peer, plaintext: Uint8Array): void {
   if (peer.staged.length >= MAX_STAGED_PACKETS) {
     peer.staged.shift();
-    d.drop('staged-overflow');
+    d.drop('staged-overflow', peer);
   }
   peer.staged.push(plaintext.slice());
 }
@@ -160,7 +160,7 @@ export function sendKeepalive(d: DeviceCore, peer: Peer, now: number): void {
 /** Pads, encrypts in the one-slot batch and sends one transport message. */
 function sendWith(d: DeviceCore, peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number): void {
   const endpoint = peer.endpoint;
-  if (!endpoint) return void d.drop('no-endpoint');
+  if (!endpoint) return void d.drop('no-endpoint', peer);
   const tx = d.tx;
   tx.buf.set(plaintext, SLOT_HEADER);
   if (!prepareTransport(d, tx, 0, plaintext.length, kp)) return;

@@ -145,6 +145,7 @@ describe('roaming and cryptokey routing', () => {
     net.flush();
     expect(b.packets.map(text)).not.toContain('spoofed');
     expect(b.device.drops['source-not-allowed']).toBe(1);
+    expect(b.device.peer(a.device.publicKey)!.drops).toEqual({ 'source-not-allowed': 1 });
   });
 
   test('truncated IP headers inside valid transport packets are dropped', () => {
@@ -250,6 +251,8 @@ describe('batches (the data path)', () => {
     expect(Array.from(rx.lens)).toEqual([22, 22, -1, -1, -1]);
     expect(rx.peers.slice(0, 5)).toEqual([peerA, peerA, null, null, null]);
     expect(b.device.drops).toMatchObject({ replay: 1, authentication: 1, 'unknown-index': 1 });
+    // The peer is known for what authenticated (the replay) and what failed under its keypair; an unknown index has none.
+    expect(peerA.drops).toEqual({ replay: 1, authentication: 1 });
   });
 
   test('handshake messages, keepalives and control frames inside a receive batch are handled, not delivered; handshake messages once processHandshakes runs', () => {

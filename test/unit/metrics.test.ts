@@ -32,7 +32,8 @@ const fake = (peers: PeerStatus[], extra: Partial<MetricsSnapshot> = {}): Metric
   controlRetransmits: 4,
   handshakeQueue: { length: 5, capacity: 1024 },
   underLoad: true,
-  drops: { mac1: 7, 'source-limit': 9, 'socket-full': 0 },
+  drops: { mac1: 7, 'source-limit': 9, 'socket-full': 0, replay: 2 },
+  peerDrops: new Map([[PUB2, { replay: 2 }]]),
   ...extra,
 });
 
@@ -63,6 +64,8 @@ describe('metrics text', () => {
       'tvpn_dropped_packets_total{reason="mac1",interface="tun0"} 7',
       'tvpn_dropped_packets_total{reason="source-limit",interface="tun0"} 9',
       'tvpn_dropped_packets_total{reason="socket-full",interface="tun0"} 0',
+      '# TYPE tvpn_peer_dropped_packets_total counter',
+      `tvpn_peer_dropped_packets_total{name="phone",public_key="${PUB2}",reason="replay",interface="tun0"} 2`,
     ]) {
       expect(lines).toContain(line);
     }

@@ -26,7 +26,7 @@ import { NetState, type NetworkSettings } from './netstate.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import type { MetricsServer } from '../metrics/http.js';
-import { dataPathMetrics, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
+import { dataPathMetrics, peerDrops, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
 
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
@@ -367,6 +367,7 @@ export class Client {
       leases: null,
       controlRetransmits: this.channel.stats.retransmits,
       ...dataPathMetrics(this.dp),
+      peerDrops: peerDrops([this.peer]),
     };
   }
 

@@ -50,6 +50,14 @@ const DEFINITIONS: Definition[] = [
     labels: ['reason'],
     series: (s) => Object.entries(s.drops).map(([reason, n]) => [{ reason }, n]),
   },
+  {
+    name: 'tvpn_peer_dropped_packets_total',
+    help: "Of those, the ones that came authenticated as the peer or were on their way to it (e.g. replay, source-not-allowed), by reason",
+    type: 'counter',
+    labels: [...PEER_LABELS, 'reason'],
+    series: (s) =>
+      s.status.peers.flatMap((p) => Object.entries(s.peerDrops.get(p.publicKey) ?? {}).map(([reason, n]): [Labels, number] => [{ name: p.name, public_key: p.publicKey, reason }, n])),
+  },
 ];
 
 export class MetricsText {

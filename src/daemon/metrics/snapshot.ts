@@ -4,6 +4,7 @@
  */
 import { encodeKey } from '../../config/keys.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
+import type { Peer } from '../../wireguard/peer.js';
 import { HANDSHAKE_QUEUE_SIZE } from '../../wireguard/handshakequeue.js';
 import { now } from '../clock.js';
 import type { DataPath } from '../datapath.js';
@@ -27,7 +28,15 @@ export interface MetricsSnapshot {
   underLoad: boolean;
   /** The device's drops by reason, and 'socket-full' (the data path's overflow). */
   drops: Readonly<Record<string, number>>;
+  /**
+   * By public key (base64): the drops that could be told apart as a peer's (what came
+   * authenticated as it, or was on its way to it); most drops come before any peer is known.
+   */
+  peerDrops: ReadonlyMap<string, Readonly<Record<string, number>>>;
 }
+
+/** Each peer's drop counters by its public key, for MetricsSnapshot.peerDrops. */
+export const peerDrops = (peers: Iterable<Peer>): MetricsSnapshot['peerDrops'] => new Map([...peers].map((p) => [encodeKey(p.publicKey), p.drops]));
 
 /** Per-peer handshake and roaming counts: a daemon hands its device events to count(). */
 export class PeerEvents {

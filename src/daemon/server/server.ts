@@ -30,7 +30,7 @@ import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
 import type { MetricsServer } from '../metrics/http.js';
-import { dataPathMetrics, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
+import { dataPathMetrics, peerDrops, PeerEvents, type MetricsSnapshot } from '../metrics/snapshot.js';
 
 /** How often the traffic totals are written to state_dir (and at stop). */
 const TRAFFIC_SAVE_MS = 60_000;
@@ -354,6 +354,7 @@ export class Server {
       leases: this.leases.size,
       controlRetransmits: clients.reduce((n, c) => n + (c.channel?.stats.retransmits ?? 0), 0),
       ...dataPathMetrics(this.dp),
+      peerDrops: peerDrops(clients.map((c) => c.peer)),
     };
   }
 
