@@ -15,7 +15,7 @@ export interface MetricsConfig {
 }
 
 /** The port of the community WireGuard exporters (prometheus_wireguard_exporter). */
-export const DEFAULT_METRICS_PORT = 9586;
+const DEFAULT_METRICS_PORT = 9586;
 const MIN_TOKEN = 16;
 
 /** Whether an address is the local host's own: 127.0.0.0/8, ::1 or an IPv4-mapped 127.x. */

@@ -96,7 +96,7 @@ export function parseClientName(text: string): string {
  * `expires`: an ISO 8601 date (its start, UTC) or date-time with a zone (Z or ±hh:mm), as
  * wall-clock ms. A date-time without a zone is refused: whose local time would it be?
  */
-export function parseExpiry(text: string): number {
+function parseExpiry(text: string): number {
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text);
   const [y, mo, d] = m === null ? [] : [Number(m[1]), Number(m[2]), Number(m[3])];
   const ms = m === null ? NaN : Date.parse(text.length === 10 ? `${text}T00:00:00Z` : text.replace(' ', 'T'));

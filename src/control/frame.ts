@@ -23,7 +23,7 @@
  * All integers big-endian.
  */
 
-export const FRAME_VERSION = 0x01;
+const FRAME_VERSION = 0x01;
 const TYPE_DATA = 1;
 const TYPE_ACK = 2;
 const PREFIX = 4;

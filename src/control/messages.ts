@@ -19,8 +19,8 @@ export const PROTOCOL_VERSION = 2;
 /** The first version whose config may carry address6 and gateway6. */
 export const DUAL_STACK_VERSION = 2;
 /** Longest client name and human-readable reason. */
-export const MAX_NAME = 64;
-export const MAX_REASON = 256;
+const MAX_NAME = 64;
+const MAX_REASON = 256;
 
 export interface HelloMessage {
   type: 'hello';

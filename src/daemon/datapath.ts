@@ -38,7 +38,7 @@ export interface DataPathIo {
   openUdp(opts: UdpBindOptions): UdpBind;
 }
 
-export const kernelIo: DataPathIo = { openTun: (name) => Tun.open({ name }), openUdp: (opts) => UdpSocket.open(opts) };
+const kernelIo: DataPathIo = { openTun: (name) => Tun.open({ name }), openUdp: (opts) => UdpSocket.open(opts) };
 
 export interface DataPathOptions {
   tunName: string;

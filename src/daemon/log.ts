@@ -27,7 +27,7 @@ export interface LogStyle {
 export const errorPrefix = (): string => (underJournald() ? `<${PRIORITY.error}>` : '');
 
 /** A terminal or a file: timestamped text. */
-export const PLAIN: LogStyle = { format: 'text', journal: false, timestamps: true };
+const PLAIN: LogStyle = { format: 'text', journal: false, timestamps: true };
 
 /** The style for this process: journald when JOURNAL_STREAM names our stderr (systemd.exec(5)), containers without timestamps. */
 export function detectStyle(format: LogFormat, env: NodeJS.ProcessEnv = process.env): LogStyle {

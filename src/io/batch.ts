@@ -8,8 +8,8 @@
  */
 import { ENDPOINT_SIZE } from './endpoint.js';
 
-export const DEFAULT_BATCH_SLOTS = 64;
-export const DEFAULT_SLOT_SIZE = 2048;
+const DEFAULT_BATCH_SLOTS = 64;
+const DEFAULT_SLOT_SIZE = 2048;
 /** The largest slot the addon takes (checked against it at load). */
 export const MAX_SLOT_SIZE = 1 << 20;
 

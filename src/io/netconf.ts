@@ -96,22 +96,6 @@ export function configureLink(dev: string, settings: LinkSettings, opts?: IpOpti
   return runIpCommand(args, `set ${dev} ${what.join(', ')}`, opts);
 }
 
-export function setLinkUp(dev: string, opts?: IpOptions): Promise<void> {
-  return configureLink(dev, { up: true }, opts);
-}
-
-export function setLinkDown(dev: string, opts?: IpOptions): Promise<void> {
-  return configureLink(dev, { up: false }, opts);
-}
-
-export function setMtu(dev: string, mtu: number, opts?: IpOptions): Promise<void> {
-  return configureLink(dev, { mtu }, opts);
-}
-
-export function setTxQueueLen(dev: string, txqueuelen: number, opts?: IpOptions): Promise<void> {
-  return configureLink(dev, { txqueuelen }, opts);
-}
-
 /** Adds an address, e.g. "10.8.0.1/24" or "fd00::1/64". */
 export function addAddress(dev: string, cidr: string, opts?: IpOptions): Promise<void> {
   checkInterfaceName(dev);

@@ -26,7 +26,7 @@ import { PolledHandle } from './poll.js';
 
 const { EAGAIN, EAFNOSUPPORT, EBADF, EFAULT, ENOTSOCK } = constants.errno;
 
-export const DEFAULT_SOCKET_BUFFER = 4 << 20;
+const DEFAULT_SOCKET_BUFFER = 4 << 20;
 
 export interface UdpBindOptions {
   /** Local address; default "::" (dual-stack, IPv4 too), or "0.0.0.0" where IPv6 is off. */

@@ -127,7 +127,7 @@ export class Netns {
 }
 
 /** One side of a pair: a namespace with its veth end and underlay addresses. */
-export class NetnsEnd extends Netns {
+class NetnsEnd extends Netns {
   constructor(
     name: string,
     /** The veth end inside this namespace. */

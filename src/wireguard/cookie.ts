@@ -12,7 +12,7 @@ const MAC1 = bytes(LABEL_MAC1);
 const COOKIE = bytes(LABEL_COOKIE);
 
 /** Address then little-endian port, as wireguard-go's cookie input (netip.AddrPort.MarshalBinary). */
-export function endpointCookieSource(e: Endpoint): Uint8Array {
+function endpointCookieSource(e: Endpoint): Uint8Array {
   const addr = endpointAddress(e);
   const out = new Uint8Array(addr.length + 2);
   out.set(addr);

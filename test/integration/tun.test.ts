@@ -15,7 +15,7 @@ import { createBatch, type PacketBatch } from '../../src/io/batch.js';
 import { decodeEndpoint, encodeEndpoint } from '../../src/io/endpoint.js';
 import { formatEndpoint } from '../../src/net/endpoint.js';
 import { IoError, ioErrorFrom, ioErrorFromErrno } from '../../src/io/errors.js';
-import { addAddress, addRoute, configureLink, deleteRoute, routeGet, setLinkDown } from '../../src/io/netconf.js';
+import { addAddress, addRoute, configureLink, deleteRoute, routeGet } from '../../src/io/netconf.js';
 import { Tun } from '../../src/io/tun.js';
 import { UdpSocket } from '../../src/io/udp.js';
 import { cleanupStale, createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';
@@ -370,7 +370,7 @@ describeRoot('TUN in a network namespace', () => {
     const tun = ns.run(() => Tun.open({ name: 'tvio-cfg' }));
     await addAddress(tun.name, '10.99.3.1/24', { netns: ns.name });
     await expect(addAddress(tun.name, '10.99.3.1/24', { netns: ns.name })).rejects.toThrow(/^cannot add address 10\.99\.3\.1\/24 to tvio-cfg: /);
-    await expect(setLinkDown('tvio-none', { netns: ns.name })).rejects.toThrow(/^cannot set tvio-none down: .*(not exist|find device)/i);
+    await expect(configureLink('tvio-none', { up: false }, { netns: ns.name })).rejects.toThrow(/^cannot set tvio-none down: .*(not exist|find device)/i);
     expect(() => addAddress(tun.name, '10.99.3.1/33', { netns: ns.name })).toThrow(/^invalid address "10\.99\.3\.1\/33"/);
     expect(() => configureLink(tun.name, { mtu: 10 }, { netns: ns.name })).toThrow(/^mtu must be an integer in 68\.\.65535/);
     tun.close();

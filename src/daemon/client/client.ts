@@ -33,7 +33,7 @@ const BACKOFF_MAX = 60_000;
 /** Without a handshake, a warning after 20 s, then 1 min and every 5 min (OpenVPN's "TLS key negotiation failed"). */
 const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
 
-export async function resolveServer(host: string, port: number): Promise<Endpoint> {
+async function resolveServer(host: string, port: number): Promise<Endpoint> {
   if (ipFamily(host)) return endpointOf(host, port);
   try {
     const { address } = await lookup(host);

@@ -7,7 +7,7 @@ import type { PeerStatus } from '../status.js';
 
 export const SAMPLE_MS = 2000;
 /** Five minutes of samples. */
-export const SAMPLES = 150;
+const SAMPLES = 150;
 
 export interface HistoryJson {
   intervalMs: number;
