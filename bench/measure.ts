@@ -68,9 +68,9 @@ export function toolVersion(cmd: string, args: string[], pattern: RegExp): strin
 }
 
 /** An iperf3 server bound to `host` inside ns; it serves one test at a time until stopped. */
-export async function startIperfServer(ns: Netns, host: string): Promise<Proc> {
+export async function startIperfServer(ns: Netns, host: string, port = IPERF_PORT): Promise<Proc> {
   // --forceflush: its stdout is a pipe, and the listening line must arrive before the client starts.
-  const server = startProc(ns, 'iperf3', ['-s', '-B', host, '-p', String(IPERF_PORT), '--forceflush']);
+  const server = startProc(ns, 'iperf3', ['-s', '-B', host, '-p', String(port), '--forceflush']);
   await until('iperf3 server', () => server.log().includes('Server listening'), 10_000);
   return server;
 }
@@ -81,8 +81,8 @@ interface IperfJson {
 }
 
 /** TCP from ns to host (or back with reverse) for `seconds` with `streams` parallel streams; received Gbit/s. */
-export async function iperf(ns: Netns, host: string, seconds: number, streams: number, reverse = false): Promise<number> {
-  const args = ['-c', host, '-p', String(IPERF_PORT), '-t', String(seconds), '-P', String(streams), '-J', '--connect-timeout', '3000'];
+export async function iperf(ns: Netns, host: string, seconds: number, streams: number, reverse = false, port = IPERF_PORT): Promise<number> {
+  const args = ['-c', host, '-p', String(port), '-t', String(seconds), '-P', String(streams), '-J', '--connect-timeout', '3000'];
   if (reverse) args.push('-R');
   // iperf3 exits non-zero on failure but still prints its JSON with an "error" member.
   const { stdout } = await ns.exec('iperf3', args, { timeoutMs: (seconds + 20) * 1000 }).catch((err: Error) => ({ stdout: err.message }));

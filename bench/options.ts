@@ -7,7 +7,8 @@ export const HELP = `usage: npm run bench -- [options]
 tvpn side by side with the raw veth, OpenVPN 2.6 (AES-256-GCM, ChaCha20-Poly1305) and
 wireguard-go (the system's and Debian 13's), each in fresh network namespaces: iperf3 TCP
 with 1 and 4 streams, idle ping, ping under load (during the 4 streams), CPU and peak RSS,
-plus the core's handshake rate and lookups with 10,000 peers. Needs root; installs missing
+plus the core's handshake rate and lookups with 10,000 peers, the server's packets/s with 1
+and 2 workers in process, and a server with 4 clients sending at once. Needs root; installs missing
 tools with apt and fetches Debian 13's wireguard-go into /var/cache/tvpn-bench once.
 Runs the compiled tree: npx tsc -p tsconfig.build.json first after changing src/ or bench/.
 
@@ -15,7 +16,9 @@ Runs the compiled tree: npx tsc -p tsconfig.build.json first after changing src/
   --quick           1 repetition of 3 s iperf3 runs, a smoke run: writes bench/results/quick.*
   --systems A,B     only these (writes partial.*; a full run writes latest.*), of:
                     ${SYSTEMS.map((s) => s.name).join(', ')}
-  --handshakes      only the in-process handshake and lookup numbers (no root needed)
+  --handshakes      only the in-process numbers: handshakes and lookups with 10,000 peers,
+                    and the server's receive path with 1 and 2 workers (no root needed)
+  --clients         only the 4-client run (server workers 1 and 2); a full run includes it
   --soak MINUTES    only the tvpn memory soak, 1..120 minutes: writes soak.md
   -h, --help        this text
 
@@ -30,6 +33,7 @@ export interface Options {
   quick: boolean;
   systems: TunnelSystem[];
   handshakesOnly: boolean;
+  clientsOnly: boolean;
   soakMinutes: number | null;
 }
 
@@ -44,6 +48,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         quick: { type: 'boolean', default: false },
         systems: { type: 'string' },
         handshakes: { type: 'boolean', default: false },
+        clients: { type: 'boolean', default: false },
         soak: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -61,5 +66,5 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (unknown.length > 0) throw new UsageError(`unknown system ${unknown.join(', ')}; known: ${SYSTEMS.map((s) => s.name).join(', ')}`);
   const soak = values.soak === undefined ? null : Number(values.soak);
   if (soak !== null && !(soak >= 1 && soak <= 120)) throw new UsageError(`--soak takes minutes, 1..120, not ${values.soak}`);
-  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, soakMinutes: soak };
+  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, clientsOnly: values.clients ?? false, soakMinutes: soak };
 }

@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../src/version.js';
 import { cleanupStale, createNetnsPair } from '../src/lab/netns.js';
 import { stopProc } from '../test/helpers/tvpn.js';
+import { clientsTable, runClients, type ClientsResult } from './clients.js';
 import { runHandshakes, type HandshakeResult } from './handshakes.js';
+import { runWorkers, workersTable, type WorkersResult } from './workers.js';
 import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, pingDuring, startIperfServer, toolVersion, waitQuiet } from './measure.js';
 import { HELP, parseOptions, UsageError, type Options } from './options.js';
 import { handshakeTable, plotPng, ratioLines, resultsTable, withAddedRtt, type SystemResult } from './report.js';
@@ -125,7 +127,23 @@ const NOTES =
   'Ping under load: average of pings every 100 ms during the 4-stream run (from 0.5 s in to 0.5 s before its end), of those that came back; the share lost is given where any were. ' +
   'veth is the same namespaces without a tunnel (the ceiling).';
 
-async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo>, tmp: string, handshakes: HandshakeResult | null): Promise<void> {
+/** What runs in this process, without namespaces: the handshake capacity and the workers. */
+interface InProcess {
+  handshakes: HandshakeResult;
+  workers: WorkersResult;
+}
+
+function runInProcess(): InProcess {
+  say(`in process: handshakes and lookups with 10,000 peers, the receive path with 1 and 2 workers...`);
+  const r = { handshakes: runHandshakes(), workers: runWorkers() };
+  printHandshakes(r.handshakes);
+  say(`workers: ${Math.round(r.workers.pps1 / 1000)}k packets/s with 1, ${Math.round(r.workers.pps2 / 1000)}k with 2 (${(r.workers.pps2 / r.workers.pps1).toFixed(2)}x)`);
+  return r;
+}
+
+const inProcessTables = (r: InProcess): string => `${handshakeTable(r.handshakes)}\n\n${workersTable(r.workers)}`;
+
+async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo>, tmp: string, inProcess: InProcess): Promise<void> {
   await cleanupStale('tvbench');
   const env0 = environment(opts, [...infos.values()]); // before: the tree measured is the one at the start
   const reps = new Map<string, RepResult[]>(opts.systems.map((s) => [s.name, []]));
@@ -154,11 +172,17 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
   const disturbed = all.filter((r) => r.busyBefore > QUIET_PCT).length;
   const quiet = `other load just before each repetition: max ${Math.max(0, ...all.map((r) => r.busyBefore)).toFixed(0)}% of the machine`;
   const env = `${env0}; ${quiet}${disturbed > 0 ? ` (WARNING: ${disturbed} of ${all.length} repetitions started on a busy machine)` : ''}`;
+  // The 4-client run belongs to a full run (a partial or quick one compares tunnels only).
+  let clients: ClientsResult | null = null;
+  if (!opts.quick && opts.systems.length === SYSTEMS.length) {
+    say(`tvpn server with 4 clients, workers 1 and 2, ${opts.reps} repetition(s)`);
+    clients = await runClients(opts.reps, opts.seconds, tmp, say);
+  }
   const ratios = ratioLines(rows);
   // Only a full run of every system replaces the committed latest.*.
   const base = opts.quick ? 'quick' : opts.systems.length < SYSTEMS.length ? 'partial' : 'latest';
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(join(RESULTS, `raw-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env, reps: Object.fromEntries(reps), errors: Object.fromEntries(errors), handshakes }, null, 2) + '\n');
+  writeFileSync(join(RESULTS, `raw-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ env, reps: Object.fromEntries(reps), errors: Object.fromEntries(errors), ...inProcess, clients }, null, 2) + '\n');
   const md = [
     `## tvpn vs OpenVPN 2.6 and wireguard-go${opts.quick ? ' (quick smoke run, not representative)' : ''}`,
     '',
@@ -169,7 +193,9 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
     NOTES,
     '',
     env,
-    ...(handshakes ? ['', handshakeTable(handshakes)] : []),
+    '',
+    inProcessTables(inProcess),
+    ...(clients ? ['', clientsTable(clients)] : []),
     '',
   ].join('\n');
   writeFileSync(join(RESULTS, `${base}.md`), md);
@@ -182,7 +208,8 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
   say('');
   say(resultsTable(rows));
   say('');
-  if (handshakes) say(handshakeTable(handshakes) + '\n');
+  say(inProcessTables(inProcess) + '\n');
+  if (clients) say(clientsTable(clients) + '\n');
   say(`wrote ${join(RESULTS, `${base}.md`)} and ${png}`);
   say(ratios.join('\n'));
 }
@@ -197,12 +224,7 @@ async function main(): Promise<void> {
   const stale = staleOutputs();
   if (stale.length > 0) say(`warning: dist/ is older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run npx tsc -p tsconfig.build.json`);
 
-  if (opts.handshakesOnly) {
-    const h = runHandshakes();
-    say(handshakeTable(h));
-    printHandshakes(h);
-    return;
-  }
+  if (opts.handshakesOnly) return say(inProcessTables(runInProcess()));
   if (process.getuid?.() !== 0) throw new Error('needs root (network namespaces, tun devices, apt); --handshakes alone does not');
 
   // Ctrl-C or a kill: exit through the harness's exit hook, which kills by PID and removes the namespaces.
@@ -212,11 +234,13 @@ async function main(): Promise<void> {
 
   await ensureTools(say);
   const infos = new Map<string, SystemInfo>();
-  if (opts.soakMinutes === null) {
+  if (opts.soakMinutes === null && !opts.clientsOnly) {
     for (const s of opts.systems) if (s.prepare) infos.set(s.name, await s.prepare(say));
   }
   // A hard limit, counted from here (apt and downloads are done): twice the expected time.
-  const expectedS = opts.soakMinutes !== null ? opts.soakMinutes * 60 + 60 : opts.reps * opts.systems.length * (2 * opts.seconds + 20) + 120;
+  const clientsS = opts.reps * 2 * (opts.seconds + 30);
+  const tunnelsS = opts.clientsOnly ? 0 : opts.reps * opts.systems.length * (2 * opts.seconds + 20);
+  const expectedS = opts.soakMinutes !== null ? opts.soakMinutes * 60 + 60 : tunnelsS + clientsS + 120;
   setTimeout(() => {
     console.error(`bench: over its ${2 * expectedS} s limit, stopping`);
     process.exit(1);
@@ -233,11 +257,13 @@ async function main(): Promise<void> {
     return;
   }
 
-  say(`handshakes and lookups, in process, 10,000 peers...`);
-  const handshakes = runHandshakes();
-  printHandshakes(handshakes);
+  if (opts.clientsOnly) {
+    await cleanupStale('tvclients');
+    return say('\n' + clientsTable(await runClients(opts.reps, opts.seconds, tmp, say)));
+  }
+  const inProcess = runInProcess();
   say(`tunnels: ${opts.systems.map((s) => s.name).join(', ')}; ${opts.reps} repetition(s) of idle ping, iperf3 ${opts.seconds} s x1, and x4 with pings`);
-  await benchTunnels(opts, infos, tmp, handshakes);
+  await benchTunnels(opts, infos, tmp, inProcess);
 }
 
 main().then(

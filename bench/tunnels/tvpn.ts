@@ -13,11 +13,13 @@ import { daemonTunnel, logsOf, TUNNEL_MTU, tunnelAddr, untilPing, type TunnelSys
 // The helpers' BIN is relative to their own file, which is dist/test/helpers/ once compiled.
 const BIN = join(PACKAGE_ROOT, 'bin', 'tvpn');
 
-const startTvpn = (ns: Netns, args: string[]): Proc => startProc(ns, process.execPath, [BIN, ...args]);
+export const startTvpn = (ns: Netns, args: string[]): Proc => startProc(ns, process.execPath, [BIN, ...args]);
 
-export const tvpn: TunnelSystem = {
-  name: 'tvpn',
+/** tvpn with its default workers, or with `workers` set in both configs (named tvpn-w<N>). */
+export const tvpnSystem = (workers?: number): TunnelSystem => ({
+  name: workers === undefined ? 'tvpn' : `tvpn-w${workers}`,
   async up(pair, dir) {
+    const extra = workers === undefined ? '' : `workers: ${workers}\n`;
     const [serverKey, clientKey] = [generatePrivateKey(), generatePrivateKey()];
     writeKeyFile(join(dir, 'server.key'), serverKey);
     writeKeyFile(join(dir, 'client.key'), clientKey);
@@ -25,12 +27,12 @@ export const tvpn: TunnelSystem = {
     writeFileSync(
       join(dir, 'server.yaml'),
       `interface: { name: tun0, address: ${serverAddr}/24, mtu: ${TUNNEL_MTU} }\nlisten: ${pair.a.addr}:51820\nprivate_key_file: server.key\nstate_dir: state\n` +
-        `push: { routes: [], dns: [], keepalive: 25 }\nclients:\n  - { name: bench, public_key: ${encodeKey(publicKeyOf(clientKey))}, address: ${clientAddr} }\n`,
+        `${extra}push: { routes: [], dns: [], keepalive: 25 }\nclients:\n  - { name: bench, public_key: ${encodeKey(publicKeyOf(clientKey))}, address: ${clientAddr} }\n`,
     );
     writeFileSync(
       join(dir, 'client.yaml'),
       `interface: { name: tun0 }\nserver: { endpoint: ${pair.a.addr}:51820, public_key: ${encodeKey(publicKeyOf(serverKey))} }\n` +
-        `private_key_file: client.key\naccept: { routes: true, dns: false, redirect_gateway: false }\n`,
+        `${extra}private_key_file: client.key\naccept: { routes: true, dns: false, redirect_gateway: false }\n`,
     );
     const server = startTvpn(pair.a, ['server', '-c', join(dir, 'server.yaml')]);
     await until('tvpn server', () => server.log().includes('listening on'), 15_000).catch((err: Error) => Promise.reject(new Error(`${err.message}\n${server.log()}`)));
@@ -40,4 +42,6 @@ export const tvpn: TunnelSystem = {
     await untilPing(pair, serverAddr, logs);
     return daemonTunnel(serverAddr, server, client);
   },
-};
+});
+
+export const tvpn = tvpnSystem();

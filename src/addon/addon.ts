@@ -105,8 +105,9 @@ export interface NativeAddon extends AddonConstants {
   /** Opens a non-blocking UDP socket bound to the 20-byte endpoint entry `local`. */
   openUdp(local: Uint8Array, bufferBytes: number, v6Only: boolean, gro: boolean): NativeUdp;
   /** The BatchAead contract of src/crypto/aead.ts. */
-  aeadSeal(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): void;
-  aeadOpen(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): number;
+  aeadRuns(seal: boolean, buf: Uint8Array, slotSize: number, lens: Int32Array, runs: Int32Array, keys: Uint8Array, nruns: number): number;
+  /** Threads besides the caller that share large aeadRuns batches from now on (0..63). */
+  aeadThreads(threads: number): void;
   /**
    * What a tun write hands the kernel for the slots from `first`: [slots, bytes], that many
    * slots as one write of `bytes` (virtio_net_hdr, then the packet) copied into out. For tests.

@@ -5,6 +5,7 @@ import {
   interfaceOf,
   keepaliveOf,
   logFormatOf,
+  workersOf,
   logLevelOf,
   privateKeyOf,
   statusSocketOf,
@@ -30,6 +31,8 @@ export interface ClientConfig {
   keepalive: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** Threads sharing the AEAD of large batches, Node's included. */
+  workers: number;
   /** `tvpn show`'s socket, for net listen()/connect(); a leading NUL marks a Linux abstract socket. */
   statusSocket: string;
   /** What the file should change (deprecated keys), one line each, for the daemon's log. */
@@ -65,6 +68,7 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     keepalive: keepaliveOf(root.get('keepalive')),
     logLevel: logLevelOf(root.get('log_level')),
     logFormat: logFormatOf(root.get('log_format')),
+    workers: workersOf(root.get('workers')),
     statusSocket: statusSocketOf(root, name, warnings),
     warnings,
     metrics: metricsOf(root.get('metrics')),

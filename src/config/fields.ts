@@ -122,10 +122,23 @@ export const METRICS = {
   },
 } satisfies Fields;
 
+/** Node's thread and up to 63 AEAD threads (the addon's limit). */
+export const MAX_WORKERS = 64;
+/**
+ * workers when the config does not say: two cores are left to the kernel's UDP and tun work
+ * and whatever shares the machine (on 2 cores a second worker cost a third of the throughput
+ * in npm run bench), at most 4 (past that, Node's thread is the limit).
+ */
+export const defaultWorkers = (cores: number): number => Math.max(1, Math.min(4, cores - 2));
+
 /** Keys both configs have at the top level, after the kind's own. */
 const COMMON = {
   log_level: { shape: { type: 'enum', values: LOG_LEVELS }, description: 'log verbosity', default: 'info' },
   log_format: { shape: { type: 'enum', values: LOG_FORMATS }, description: 'text or json', default: 'text' },
+  workers: {
+    shape: { type: 'integer', min: 1, max: MAX_WORKERS },
+    description: "threads that encrypt and decrypt large batches: Node's own and workers - 1 more (default: cores - 2, 1 to 4)",
+  },
   status_socket: {
     shape: str(),
     description: "tvpn show's socket; @name is a Linux abstract socket (per network namespace), else a path (default: @tvpn-<interface>)",

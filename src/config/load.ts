@@ -1,7 +1,18 @@
 import { MIN_MTU, MIN_MTU_IPV6 } from '../control/limits.js';
 import { parseInterfaceAddress, parseRoute, type InterfaceAddress } from '../net/cidr.js';
 import type { Family } from '../net/ip.js';
-import { CLIENT_INTERFACE, INTERFACE_NAME, SERVER_INTERFACE, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './fields.js';
+import { availableParallelism } from 'node:os';
+import {
+  CLIENT_INTERFACE,
+  defaultWorkers,
+  INTERFACE_NAME,
+  MAX_WORKERS,
+  SERVER_INTERFACE,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+} from './fields.js';
 import type { Section, Value } from './walk.js';
 
 /** Readers of the values server and client configs share, over walk.ts's located values. */
@@ -59,6 +70,11 @@ export function logLevelOf(value: Value | undefined): LogLevel {
 /** Reads `log_format`, default text. */
 export function logFormatOf(value: Value | undefined): LogFormat {
   return value === undefined ? 'text' : value.oneOf(LOG_FORMATS);
+}
+
+/** Reads `workers`; the default depends on the cores (defaultWorkers). */
+export function workersOf(value: Value | undefined): number {
+  return value === undefined ? defaultWorkers(availableParallelism()) : value.int(1, MAX_WORKERS);
 }
 
 /** A tun's MTU: at least MIN_MTU (MIN_MTU_IPV6 for IPv6), at most 65535 (the largest IP packet). */

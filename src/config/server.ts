@@ -20,6 +20,7 @@ import {
   interfaceOf,
   keepaliveOf,
   logFormatOf,
+  workersOf,
   logLevelOf,
   mtuOf,
   perFamily,
@@ -52,6 +53,8 @@ export interface ServerConfig {
   clientToClient: boolean;
   logLevel: LogLevel;
   logFormat: LogFormat;
+  /** Threads sharing the AEAD of large batches, Node's included. */
+  workers: number;
   /** `tvpn show`'s socket, for net listen()/connect(); a leading NUL marks a Linux abstract socket. */
   statusSocket: string;
   /** What the file should change (deprecated keys), one line each, for the daemon's log. */
@@ -315,6 +318,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     clientToClient: root.get('client_to_client')?.bool() ?? false,
     logLevel: logLevelOf(root.get('log_level')),
     logFormat: logFormatOf(root.get('log_format')),
+    workers: workersOf(root.get('workers')),
     statusSocket: statusSocketOf(root, iface.name, warnings),
     warnings,
     underLoad: root.get('under_load')?.bool() ?? false,

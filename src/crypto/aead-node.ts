@@ -4,7 +4,7 @@
  * copies in and out of the Buffers it returns. The key object is made once per call.
  */
 import { createCipheriv, createDecipheriv, createSecretKey } from 'node:crypto';
-import { type BatchAead, SLOT_HEADER, TAG_LENGTH } from './aead.js';
+import { type AeadRuns, type BatchAead, cryptEachRun, SLOT_HEADER, TAG_LENGTH } from './aead.js';
 import { checkSlotArgs } from './aead-noble.js';
 
 const ALGORITHM = 'chacha20-poly1305';
@@ -56,5 +56,9 @@ export class NodeAead implements BatchAead {
       ok++;
     }
     return ok;
+  }
+
+  cryptRuns(seal: boolean, buf: Uint8Array, slotSize: number, lens: Int32Array, runs: AeadRuns): number {
+    return cryptEachRun(this, seal, buf, slotSize, lens, runs);
   }
 }

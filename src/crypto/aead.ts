@@ -30,4 +30,51 @@ export interface BatchAead {
    * Returns how many slots verified.
    */
   openSlots(key: Uint8Array, buf: Uint8Array, slotSize: number, first: number, count: number, lens: Int32Array): number;
+  /**
+   * Seals or opens every run of `runs` (AeadRuns) as sealSlots/openSlots would; returns the
+   * slots sealed or verified. A failed slot (never expected when sealing) gets lens -1.
+   */
+  cryptRuns(seal: boolean, buf: Uint8Array, slotSize: number, lens: Int32Array, runs: AeadRuns): number;
+}
+
+/**
+ * The runs of one batch: run r is slots runs[2r] .. runs[2r] + runs[2r+1] - 1, all under the
+ * key at keys[32r .. 32r+31]. A batch from many peers goes to the AEAD as one call.
+ */
+export class AeadRuns {
+  runs = new Int32Array(2 * 64);
+  keys = new Uint8Array(KEY_LENGTH * 64);
+  count = 0;
+
+  add(key: Uint8Array, first: number, n: number): void {
+    if (key.length !== KEY_LENGTH) throw new RangeError('key must be 32 bytes');
+    if (this.count * 2 === this.runs.length) {
+      const runs = new Int32Array(this.runs.length * 2);
+      runs.set(this.runs);
+      const keys = new Uint8Array(this.keys.length * 2);
+      keys.set(this.keys);
+      this.runs = runs;
+      this.keys = keys;
+    }
+    this.runs[2 * this.count] = first;
+    this.runs[2 * this.count + 1] = n;
+    this.keys.set(key, KEY_LENGTH * this.count);
+    this.count++;
+  }
+}
+
+/** cryptRuns for backends without a batch entry point: one sealSlots or openSlots per run. */
+export function cryptEachRun(a: BatchAead, seal: boolean, buf: Uint8Array, slotSize: number, lens: Int32Array, r: AeadRuns): number {
+  let ok = 0;
+  for (let i = 0; i < r.count; i++) {
+    const key = r.keys.subarray(KEY_LENGTH * i, KEY_LENGTH * (i + 1));
+    const first = r.runs[2 * i]!;
+    const n = r.runs[2 * i + 1]!;
+    if (!seal) ok += a.openSlots(key, buf, slotSize, first, n, lens);
+    else {
+      a.sealSlots(key, buf, slotSize, first, n, lens);
+      ok += n;
+    }
+  }
+  return ok;
 }

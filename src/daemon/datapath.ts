@@ -25,6 +25,8 @@ import { IoError } from '../io/errors.js';
 import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { bestAead } from '../crypto/backends.js';
+import { NativeAead } from '../crypto/aead-native.js';
+import { warmUp } from './warmup.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
@@ -51,6 +53,8 @@ export interface DataPathOptions {
   log: Logger;
   privateKey: Uint8Array;
   mtu: number;
+  /** Threads sharing the AEAD of large batches, Node's included (default 1: Node's alone). */
+  workers?: number;
   forceUnderLoad?: boolean;
   /**
    * A decrypted IP packet (buf[offset..offset+length)) from peer: return true when the caller
@@ -133,7 +137,11 @@ export class DataPath implements DeviceOutput {
     try {
       await opts.configureTun(tun.name);
       udp = io.openUdp(opts.udp);
-      return new DataPath(tun, udp, bestAead(), opts);
+      const aead = bestAead();
+      if (aead instanceof NativeAead) aead.setThreads((opts.workers ?? 1) - 1);
+      // Over the kernel's devices the first packets should not wait for V8's optimiser (tests' fakes need no speed).
+      if (opts.io === undefined) opts.log.debug(`data path warmed up in ${warmUp(aead).toFixed(0)} ms`);
+      return new DataPath(tun, udp, aead, opts);
     } catch (err) {
       udp?.close();
       tun.close();

@@ -202,40 +202,79 @@ export async function deleteNetns(...namespaces: Netns[]): Promise<void> {
   }
 }
 
-export async function createNetnsPair(opts: NetnsPairOptions): Promise<NetnsPair> {
-  const index = opts.index ?? 1;
+/** The two ends of underlay N: 198.18.N.1-2 and 2001:2:0:N::1-2 on veth-<suffix>. */
+function ends(aName: string, bName: string, index: number, aIf: string, bIf: string): [NetnsEnd, NetnsEnd] {
   if (!Number.isInteger(index) || index < 0 || index > 255) throw new RangeError(`index must be 0..255, not ${index}`);
+  const n = index.toString(16);
+  return [new NetnsEnd(aName, aIf, `198.18.${index}.1`, `2001:2:0:${n}::1`), new NetnsEnd(bName, bIf, `198.18.${index}.2`, `2001:2:0:${n}::2`)];
+}
+
+async function addNetns(name: string): Promise<void> {
+  liveNamespaces.add(name); // before it exists: an exit while ip runs must still remove it
+  await run('ip', ['netns', 'add', name]);
+}
+
+export async function createNetnsPair(opts: NetnsPairOptions): Promise<NetnsPair> {
   const base = uniqueBase(opts.prefix);
-  const a = new NetnsEnd(`${base}-a`, 'veth-a', `198.18.${index}.1`, `2001:2:0:${index.toString(16)}::1`);
-  const b = new NetnsEnd(`${base}-b`, 'veth-b', `198.18.${index}.2`, `2001:2:0:${index.toString(16)}::2`);
+  const [a, b] = ends(`${base}-a`, `${base}-b`, opts.index ?? 1, 'veth-a', 'veth-b');
   try {
-    for (const ns of [a, b]) {
-      liveNamespaces.add(ns.name); // before it exists: an exit while ip runs must still remove it
-      await run('ip', ['netns', 'add', ns.name]);
-    }
-    await run('ip', ['link', 'add', a.ifname, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.name]);
-    for (const e of [a, b]) {
-      // Without IPv6 the veth must not even get a link-local address: no router
-      // solicitations or MLD reports on the wire.
-      if (!(opts.ipv6 ?? true)) e.run(() => writeFileSync(`/proc/sys/net/ipv6/conf/${e.ifname}/disable_ipv6`, '1'));
-      const cmds = ['link set lo up', `addr add ${e.addr}/24 dev ${e.ifname}`];
-      if (opts.ipv6 ?? true) cmds.push(`addr add ${e.addr6}/64 dev ${e.ifname} nodad`);
-      cmds.push(`link set ${e.ifname} up`);
-      await e.ip(['-batch', '-'], { input: cmds.join('\n') + '\n' });
-    }
-    // Permanent neighbour entries: no datagram is lost to ARP/ND resolution of a new peer.
-    for (const [self, peer] of [[a, b], [b, a]] as const) {
-      const { stdout } = await peer.ip(['-j', 'link', 'show', peer.ifname]);
-      const mac = (JSON.parse(stdout) as { address: string }[])[0]?.address;
-      if (!mac) throw new Error(`cannot read the MAC address of ${peer.ifname} in ${peer.name}`);
-      const cmds = [`neigh replace ${peer.addr} lladdr ${mac} dev ${self.ifname} nud permanent`];
-      if (opts.ipv6 ?? true) cmds.push(`neigh replace ${peer.addr6} lladdr ${mac} dev ${self.ifname} nud permanent`);
-      await self.ip(['-batch', '-'], { input: cmds.join('\n') + '\n' });
-    }
+    for (const ns of [a, b]) await addNetns(ns.name);
+    await joinVeth(a, b, opts.ipv6 ?? true);
     return { a, b, cleanup: () => deleteNetns(a, b) };
   } catch (err) {
     await deleteNetns(a, b);
     throw err;
+  }
+}
+
+/**
+ * A hub namespace joined to `spokes` namespaces, each by its own veth pair on underlay
+ * index + k (hub 198.18.(index+k).1 on veth-k, spoke k .2 on veth-hub). IPv4 only. For
+ * one server and several clients: hubEnds[k] is the hub's side facing spoke k.
+ */
+export interface NetnsStar {
+  readonly hub: Netns;
+  /** The hub's side of each link (same namespace, one veth each). */
+  readonly hubEnds: readonly NetnsEnd[];
+  readonly spokes: readonly NetnsEnd[];
+  cleanup(): Promise<void>;
+}
+
+export async function createNetnsStar(opts: { prefix: string; index: number; spokes: number }): Promise<NetnsStar> {
+  const base = uniqueBase(opts.prefix);
+  const hub = new Netns(`${base}-hub`);
+  const links = Array.from({ length: opts.spokes }, (_, k) => ends(hub.name, `${base}-${k}`, opts.index + k, `veth-${k}`, 'veth-hub'));
+  const all = [hub, ...links.map(([, s]) => s)];
+  try {
+    for (const ns of all) await addNetns(ns.name);
+    for (const [h, s] of links) await joinVeth(h, s, false);
+    return { hub, hubEnds: links.map(([h]) => h), spokes: links.map(([, s]) => s), cleanup: () => deleteNetns(...all) };
+  } catch (err) {
+    await deleteNetns(...all);
+    throw err;
+  }
+}
+
+/** A veth pair between a and b (made inside them), addressed, up, with permanent neighbour entries. */
+async function joinVeth(a: NetnsEnd, b: NetnsEnd, ipv6: boolean): Promise<void> {
+  await run('ip', ['link', 'add', a.ifname, 'netns', a.name, 'type', 'veth', 'peer', 'name', b.ifname, 'netns', b.name]);
+  for (const e of [a, b]) {
+    // Without IPv6 the veth must not even get a link-local address: no router
+    // solicitations or MLD reports on the wire.
+    if (!ipv6) e.run(() => writeFileSync(`/proc/sys/net/ipv6/conf/${e.ifname}/disable_ipv6`, '1'));
+    const cmds = ['link set lo up', `addr add ${e.addr}/24 dev ${e.ifname}`];
+    if (ipv6) cmds.push(`addr add ${e.addr6}/64 dev ${e.ifname} nodad`);
+    cmds.push(`link set ${e.ifname} up`);
+    await e.ip(['-batch', '-'], { input: cmds.join('\n') + '\n' });
+  }
+  // Permanent neighbour entries: no datagram is lost to ARP/ND resolution of a new peer.
+  for (const [self, peer] of [[a, b], [b, a]] as const) {
+    const { stdout } = await peer.ip(['-j', 'link', 'show', peer.ifname]);
+    const mac = (JSON.parse(stdout) as { address: string }[])[0]?.address;
+    if (!mac) throw new Error(`cannot read the MAC address of ${peer.ifname} in ${peer.name}`);
+    const cmds = [`neigh replace ${peer.addr} lladdr ${mac} dev ${self.ifname} nud permanent`];
+    if (ipv6) cmds.push(`neigh replace ${peer.addr6} lladdr ${mac} dev ${self.ifname} nud permanent`);
+    await self.ip(['-batch', '-'], { input: cmds.join('\n') + '\n' });
   }
 }
 

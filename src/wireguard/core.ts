@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { BatchAead } from '../crypto/aead.js';
-import { SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
+import { AeadRuns, SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
 import { x25519Key, type X25519Key } from '../crypto/x25519.js';
 import { AllowedIPs } from './allowedips.js';
 import { DEFAULT_MTU, PADDING, REKEY_TIMEOUT_JITTER_MAX } from './constants.js';
@@ -149,6 +149,7 @@ export class DeviceCore {
   readonly rx = scratchBatch();
   /** Per-slot keypair of the batch being sealed or opened; null for a slot outside the runs. */
   readonly slotKeypair: (Keypair | null)[] = [];
+  private readonly runs = new AeadRuns();
 
   constructor(opts: DeviceOptions) {
     this.key = x25519Key(opts.privateKey);
@@ -169,8 +170,10 @@ export class DeviceCore {
     return this.peers.get(Buffer.from(publicKey).toString('hex'));
   }
 
-  /** Seals or opens each run of consecutive slots that share a keypair with one AEAD call. */
+  /** Seals or opens the runs of consecutive slots that share a keypair, the whole batch in one AEAD call. */
   cryptRuns(b: SlotBatch, count: number, seal: boolean): void {
+    const runs = this.runs;
+    runs.count = 0;
     for (let i = 0; i < count; ) {
       const kp = this.slotKeypair[i];
       if (!kp) {
@@ -179,10 +182,10 @@ export class DeviceCore {
       }
       let j = i + 1;
       while (j < count && this.slotKeypair[j] === kp) j++;
-      if (seal) this.aead.sealSlots(kp.sendKey, b.buf, b.slotSize, i, j - i, b.lens);
-      else this.aead.openSlots(kp.receiveKey, b.buf, b.slotSize, i, j - i, b.lens);
+      runs.add(seal ? kp.sendKey : kp.receiveKey, i, j - i);
       i = j;
     }
+    if (runs.count > 0) this.aead.cryptRuns(seal, b.buf, b.slotSize, b.lens, runs);
   }
 
   /** Counts a drop, also against the peer when it is known (authenticated, or the destination). */

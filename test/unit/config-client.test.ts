@@ -1,7 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import { loadClientConfig, parseClientConfig } from '../../src/config/client.js';
+import { defaultWorkers } from '../../src/config/fields.js';
 import { encodeKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { CHEAD, clientError, dir, error, example, priv, pub, useConfigDir } from './support/config.js';
 
@@ -19,6 +21,7 @@ describe('client config', () => {
       keepalive: 25,
       logLevel: 'info',
       logFormat: 'text',
+      workers: defaultWorkers(availableParallelism()),
       statusSocket: '\0tvpn-tun0',
       warnings: [],
       metrics: null,
@@ -41,6 +44,7 @@ describe('client config', () => {
         'routes: [10.8.0.0/24, 192.168.0.0/16]',
         'keepalive: 0',
         'log_level: warn',
+        'workers: 3',
         "status_socket: '@c'",
       ].join('\n'),
       join(dir, 'client.yaml'),
@@ -49,7 +53,7 @@ describe('client config', () => {
     expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8) });
     expect(c.privateKey).toEqual(priv(2));
     expect(c.accept).toEqual({ routes: false, dns: false, redirectGateway: false });
-    expect([c.routes, c.keepalive, c.logLevel, c.statusSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', '\0c']);
+    expect([c.routes, c.keepalive, c.logLevel, c.workers, c.statusSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', 3, '\0c']);
   });
 
   it.each([
@@ -83,7 +87,7 @@ describe('client config', () => {
       `server: { endpoint: vpn.example.com:1, public_key: '<server public key>' }\nprivate_key_file: client.key`,
       "DIR/client.yaml:1: server.public_key: '<server public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     ],
-    ['colour: blue', "DIR/client.yaml:1: unknown key 'colour' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, log_format, status_socket, metrics, control_socket)"],
+    ['colour: blue', "DIR/client.yaml:1: unknown key 'colour' (expected one of: interface, server, private_key_file, private_key, accept, routes, keepalive, log_level, log_format, workers, status_socket, metrics, control_socket)"],
     // A server config, a near miss of 'server' and a wg-quick profile are named as such.
     ['listen: 0.0.0.0:1', "DIR/client.yaml: this is a server config (it has 'listen'), not a client config; use it with 'tvpn server -c DIR/client.yaml'"],
     [`sever: { endpoint: vpn.example.com:1, public_key: ${pub(1)} }`, "DIR/client.yaml:1: unknown key 'sever' (did you mean 'server'?)"],

@@ -1,6 +1,8 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultWorkers } from '../../src/config/fields.js';
 import { encodeKey, publicKeyOf, writeKeyFile } from '../../src/config/keys.js';
 import { defaultStatusSocket, describeStatusSocket } from '../../src/config/load.js';
 import { loadServerConfig, parseServerConfig } from '../../src/config/server.js';
@@ -23,6 +25,7 @@ describe('server config', () => {
       clientToClient: false,
       logLevel: 'info',
       logFormat: 'text',
+      workers: defaultWorkers(availableParallelism()),
       statusSocket: '\0tvpn-tun0',
       warnings: [],
       underLoad: false,
@@ -138,7 +141,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, status_socket, under_load, push, clients, metrics, control_socket)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, push, clients, metrics, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -281,7 +284,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, status_socket, under_load, push, clients, metrics, control_socket, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, push, clients, metrics, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',
@@ -377,5 +380,17 @@ describe('example configs', () => {
     expect(error(() => loadServerConfig(F))).toBe(
       "DIR/server.yaml:60: clients[0].public_key: '<laptop's public key>' is a placeholder; derive it with 'tvpn pubkey < private.key'",
     );
+  });
+});
+
+describe('workers', () => {
+  it('defaults to the cores less two, 1 to 4', () => {
+    expect([1, 2, 3, 4, 6, 64].map(defaultWorkers)).toEqual([1, 1, 1, 2, 4, 4]);
+  });
+
+  it('takes 1..64 and refuses the rest with the range', () => {
+    expect(parseServerConfig(`${HEAD}workers: 2\n`, F).workers).toBe(2);
+    expect(serverError(`${HEAD}workers: 0\n`)).toMatch(/^DIR\/server\.yaml:\d+: workers: .*1.*64/);
+    expect(serverError(`${HEAD}workers: auto\n`)).toMatch(/^DIR\/server\.yaml:\d+: workers: /);
   });
 });

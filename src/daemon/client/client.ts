@@ -105,6 +105,7 @@ export class Client {
       log,
       privateKey: cfg.privateKey,
       mtu,
+      workers: cfg.workers,
       onControl: (f) => client!.onControl(f),
       onEvent: (e) => client!.onEvent(e),
       onTick: (t) => client!.onTick(t),

@@ -75,6 +75,7 @@ export class Server {
       log,
       privateKey: cfg.privateKey,
       mtu: cfg.interface.mtu,
+      workers: cfg.workers,
       forceUnderLoad: cfg.underLoad,
       onPacket: (buf, offset, length, peer) => server!.forward(buf, offset, length, peer),
       onControl: (f, peer) => server!.onControl(f, peer),
