@@ -168,6 +168,7 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
   gro_state *g = h->udp.gro;
   size_t n = 0, cap = b->slot - b->offset;
   int retries = 0;
+  bool drained = false; /* the last recvmmsg got fewer than asked: the socket had no more then */
   while (n < b->count) {
     if (g->next < g->count) {
       gro_msg *m = &g->msg[g->next];
@@ -187,6 +188,7 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
       n++;
       continue;
     }
+    if (drained) break;
     for (unsigned k = 0; k < GRO_MSGS; k++) {
       struct msghdr *mh = &g->mm[k].msg_hdr;
       mh->msg_name = &g->names[k];
@@ -198,6 +200,7 @@ static int64_t recv_gro(io_handle *h, const batch *b) {
     int r = recv_mmsg(h, g->mm, GRO_MSGS, n, &retries);
     if (r < 0) return r;
     if (r == 0) break;
+    drained = (unsigned)r < GRO_MSGS;
     gro_take(h, g, r);
   }
   return (int64_t)n;
