@@ -24,6 +24,8 @@ import type { TunDevice, UdpBind } from '../io/device.js';
 import { IoError } from '../io/errors.js';
 import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
+import { TcpBind, type TcpBindOptions } from '../io/tcpbind.js';
+import { MuxBind } from '../io/muxbind.js';
 import { bestAead } from '../crypto/backends.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
@@ -45,6 +47,8 @@ export interface DataPathOptions {
   /** Brings the new tun up (MTU, address) before any traffic flows. */
   configureTun: (name: string) => Promise<void>;
   udp: UdpBindOptions;
+  /** A TCP listener or dialer next to the UDP socket: its connections are endpoints too (io/tcpbind.ts). */
+  tcp?: TcpBindOptions;
   /** Default: the kernel's tun and UDP. */
   io?: DataPathIo;
   /** Told what an owner callback threw: the batch it was called from carries on without it. */
@@ -133,7 +137,8 @@ export class DataPath implements DeviceOutput {
     try {
       await opts.configureTun(tun.name);
       udp = io.openUdp(opts.udp);
-      return new DataPath(tun, udp, bestAead(), opts);
+      const tcp = opts.tcp ? await TcpBind.open({ maxFrame: slotSizeFor(Math.max(opts.mtu, MAX_PUSH_MTU)), ...opts.tcp }) : null;
+      return new DataPath(tun, tcp ? new MuxBind(udp, tcp) : udp, tcp, bestAead(), opts);
     } catch (err) {
       udp?.close();
       tun.close();
@@ -143,7 +148,9 @@ export class DataPath implements DeviceOutput {
 
   private constructor(
     readonly tun: TunDevice,
+    /** The UDP socket, or it and the TCP bind as one. */
     readonly udp: UdpBind,
+    readonly tcp: TcpBind | null,
     readonly aead: BatchAead,
     private readonly opts: DataPathOptions,
   ) {
@@ -252,6 +259,9 @@ export class DataPath implements DeviceOutput {
   }
 
   event(e: DeviceEvent): void {
+    // The core authenticated a peer on this TCP connection: no longer held to a pending connection's limits.
+    const on = e.type === 'endpoint-changed' ? e.endpoint : e.type === 'handshake-responded' ? e.peer.endpoint : null;
+    if (on?.transport) this.tcp?.confirm(on);
     try {
       this.opts.onEvent(e);
     } catch (err) {
