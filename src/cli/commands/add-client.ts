@@ -188,9 +188,11 @@ function clientConfigText(opts: {
   serverKey: string;
   presharedKey: string | null;
   privateKey: string;
+  /** The server's TCP listener (issue 16): the client falls back to it when UDP is blocked. */
+  tcp: { endpoint: string; tls?: true } | null;
 }): string {
   const psk = opts.presharedKey === null ? {} : { preshared_key: opts.presharedKey };
-  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk };
+  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk, ...(opts.tcp && { tcp: opts.tcp }) };
   const doc = new Document({ server, private_key: opts.privateKey });
   doc.commentBefore = [
     ` tvpn client config for '${opts.name}', made by 'tvpn add-client' from ${opts.serverFile}.`,
@@ -287,6 +289,11 @@ export function addClient(opts: AddClientOptions): AddClientResult {
         serverKey: encodeKey(publicKeyOf(config.privateKey)),
         presharedKey: presharedKey === null ? null : encodeKey(presharedKey),
         privateKey: encodeKey(privateKey),
+        tcp: config.tcp && {
+          // The TCP listener on the host clients reach over UDP, unless tcp.endpoint says where.
+          endpoint: config.tcp.endpoint ? formatEndpoint({ ip: config.tcp.endpoint.host, port: config.tcp.endpoint.port }) : endpointText.replace(/:\d+$/, `:${config.tcp.listen.port}`),
+          ...(config.tcp.tls && { tls: true as const }),
+        },
       });
 
   // Undone on failure: files for a client the server does not know are useless.

@@ -26,6 +26,7 @@ import { serveStatus, STATUS_LIMITS, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import { logFrame } from '../debug.js';
 import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
+import { describeListener, serverTcpOptions } from '../transport.js';
 import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
@@ -71,6 +72,7 @@ export class Server {
         await host.configureLink(name, { up: true });
       },
       udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
+      ...(cfg.tcp && { tcp: serverTcpOptions(cfg.tcp, log) }),
       io: env.io,
       log,
       privateKey: cfg.privateKey,
@@ -97,7 +99,8 @@ export class Server {
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
       log.info(
-        `server ${dp.tun.name} ${addressesOf(cfg).map((a) => a.text).join(' ')} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
+        `server ${dp.tun.name} ${addressesOf(cfg).map((a) => a.text).join(' ')} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}` +
+          `${cfg.tcp ? ` and ${describeListener(cfg.tcp, dp.tcp!.port)}` : ''}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
         { interface: dp.tun.name, port: dp.udp.port, key: encodeKey(dp.device.publicKey) },
       );
@@ -125,7 +128,9 @@ export class Server {
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
         return;
       case 'endpoint-changed':
-        return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
+        // To another transport in a session: a keepalive at once, so the client sees this direction works (its UDP probe).
+        if (noteEndpoint(c, e.endpoint, now(), this.log) && this.dp.device.hasSession(e.peer, now())) this.dp.device.connect(e.peer, now());
+        return;
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`, who);
       case 'keys-zeroed':

@@ -1,0 +1,44 @@
+/**
+ * What both daemons do with the TCP transport (issue 16): the data path's TCP options from the
+ * config, log lines for the bind's events, and the name `tvpn show` gives a peer's transport.
+ */
+import type { ServerTcpConfig } from '../config/tcp.js';
+import type { TcpBindOptions, TcpEvent } from '../io/tcpbind.js';
+import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
+import type { Logger } from './log.js';
+
+export type TransportName = 'udp' | 'tcp' | 'tls';
+
+/** udp, or tcp/tls for a connection of a bind with or without TLS. */
+export const transportOf = (e: Endpoint | null, tls: boolean): TransportName => (e?.transport ? (tls ? 'tls' : 'tcp') : 'udp');
+
+/** "TCP 0.0.0.0:443 (TLS)" for the start line. */
+export const describeListener = (tcp: ServerTcpConfig, port: number): string =>
+  `TCP ${formatEndpoint({ ip: tcp.listen.host, port })}${tcp.tls ? ' (TLS)' : ''}`;
+
+/**
+ * Strangers' connections (refused, garbage, timed out) are debug lines: a scan or flood must
+ * not fill the log, and the Logger counts repeats. What happens to an authenticated client's
+ * connection, or to the client's own, is said at info.
+ */
+function logTcpEvent(log: Logger, e: TcpEvent): void {
+  switch (e.type) {
+    case 'connected':
+      return log.info(`TCP connection to ${formatEndpoint(e.endpoint)} up`, { endpoint: formatEndpoint(e.endpoint) });
+    case 'refused':
+      return log.debug(`TCP connection from ${e.source} refused: ${e.reason === 'per-source' ? 'too many unauthenticated from that address' : `too many ${e.reason} connections`}`);
+    case 'closed': {
+      const line = `TCP connection ${e.confirmed ? '' : '(unauthenticated) '}with ${formatEndpoint(e.endpoint)} closed: ${e.reason}`;
+      return e.confirmed && e.reason !== 'local' ? log.info(line, { endpoint: formatEndpoint(e.endpoint) }) : log.debug(line);
+    }
+  }
+}
+
+export function serverTcpOptions(tcp: ServerTcpConfig, log: Logger): TcpBindOptions {
+  const tls = tcp.tls ? { tls: { cert: tcp.tls.cert, key: tcp.tls.key } } : {};
+  return { listen: { ...tcp.listen, ...tls }, onEvent: (e) => logTcpEvent(log, e) };
+}
+
+export function clientTcpOptions(tls: { serverName: string } | null, log: Logger): TcpBindOptions {
+  return { dial: tls ? { tls } : {}, onEvent: (e) => logTcpEvent(log, e) };
+}

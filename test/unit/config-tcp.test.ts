@@ -1,0 +1,71 @@
+/**
+ * The TCP transport's keys: the server's tcp listener with an optional TLS certificate and
+ * key (read and checked as a pair at load, one-line errors naming the fix), the client's
+ * server.tcp endpoint and server.transport (auto by default when tcp is set, else udp).
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, test } from 'vitest';
+import { parseClientConfig } from '../../src/config/client.js';
+import { parseServerConfig } from '../../src/config/server.js';
+import { CHEAD, F, HEAD, clientError, dir, pub, serverError, useConfigDir } from './support/config.js';
+
+useConfigDir();
+
+function makeCert(name: string, cn = 'vpn.example.com'): void {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${cn}`,
+    '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.crt`)], { stdio: 'ignore' });
+}
+
+test('server: tcp is off by default; listen alone is plain TCP; tls reads the pair', () => {
+  expect(parseServerConfig(HEAD, F).tcp).toBeNull();
+  expect(parseServerConfig(`${HEAD}tcp: { listen: 0.0.0.0:443 }\n`, F).tcp).toEqual({ listen: { host: '0.0.0.0', port: 443 }, tls: null, endpoint: null });
+  makeCert('tls');
+  const c = parseServerConfig(`${HEAD}tcp:\n  listen: '[::]:443'\n  endpoint: vpn.example.com:443\n  tls: { cert: tls.crt, key: tls.key }\n`, F).tcp!;
+  expect(c.listen).toEqual({ host: '::', port: 443 });
+  expect(c.endpoint).toEqual({ host: 'vpn.example.com', port: 443 });
+  expect(c.tls!.certFile).toBe(join(dir, 'tls.crt'));
+  expect(c.tls!.cert.toString()).toContain('BEGIN CERTIFICATE');
+  expect(c.tls!.key.toString()).toContain('PRIVATE KEY');
+});
+
+test('server: a missing, unreadable, non-PEM or mismatched certificate or key is one line with the fix', () => {
+  expect(serverError(`${HEAD}tcp: {}\n`)).toBe(`DIR/server.yaml:3: tcp: missing 'listen' (the TCP address to listen on, e.g. 0.0.0.0:443)`);
+  expect(serverError(`${HEAD}tcp: { listen: 443 }\n`)).toBe("DIR/server.yaml:3: tcp.listen: expected host:port, got the number 443; write 0.0.0.0:443 (or '[::]:443' for IPv6, quoted)");
+  expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { key: tls.key } }\n`)).toMatch(/^DIR\/server\.yaml:3: tcp\.tls: missing 'cert' \(the certificate file; make a self-signed pair with: openssl req -x509 /);
+  expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: no.crt, key: no.key } }\n`)).toMatch(
+    /^DIR\/server\.yaml:3: tcp\.tls\.cert: cannot read the TLS certificate DIR\/no\.crt: no such file; make a self-signed pair with: openssl req/,
+  );
+  writeFileSync(join(dir, 'junk.crt'), 'hello\n');
+  makeCert('a');
+  expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: junk.crt, key: a.key } }\n`)).toMatch(/tcp\.tls\.cert: DIR\/junk\.crt is not PEM \(no -----BEGIN line\)/);
+  makeCert('b');
+  expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: a.crt, key: b.key } }\n`)).toMatch(
+    /^DIR\/server\.yaml:3: tcp\.tls: the certificate DIR\/a\.crt and key DIR\/b\.key are refused \(.*\); they must be a matching PEM pair$/,
+  );
+  expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: a.crt, key: a.key, ca: x } }\n`)).toMatch(/unknown key 'tcp\.tls\.ca'/);
+});
+
+test('client: udp without tcp; auto by default with tcp; tls takes the DNS name as SNI', () => {
+  const file = join(dir, 'client.yaml');
+  expect(parseClientConfig(CHEAD, file).server).toMatchObject({ tcp: null, transport: 'udp' });
+  const withTcp = `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\n  tcp: { endpoint: vpn.example.com:443, tls: true }\nprivate_key_file: client.key\n`;
+  expect(parseClientConfig(withTcp, file).server).toMatchObject({
+    transport: 'auto',
+    tcp: { host: 'vpn.example.com', port: 443, tls: true, serverName: 'vpn.example.com' },
+  });
+  const byIp = `server:\n  endpoint: 192.0.2.1:51820\n  public_key: ${pub(1)}\n  transport: tcp\n  tcp: { endpoint: 192.0.2.1:443 }\nprivate_key_file: client.key\n`;
+  expect(parseClientConfig(byIp, file).server).toMatchObject({ transport: 'tcp', tcp: { host: '192.0.2.1', tls: false, serverName: '' } });
+  const sni = byIp.replace('192.0.2.1:443 }', "192.0.2.1:443, tls: true, server_name: cdn.example.org }");
+  expect(parseClientConfig(sni, file).server.tcp!.serverName).toBe('cdn.example.org');
+});
+
+test('client: tcp or auto without a TCP endpoint, or an unknown transport, is one line', () => {
+  const t = (transport: string) => `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\n  transport: ${transport}\nprivate_key_file: client.key\n`;
+  expect(clientError(t('tcp'))).toBe(
+    'DIR/client.yaml:4: server.transport: transport tcp needs the server\'s TCP endpoint: add tcp: { endpoint: vpn.example.com:443 } to server',
+  );
+  expect(clientError(t('auto'))).toMatch(/transport auto needs the server's TCP endpoint/);
+  expect(clientError(t('quic'))).toMatch(/^DIR\/client\.yaml:4: server\.transport: .*auto.*udp.*tcp/);
+});
