@@ -18,7 +18,8 @@ export const MAX_FRAME = 0xffff;
  * gathered in a buffer of maxFrame bytes that the next push overwrites.
  */
 export class FrameDecoder {
-  private readonly partial: Buffer;
+  /** Allocated when first needed: an idle connection holds none. */
+  private buffer: Buffer | null = null;
   /** Bytes of the current frame in `partial`, header included; 0 between frames. */
   private have = 0;
   private failed = false;
@@ -31,7 +32,10 @@ export class FrameDecoder {
     if (!Number.isInteger(maxFrame) || maxFrame < MIN_FRAME || maxFrame > MAX_FRAME) {
       throw new RangeError(`maxFrame must be an integer in ${MIN_FRAME}..${MAX_FRAME}, not ${maxFrame}`);
     }
-    this.partial = Buffer.allocUnsafe(FRAME_HEADER + maxFrame);
+  }
+
+  private get partial(): Buffer {
+    return (this.buffer ??= Buffer.allocUnsafe(FRAME_HEADER + this.maxFrame));
   }
 
   /** Bytes held of an incomplete frame. */
