@@ -15,6 +15,7 @@ Runs the compiled tree: npx tsc -p tsconfig.build.json first after changing src/
   --quick           1 repetition of 3 s iperf3 runs, a smoke run: writes bench/results/quick.*
   --systems A,B     only these (writes partial.*; a full run writes latest.*), of:
                     ${SYSTEMS.map((s) => s.name).join(', ')}
+  --net N           underlay 198.18.N.0/24 and tunnel 198.19.N.0/24 in the namespaces, 0..255 (default 61)
   --handshakes      only the in-process handshake and lookup numbers (no root needed)
   --soak MINUTES    only the tvpn memory soak, 1..120 minutes: writes soak.md
   -h, --help        this text
@@ -31,6 +32,8 @@ export interface Options {
   systems: TunnelSystem[];
   handshakesOnly: boolean;
   soakMinutes: number | null;
+  /** N of the namespaces' 198.18.N.0/24 underlay and 198.19.N.0/24 tunnel. */
+  net: number;
 }
 
 /** The options, or 'help' for --help. */
@@ -45,6 +48,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         systems: { type: 'string' },
         handshakes: { type: 'boolean', default: false },
         soak: { type: 'string' },
+        net: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -61,5 +65,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (unknown.length > 0) throw new UsageError(`unknown system ${unknown.join(', ')}; known: ${SYSTEMS.map((s) => s.name).join(', ')}`);
   const soak = values.soak === undefined ? null : Number(values.soak);
   if (soak !== null && !(soak >= 1 && soak <= 120)) throw new UsageError(`--soak takes minutes, 1..120, not ${values.soak}`);
-  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, soakMinutes: soak };
+  const net = Number(values.net ?? 61);
+  if (!Number.isInteger(net) || net < 0 || net > 255) throw new UsageError(`--net must be 0..255, not ${values.net}`);
+  return { net, reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, soakMinutes: soak };
 }
