@@ -26,7 +26,7 @@ import { sleep } from '../helpers/wait.js';
 const SERVER = '198.18.130.1';
 const TUN_SERVER = '10.130.0.1';
 const MARKER = 'TVPN-TCP-CLEARTEXT-MARKER-51c2';
-const STRANGERS = join(ROOT, 'test/integration/fixtures/tcp-strangers.mjs');
+const STRANGERS = join(ROOT, 'test/integration/fixtures/idle-connections.mjs');
 
 const show = async (ns: Netns): Promise<Status> => JSON.parse((await ns.exec(process.execPath, [BIN, 'show', '--json'])).stdout) as Status;
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
@@ -199,9 +199,9 @@ accept: { routes: true, dns: false, redirect_gateway: false }
     await pair.b.ip(['-batch', '-'], { input: locals.map((a) => `addr add ${a}/24 dev veth-b`).join('\n') + '\n' });
     const last = (r: Proc): { open: number; bytes: number } => JSON.parse(r.log().trim().split('\n').at(-1)!) as { open: number; bytes: number };
     const strangers = (): Proc[] => [
-      startProc(pair.b, process.execPath, [STRANGERS, SERVER, '443', 'garbage', '50']),
-      startProc(pair.b, process.execPath, [STRANGERS, SERVER, '443', 'slowloris', '10']),
-      startProc(pair.b, process.execPath, [STRANGERS, SERVER, '443', 'idle', '1000', locals.join(',')]),
+      startProc(pair.b, process.execPath, [STRANGERS, `${SERVER}:443`, '50', 'garbage']),
+      startProc(pair.b, process.execPath, [STRANGERS, `${SERVER}:443`, '10', 'slowloris']),
+      startProc(pair.b, process.execPath, [STRANGERS, `${SERVER}:443`, '1000', 'idle', locals.join(',')]),
     ];
     const end = async (runs: Proc[]): Promise<void> => {
       for (const r of runs) {
