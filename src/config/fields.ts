@@ -130,7 +130,7 @@ export const TCP_TLS = {
 export const SERVER_TCP = {
   listen: { shape: hostPort, description: "TCP listen address, e.g. 0.0.0.0:443 ('[::]:443' for IPv6, quoted)", required: true },
   tls: { shape: section(TCP_TLS), description: 'wrap the stream in TLS so it looks like HTTPS (default: plain TCP)' },
-  endpoint: { shape: hostPort, description: "the public host:port of the TCP listener, written into client configs by 'tvpn add-client'" },
+  endpoint: { shape: hostPort, description: "the public host:port of the TCP listener, written into client configs by 'tvpn add-client' and pushed to clients" },
 } satisfies Fields;
 
 export const TRANSPORTS = ['auto', 'udp', 'tcp'] as const;
@@ -182,7 +182,8 @@ export const CLIENT_SERVER = {
   tcp: { shape: section(CLIENT_TCP), description: "the server's TCP (or TLS) listener, for when UDP is blocked" },
   transport: {
     shape: { type: 'enum', values: TRANSPORTS },
-    description: 'udp; tcp; or auto: UDP, falling back to TCP when no handshake completes within 5 s (default: auto with tcp set, else udp)',
+    description: "udp; tcp; or auto: UDP, falling back to TCP (tcp, or the server's pushed listener) when no handshake completes within 5 s",
+    default: 'auto',
   },
 } satisfies Fields;
 

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { ipFamily } from '../net/ip.js';
-import { parseHostPort } from '../net/endpoint.js';
+import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
 import { fsReason } from './errors.js';
 import { CLIENT_TCP, SERVER_TCP, TCP_TLS, TRANSPORTS, type Transport } from './fields.js';
 import type { Section, Value } from './walk.js';
@@ -77,9 +77,20 @@ export function clientTcpOf(server: Section): { tcp: ClientTcpConfig | null; tra
     tcp = { host, port, tls: s.get('tls')?.bool() ?? false, serverName };
   }
   const transportValue = server.get('transport');
-  const transport = transportValue?.oneOf(TRANSPORTS) ?? (tcp ? 'auto' : 'udp');
-  if (transport !== 'udp' && tcp === null) {
-    throw transportValue!.fail(`transport ${transport} needs the server's TCP endpoint: add tcp: { endpoint: vpn.example.com:443 } to server`);
+  // auto without tcp is UDP until the server pushes its TCP listener (a stock server never does).
+  const transport = transportValue?.oneOf(TRANSPORTS) ?? 'auto';
+  if (transport === 'tcp' && tcp === null) {
+    throw transportValue!.fail(`transport tcp needs the server's TCP endpoint: add tcp: { endpoint: vpn.example.com:443 } to server`);
   }
   return { tcp, transport };
+}
+
+/**
+ * The server's TCP listener as clients reach it, for add-client and the push: tcp.endpoint,
+ * else the host clients reach over UDP (udpHost) with the listener's port; null when unknown.
+ */
+export function advertisedTcp(tcp: ServerTcpConfig | null, udpHost: string | null): { endpoint: string; tls: boolean } | null {
+  if (!tcp) return null;
+  const at = tcp.endpoint ?? (udpHost === null ? null : { host: udpHost, port: tcp.listen.port });
+  return at && { endpoint: formatEndpoint({ ip: at.host, port: at.port }), tls: tcp.tls !== null };
 }

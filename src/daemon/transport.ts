@@ -2,15 +2,17 @@
  * What both daemons do with the TCP transport (issue 16): the data path's TCP options from the
  * config, log lines for the bind's events, and the name `tvpn show` gives a peer's transport.
  */
-import type { ServerTcpConfig } from '../config/tcp.js';
-import type { TcpBindOptions, TcpEvent } from '../io/tcpbind.js';
+import type { ServerConfig } from '../config/server.js';
+import { advertisedTcp, type ServerTcpConfig } from '../config/tcp.js';
+import type { TcpBind, TcpBindOptions, TcpEvent } from '../io/tcpbind.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { Logger } from './log.js';
 
 export type TransportName = 'udp' | 'tcp' | 'tls';
 
-/** udp, or tcp/tls for a connection of a bind with or without TLS. */
-export const transportOf = (e: Endpoint | null, tls: boolean): TransportName => (e?.transport ? (tls ? 'tls' : 'tcp') : 'udp');
+/** udp, or tcp/tls for a TCP endpoint. */
+export const transportOf = (e: Endpoint | null, tcp: TcpBind | null): TransportName => (e?.transport ? (tcp?.tlsOf(e) ? 'tls' : 'tcp') : 'udp');
+
 
 /** "TCP 0.0.0.0:443 (TLS)" for the start line. */
 export const describeListener = (tcp: ServerTcpConfig, port: number): string =>
@@ -34,11 +36,17 @@ function logTcpEvent(log: Logger, e: TcpEvent): void {
   }
 }
 
+/** What the server pushes (protocol 3): its listener at tcp.endpoint, endpoint's host, or tcp.listen's own address. */
+export function tcpOffer(cfg: ServerConfig): { endpoint: string; tls: boolean } | null {
+  const listen = cfg.tcp?.listen.host;
+  return advertisedTcp(cfg.tcp, cfg.endpoint?.host ?? (listen === undefined || listen === '0.0.0.0' || listen === '::' ? null : listen));
+}
+
 export function serverTcpOptions(tcp: ServerTcpConfig, log: Logger): TcpBindOptions {
   const tls = tcp.tls ? { tls: { cert: tcp.tls.cert, key: tcp.tls.key } } : {};
   return { listen: { ...tcp.listen, ...tls }, onEvent: (e) => logTcpEvent(log, e) };
 }
 
-export function clientTcpOptions(tls: { serverName: string } | null, log: Logger): TcpBindOptions {
-  return { dial: tls ? { tls } : {}, onEvent: (e) => logTcpEvent(log, e) };
+export function clientTcpOptions(tls: (e: Endpoint) => { serverName: string } | null, log: Logger): TcpBindOptions {
+  return { dial: { tls }, onEvent: (e) => logTcpEvent(log, e) };
 }

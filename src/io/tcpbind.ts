@@ -51,8 +51,8 @@ export const TCP_LIMITS: TcpLimits = {
 export interface TcpBindOptions {
   /** Accept connections here (a server); with tls, as a TLS server with this certificate and key (PEM). */
   listen?: { host: string; port: number; tls?: { cert: string | Buffer; key: string | Buffer } };
-  /** Connect to endpoints sends go to (a client); with tls, as a TLS client sending serverName as SNI. */
-  dial?: { tls?: { serverName?: string } };
+  /** Connect to endpoints sends go to (a client); in TLS, sending serverName as SNI, where tls says so for the endpoint. */
+  dial?: { tls?: (e: Endpoint) => { serverName: string } | null };
   /** The longest frame taken (default the largest a prefix expresses); longer ones close the connection. */
   maxFrame?: number;
   limits?: Partial<TcpLimits>;
@@ -81,7 +81,6 @@ export interface TcpStats {
 const key = (e: Endpoint): string => `${e.ip}|${e.port}`;
 
 export class TcpBind {
-  readonly tls: boolean;
   private readonly limits: TcpLimits;
   private readonly clock: () => number;
   private readonly conns = new Map<string, TcpConnection>();
@@ -106,7 +105,6 @@ export class TcpBind {
   private constructor(private readonly opts: TcpBindOptions) {
     this.limits = { ...TCP_LIMITS, ...opts.limits };
     this.clock = opts.clock ?? (() => performance.now());
-    this.tls = opts.listen?.tls !== undefined || opts.dial?.tls !== undefined;
     const maxFrame = Math.min(opts.maxFrame ?? MAX_FRAME, MAX_FRAME);
     this.ctx = { maxFrame, limits: this.limits, clock: this.clock, ready: this.onReady, closed: this.onClosed };
   }
@@ -143,6 +141,11 @@ export class TcpBind {
 
   get stats(): TcpStats {
     return { connections: this.conns.size, pending: this.pending, ...this.counters };
+  }
+
+  /** Whether the connection with e is (or a dialer would make it) TLS. */
+  tlsOf(e: Endpoint): boolean {
+    return this.conns.get(key(e))?.tls ?? (this.secure !== null || (this.opts.dial?.tls?.(e) ?? null) !== null);
   }
 
   /** Whether any connection exists or may be dialed: otherwise sends have no TCP slots to look for. */
@@ -247,13 +250,13 @@ export class TcpBind {
     const k = key(e);
     const backoff = this.dialBackoff.get(k);
     if (backoff && this.clock() < backoff.at) return null;
-    const tls = d.tls;
+    const tls = d.tls?.(e) ?? null;
     const raw = netConnect({ host: e.ip, port: e.port, noDelay: true });
     // WireGuard authenticates the server; TLS only makes the stream look like HTTPS (README).
     const socket: Socket = tls ? tlsConnect({ socket: raw, servername: tls.serverName ?? '', rejectUnauthorized: false }) : raw;
     if (tls) raw.on('error', () => socket.destroy());
     socket.once(tls ? 'secureConnect' : 'connect', () => this.opts.onEvent?.({ type: 'connected', endpoint: e }));
-    return this.add(new TcpConnection(socket, e, e.ip, false, this.ctx));
+    return this.add(new TcpConnection(socket, e, e.ip, false, tls !== null, this.ctx));
   }
 
   private readonly onAccept = (raw: Socket): void => {
@@ -278,7 +281,7 @@ export class TcpBind {
     const socket = this.secure ? new TLSSocket(raw, { isServer: true, secureContext: this.secure }) : raw;
     this.pendingBySource.set(e.ip, perSource + 1);
     this.pending++;
-    this.add(new TcpConnection(socket, e, e.ip, true, this.ctx));
+    this.add(new TcpConnection(socket, e, e.ip, true, this.secure !== null, this.ctx));
   };
 
   private add(c: TcpConnection): TcpConnection {

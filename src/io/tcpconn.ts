@@ -54,6 +54,7 @@ export class TcpConnection {
     readonly source: string,
     /** Accepted by a listener (checked, timed out unless authenticated), or dialed by us (trusted as far as TCP goes). */
     readonly accepted: boolean,
+    readonly tls: boolean,
     private readonly ctx: ConnectionContext,
   ) {
     encodeEndpoint(endpoint, this.entry, 0);

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { expect, test } from 'vitest';
 import { parseClientConfig } from '../../src/config/client.js';
 import { parseServerConfig } from '../../src/config/server.js';
+import { loadClientConfig } from '../../src/config/client.js';
+import { decodeMessage, encodeMessage, type ConfigMessage } from '../../src/control/messages.js';
+import { tvpn } from './support/cli.js';
 import { CHEAD, F, HEAD, clientError, dir, pub, serverError, useConfigDir } from './support/config.js';
 
 useConfigDir();
@@ -47,9 +50,9 @@ test('server: a missing, unreadable, non-PEM or mismatched certificate or key is
   expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: a.crt, key: a.key, ca: x } }\n`)).toMatch(/unknown key 'tcp\.tls\.ca'/);
 });
 
-test('client: udp without tcp; auto by default with tcp; tls takes the DNS name as SNI', () => {
+test('client: auto by default (UDP until a TCP endpoint is known); tls takes the DNS name as SNI', () => {
   const file = join(dir, 'client.yaml');
-  expect(parseClientConfig(CHEAD, file).server).toMatchObject({ tcp: null, transport: 'udp' });
+  expect(parseClientConfig(CHEAD, file).server).toMatchObject({ tcp: null, transport: 'auto' });
   const withTcp = `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\n  tcp: { endpoint: vpn.example.com:443, tls: true }\nprivate_key_file: client.key\n`;
   expect(parseClientConfig(withTcp, file).server).toMatchObject({
     transport: 'auto',
@@ -61,11 +64,36 @@ test('client: udp without tcp; auto by default with tcp; tls takes the DNS name 
   expect(parseClientConfig(sni, file).server.tcp!.serverName).toBe('cdn.example.org');
 });
 
-test('client: tcp or auto without a TCP endpoint, or an unknown transport, is one line', () => {
+test('client: tcp without a TCP endpoint, or an unknown transport, is one line', () => {
   const t = (transport: string) => `server:\n  endpoint: vpn.example.com:51820\n  public_key: ${pub(1)}\n  transport: ${transport}\nprivate_key_file: client.key\n`;
   expect(clientError(t('tcp'))).toBe(
     'DIR/client.yaml:4: server.transport: transport tcp needs the server\'s TCP endpoint: add tcp: { endpoint: vpn.example.com:443 } to server',
   );
-  expect(clientError(t('auto'))).toMatch(/transport auto needs the server's TCP endpoint/);
+  expect(parseClientConfig(t('auto'), join(dir, 'client.yaml')).server.transport).toBe('auto');
+  expect(parseClientConfig(t('udp'), join(dir, 'client.yaml')).server.transport).toBe('udp');
   expect(clientError(t('quic'))).toMatch(/^DIR\/client\.yaml:4: server\.transport: .*auto.*udp.*tcp/);
+});
+
+test('add-client writes server.tcp: the listener on the UDP endpoint\'s host, or tcp.endpoint', async () => {
+  makeCert('tls');
+  writeFileSync(F, `${HEAD}endpoint: vpn.example.com:51820\ntcp: { listen: 0.0.0.0:443, tls: { cert: tls.crt, key: tls.key } }\n`, { mode: 0o600 });
+  const out = join(dir, 'laptop.yaml');
+  expect((await tvpn('add-client', 'laptop', '-c', F, '--out', out, '--no-reload')).code).toBe(0);
+  expect(loadClientConfig(out).server).toMatchObject({ transport: 'auto', tcp: { host: 'vpn.example.com', port: 443, tls: true, serverName: 'vpn.example.com' } });
+  writeFileSync(F, `${HEAD}endpoint: vpn.example.com:51820\ntcp: { listen: 0.0.0.0:8443, endpoint: '[2001:db8::1]:443' }\n`, { mode: 0o600 });
+  const phone = join(dir, 'phone.yaml');
+  expect((await tvpn('add-client', 'phone', '-c', F, '--out', phone, '--no-reload')).code).toBe(0);
+  expect(loadClientConfig(phone).server.tcp).toEqual({ host: '2001:db8::1', port: 443, tls: false, serverName: '' });
+});
+
+test('the pushed listener (protocol 3) is checked like every field of a config message', () => {
+  const base: ConfigMessage = { type: 'config', serial: 1, address: '10.8.0.2/24', gateway: '10.8.0.1', mtu: 1420, routes: [], dns: [], redirectGateway: false, keepalive: 25 };
+  const ok = { ...base, tcp: { endpoint: 'vpn.example.com:443', tls: true } };
+  expect(decodeMessage(encodeMessage(ok))).toEqual(ok);
+  const bad = (tcp: unknown): string => (decodeMessage(new TextEncoder().encode(JSON.stringify({ ...base, tcp }))) as { error: string }).error;
+  expect(bad({ endpoint: 'vpn.example.com', tls: true })).toMatch(/^tcp\.endpoint: /);
+  expect(bad({ endpoint: 'vpn.example.com:443' })).toBe('tcp.tls: missing');
+  expect(bad({ endpoint: 'vpn.example.com:443', tls: 'yes' })).toBe('tls: must be a boolean');
+  expect(bad({ endpoint: 'vpn.example.com:443', tls: true, sni: 'x' })).toBe('tcp.sni: unknown field');
+  expect(bad('vpn.example.com:443')).toBe('tcp: not an object');
 });

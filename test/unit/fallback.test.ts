@@ -23,13 +23,14 @@ labPerTest((l) => (lab = l));
 /** A loopback port for the server's TCP listener (config ports are 1-65535, so not 0). */
 const port = randomInt(20_000, 60_000);
 
-async function start(transport: 'auto' | 'tcp' | 'udp'): Promise<Client> {
+/** The server with a loopback TCP listener; the client with it in client.yaml (or, with pushed, without: from the push). */
+async function start(transport: 'auto' | 'tcp' | 'udp', pushed = false): Promise<Client> {
   const text = lab.serverText('{ keepalive: 25 }') + `tcp: { listen: '127.0.0.1:${port}' }\n`;
   lab.serverCfg = parseServerConfig(text, join(lab.dir, 'server.yaml'));
   lab.server = await Server.start(lab.serverCfg, lab.serverLog.log, { io: lab.serverIo, host: lab.serverHost });
   const cfg = parseClientConfig(
     `interface: { name: tun0 }\nserver:\n  endpoint: '${SERVER_IP}:51820'\n  public_key: ${encodeKey(publicKeyOf(key(1)))}\n` +
-      `  tcp: { endpoint: '127.0.0.1:${port}' }\n  transport: ${transport}\nprivate_key: ${encodeKey(key(2))}\nkeepalive: 25\nstatus_socket: '@tvpn-unit-fb-${process.pid}-${port}'\n`,
+      `${pushed ? '' : `  tcp: { endpoint: '127.0.0.1:${port}' }\n`}  transport: ${transport}\nprivate_key: ${encodeKey(key(2))}\nkeepalive: 25\nstatus_socket: '@tvpn-unit-fb-${process.pid}-${port}'\n`,
     join(lab.dir, 'client.yaml'),
   );
   return (lab.client = await Client.start(cfg, lab.clientLog.log, { io: lab.clientIo, host: lab.clientHost }));
@@ -92,4 +93,19 @@ test('udp (the default without server.tcp) never falls back', async () => {
   expect(lab.clientLog.lines.some((l) => l.includes('TCP'))).toBe(false);
   const tcp = (lab.server as unknown as { dp: { tcp: { stats: { accepted: number } } } }).dp.tcp;
   expect(tcp.stats.accepted).toBe(0);
+});
+
+test('auto without server.tcp: the server pushes its listener, and the client falls back to it when UDP is blocked later', async () => {
+  const client = await start('auto', true);
+  await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+  await lab.clientLogged(`the server offers TCP at 127.0.0.1:${port}: the fallback when UDP gets no handshake`);
+  expect(transportOf(client)).toBe('udp');
+  // The laptop moves to a network that blocks UDP (both ways): silence, a reconnection, then TCP.
+  lab.net.partition(CLIENT_IP, SERVER_IP);
+  await lab.advance(25_000 * 3 + 15_000 + 2000);
+  await lab.clientLogged('reconnecting in');
+  await lab.advance(2000 + FALLBACK_MS);
+  await lab.clientLogged(`trying TCP at 127.0.0.1:${port}`);
+  await waitFor('the client on TCP', () => transportOf(client) === 'tcp' && client.snapshotStatus().peers[0]!.channel === 'ok');
+  await clientToServer(lab, 'over the pushed listener');
 });

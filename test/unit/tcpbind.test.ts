@@ -201,7 +201,7 @@ test('a dialer whose connection fails waits before the next attempt, doubling', 
 test('the send queue drops past its limit instead of growing', () => {
   const socket = new Duplex({ read: () => undefined, write: () => undefined }); // never done writing: writes pile up
   const limits = { ...TCP_LIMITS, sendQueueBytes: 64 << 10 };
-  const c = new TcpConnection(socket, { ip: '192.0.2.1', port: 1, transport: 'tcp' }, '192.0.2.1', false, {
+  const c = new TcpConnection(socket, { ip: '192.0.2.1', port: 1, transport: 'tcp' }, '192.0.2.1', false, false, {
     maxFrame: 2048,
     limits,
     clock: () => 0,
@@ -226,9 +226,10 @@ test('TLS carries the same frames; a plain-TCP client gets no frame through', as
       '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
     const tls = { cert: readFileSync(join(dir, 'c.pem')), key: readFileSync(join(dir, 'k.pem')) };
     const { bind: server } = await listener({}, tls);
-    expect(server.tls).toBe(true);
-    const { bind: client } = await open({ dial: { tls: { serverName: 'vpn.test' } } });
-    client.sendFrom(batchOf({ ip: '127.0.0.1', port: server.port, transport: 'tcp' }, message(1, 148), message(4, 48)), 0, 2, 0);
+    const to: Endpoint = { ip: '127.0.0.1', port: server.port, transport: 'tcp' };
+    const { bind: client } = await open({ dial: { tls: () => ({ serverName: 'vpn.test' }) } });
+    expect([server.tlsOf(to), client.tlsOf(to)]).toEqual([true, true]);
+    client.sendFrom(batchOf(to, message(1, 148), message(4, 48)), 0, 2, 0);
     await waitFor('two frames over TLS', () => server.hasFrames);
     await sleep(50);
     expect(drain(server).map((g) => g.data.length)).toEqual([148, 48]);

@@ -67,7 +67,7 @@ export class Client {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
     this.startConnecting();
-    this.transport = new TransportChoice(cfg.server.transport, dp, log);
+    this.transport = new TransportChoice(cfg.server, dp, log);
     this.peer = dp.device.addPeer({
       publicKey: cfg.server.publicKey,
       ...(cfg.server.presharedKey ? { presharedKey: cfg.server.presharedKey } : {}),
@@ -94,7 +94,7 @@ export class Client {
       tunName: cfg.interface.name,
       configureTun: (name) => host.configureLink(name, { mtu, txqueuelen: 1000, up: true }),
       udp: { gro: true },
-      ...(server.tcp && { tcp: clientTcpOptions(cfg.server.tcp!.tls ? cfg.server.tcp! : null, log) }),
+      ...(cfg.server.transport !== 'udp' && { tcp: clientTcpOptions(() => client?.transport.tlsFor() ?? null, log) }),
       io: env.io,
       log,
       privateKey: cfg.privateKey,
@@ -214,6 +214,7 @@ export class Client {
 
   private applyConfig(m: ConfigMessage): void {
     this.config = m;
+    if (m.tcp) this.transport.offered(m.tcp).catch((err: unknown) => this.log.warn(`the server's TCP listener ${m.tcp!.endpoint}: ${errorMessage(err)}`));
     this.applying = this.applying.then(async () => {
       if (this.stopped) return;
       try {

@@ -9,12 +9,13 @@
  *         connection is closed after TCP_LINGER_MS on UDP. A reconnection starts on the
  *         transport that worked last, so a network that blocks UDP costs the wait once.
  * The endpoint is the client's decision in tcp and auto modes: roaming to the other transport
- * is undone, roaming within one is kept.
+ * is undone, roaming within one is kept. Without server.tcp in client.yaml, auto uses the TCP
+ * listener the server pushes (protocol 3), from the next reconnection or fallback on.
  */
 import { lookup } from 'node:dns/promises';
 import type { ClientConfig } from '../../config/client.js';
 import type { Transport } from '../../config/fields.js';
-import { endpointOf, formatEndpoint, type Endpoint } from '../../net/endpoint.js';
+import { endpointOf, formatEndpoint, parseHostPort, type Endpoint } from '../../net/endpoint.js';
 import { ipFamily } from '../../net/ip.js';
 import type { Peer } from '../../wireguard/peer.js';
 import type { DataPath } from '../datapath.js';
@@ -47,8 +48,15 @@ export async function resolveServer(server: ClientConfig['server']): Promise<Ser
   return { udp, tcp };
 }
 
+/** TLS for the TCP endpoint, with the SNI to send; null for plain TCP. */
+type Tls = { serverName: string } | null;
+
 export class TransportChoice {
   private eps: ServerEndpoints | null = null;
+  /** How to speak to the TCP endpoint: from client.yaml, or from the push. */
+  private tls: Tls;
+  /** The TCP listener the server pushed, resolved, when client.yaml names none. */
+  private pushed: { endpoint: Endpoint; text: string } | null = null;
   private on: 'udp' | 'tcp' = 'udp';
   /** The transport of the latest completed handshake: where a reconnection starts. */
   private lastGood: 'udp' | 'tcp' = 'udp';
@@ -58,14 +66,22 @@ export class TransportChoice {
   private lingerUntil = Infinity;
 
   constructor(
-    private readonly mode: Transport,
+    private readonly server: ClientConfig['server'],
     private readonly dp: DataPath,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.mode = server.transport;
+    this.tls = server.tcp?.tls ? { serverName: server.tcp.serverName } : null;
+  }
+
+  private readonly mode: Transport;
+
+  /** For the TCP bind: whether to dial e in TLS, and with which SNI. */
+  readonly tlsFor = (): Tls => this.tls;
 
   /** A (re)connection at t: the endpoint it starts on. */
   begin(eps: ServerEndpoints, t: number): Endpoint {
-    this.eps = eps;
+    this.eps = { udp: eps.udp, tcp: eps.tcp ?? this.pushed?.endpoint ?? null };
     this.on = this.mode === 'auto' ? this.lastGood : this.mode;
     this.since = t;
     this.connected = false;
@@ -75,7 +91,18 @@ export class TransportChoice {
 
   /** udp, tcp or tls: how the server is reached now. */
   name(peer: Peer): TransportName {
-    return transportOf(peer.endpoint, this.dp.tcp?.tls ?? false);
+    return transportOf(peer.endpoint, this.dp.tcp);
+  }
+
+  /** The server pushed its TCP listener: the fallback from now on, unless client.yaml names one or says udp. */
+  async offered(tcp: { endpoint: string; tls: boolean }): Promise<void> {
+    if (this.server.tcp || this.mode === 'udp' || this.pushed?.text === `${tcp.endpoint} ${tcp.tls}`) return;
+    const { host, port } = parseHostPort(tcp.endpoint, { ipOnly: false });
+    const endpoint = await resolve(host, port, 'tcp');
+    this.pushed = { endpoint, text: `${tcp.endpoint} ${tcp.tls}` };
+    this.tls = tcp.tls ? { serverName: ipFamily(host) ? '' : host } : null;
+    if (this.eps && this.on === 'udp') this.eps.tcp = endpoint;
+    this.log.info(`the server offers ${tcp.tls ? 'TLS' : 'TCP'} at ${tcp.endpoint}: the fallback when UDP gets no handshake`, { endpoint: tcp.endpoint });
   }
 
   handshake(t: number): void {
@@ -127,7 +154,7 @@ export class TransportChoice {
     this.on = 'tcp';
     this.lingerUntil = Infinity;
     this.log.warn(
-      `no handshake over UDP within ${FALLBACK_MS / 1000} s: trying ${this.dp.tcp?.tls ? 'TLS' : 'TCP'} at ${formatEndpoint(to)} (UDP is probed every ${PROBE_MS / 1000} s)`,
+      `no handshake over UDP within ${FALLBACK_MS / 1000} s: trying ${this.tls ? 'TLS' : 'TCP'} at ${formatEndpoint(to)} (UDP is probed every ${PROBE_MS / 1000} s)`,
       { endpoint: formatEndpoint(to) },
     );
     peer.endpoint = to;

@@ -11,6 +11,7 @@ import { EndpointFlaps } from './flap.js';
 import type { LogFields, Logger } from '../log.js';
 import type { PeerStatus } from '../status.js';
 import { transportOf } from '../transport.js';
+import type { TcpBind } from '../../io/tcpbind.js';
 import type { Refusal } from './reload.js';
 import type { ClientTotals } from './traffic.js';
 
@@ -117,13 +118,13 @@ function accountOf(entry: ClientEntry, access: PeerStatus['access'], traffic: Tr
   };
 }
 
-export function clientStatus(c: ClientState, allowedIps: string[], t: number, traffic: Traffic, tls: boolean): PeerStatus {
+export function clientStatus(c: ClientState, allowedIps: string[], t: number, traffic: Traffic, tcp: TcpBind | null): PeerStatus {
   const duplicate = c.flaps.duplicate(t);
   return {
     name: c.entry.name,
     publicKey: c.key,
     endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
-    ...(c.peer.endpoint && { transport: transportOf(c.peer.endpoint, tls) }),
+    ...(c.peer.endpoint && { transport: transportOf(c.peer.endpoint, tcp) }),
     latestHandshake: seconds(c.peer.lastHandshakeWallMs),
     ...accountOf(c.entry, 'active', traffic),
     allowedIps,
