@@ -225,7 +225,8 @@ export function formatStatus(s: Status, nowMs = Date.now()): string {
   if (s.address) lines.push(`  address: ${addresses(s)}`);
   for (const p of s.peers) {
     lines.push('', `peer: ${p.publicKey}${p.name ? ` (${p.name})` : ''}`);
-    if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}${p.transport ? ` (${p.transport.toUpperCase()})` : ''}`);
+    // UDP, as in wg show, unless marked: TCP or TLS (issue 16).
+    if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}${p.transport && p.transport !== 'udp' ? ` (${p.transport.toUpperCase()})` : ''}`);
     if (p.address) lines.push(`  address: ${addresses(p)}`);
     if (p.routed) lines.push(`  routed into ${s.interface}: ${p.routed.join(', ') || '(nothing yet)'}`);
     else lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);

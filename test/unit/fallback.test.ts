@@ -64,6 +64,7 @@ test('auto: UDP blocked, TCP after FALLBACK_MS; UDP probed and taken back once i
   expect(transportOf(client)).toBe('udp');
   await waitFor('the server on UDP', () => serverTransport() === 'udp');
   await clientToServer(lab, 'back on udp');
+  expect(formatStatus(client.snapshotStatus())).toMatch(/endpoint: 192\.0\.2\.1:51820\n/);
   expect(lab.server!.snapshotStatus().peers[0]!.endpoint).toMatch(new RegExp(`^${CLIENT_IP}:`));
 
   const tcp = (lab.server as unknown as { dp: { tcp: { stats: { connections: number } } } }).dp.tcp;
