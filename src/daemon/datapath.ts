@@ -159,7 +159,7 @@ export class DataPath implements DeviceOutput {
     this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
-    this.drops = new DropReport(() => ({ ...this.device.drops, 'socket-full': this.overflowDrops }), opts.log, now());
+    this.drops = new DropReport(() => ({ ...this.device.drops, 'socket-full': this.overflowDrops, ...this.tcp?.drops }), opts.log, now());
     const onPacket = opts.onPacket;
     this.onPacket = onPacket
       ? (buf, offset, length, peer) => {

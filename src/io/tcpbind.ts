@@ -143,6 +143,12 @@ export class TcpBind {
     return { connections: this.conns.size, pending: this.pending, ...this.counters };
   }
 
+  /** For the drop counters of the debug log and metrics: packets past a send queue, strangers' connections closed. */
+  get drops(): Record<string, number> {
+    const c = this.counters;
+    return { 'tcp-queue-full': c.sendDropped, 'tcp-refused': c.refused, 'tcp-garbage': c.garbage, 'tcp-timeout': c.timedOut };
+  }
+
   /** Whether the connection with e is (or a dialer would make it) TLS. */
   tlsOf(e: Endpoint): boolean {
     return this.conns.get(key(e))?.tls ?? (this.secure !== null || (this.opts.dial?.tls?.(e) ?? null) !== null);

@@ -128,6 +128,7 @@ test('garbage gets nothing back and is closed at once; a wrong first message too
   await waitFor('both closed', () => junk.closed() && wrongType.closed(), 3000);
   expect(junk.got() + wrongType.got()).toBe(0);
   expect(server.stats).toMatchObject({ garbage: 2, connections: 0, pending: 0 });
+  expect(server.drops).toMatchObject({ 'tcp-garbage': 2, 'tcp-refused': 0 }); // as the debug log and metrics count them
   expect(server.hasFrames).toBe(false);
 });
 
