@@ -23,11 +23,15 @@ labPerTest((l) => (lab = l));
 /** A loopback port for the server's TCP listener (config ports are 1-65535, so not 0). */
 const port = randomInt(20_000, 60_000);
 
-/** The server with a loopback TCP listener; the client with it in client.yaml (or, with pushed, without: from the push). */
-async function start(transport: 'auto' | 'tcp' | 'udp', pushed = false): Promise<Client> {
+async function startServer(): Promise<void> {
   const text = lab.serverText('{ keepalive: 25 }') + `tcp: { listen: '127.0.0.1:${port}' }\n`;
   lab.serverCfg = parseServerConfig(text, join(lab.dir, 'server.yaml'));
   lab.server = await Server.start(lab.serverCfg, lab.serverLog.log, { io: lab.serverIo, host: lab.serverHost });
+}
+
+/** The server with a loopback TCP listener; the client with it in client.yaml (or, with pushed, without: from the push). */
+async function start(transport: 'auto' | 'tcp' | 'udp', pushed = false): Promise<Client> {
+  await startServer();
   const cfg = parseClientConfig(
     `interface: { name: tun0 }\nserver:\n  endpoint: '${SERVER_IP}:51820'\n  public_key: ${encodeKey(publicKeyOf(key(1)))}\n` +
       `${pushed ? '' : `  tcp: { endpoint: '127.0.0.1:${port}' }\n`}  transport: ${transport}\nprivate_key: ${encodeKey(key(2))}\nkeepalive: 25\nstatus_socket: '@tvpn-unit-fb-${process.pid}-${port}'\n`,
@@ -82,6 +86,21 @@ test('tcp: the handshake goes over TCP from the start and UDP carries nothing', 
   await clientToServer(lab, 'still tcp');
   expect(lab.net.sent.filter((d) => d.from.ip === CLIENT_IP)).toEqual([]);
   expect(transportOf(client)).toBe('tcp');
+});
+
+test('tcp: a server restart drops the connection; the client dials again and gets its config over TCP', async () => {
+  const client = await start('tcp');
+  await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+  await lab.server!.stop();
+  lab.server = null;
+  await lab.clientLogged('server said bye');
+  await waitFor('the TCP connection gone', () => lab.clientLog.lines.some((l) => l.includes(`TCP connection with 127.0.0.1:${port} closed`)));
+  lab.serverLog.lines.length = 0;
+  await startServer();
+  await lab.advance(3000); // the reconnection's backoff and the dial's
+  await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+  expect(transportOf(client)).toBe('tcp');
+  await clientToServer(lab, 'after the restart');
 });
 
 test('udp (the default without server.tcp) never falls back', async () => {
