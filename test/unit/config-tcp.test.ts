@@ -80,6 +80,8 @@ test('add-client writes server.tcp: the listener on the UDP endpoint\'s host, or
   const out = join(dir, 'laptop.yaml');
   expect((await tvpn('add-client', 'laptop', '-c', F, '--out', out, '--no-reload')).code).toBe(0);
   expect(loadClientConfig(out).server).toMatchObject({ transport: 'auto', tcp: { host: 'vpn.example.com', port: 443, tls: true, serverName: 'vpn.example.com' } });
+  expect((await tvpn('check', '-c', out)).out).toContain('server vpn.example.com:51820, falling back to TLS vpn.example.com:443)');
+  expect((await tvpn('check', '-c', F)).out).toContain(', TLS 0.0.0.0:443)');
   writeFileSync(F, `${HEAD}endpoint: vpn.example.com:51820\ntcp: { listen: 0.0.0.0:8443, endpoint: '[2001:db8::1]:443' }\n`, { mode: 0o600 });
   const phone = join(dir, 'phone.yaml');
   expect((await tvpn('add-client', 'phone', '-c', F, '--out', phone, '--no-reload')).code).toBe(0);
