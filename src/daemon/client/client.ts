@@ -279,7 +279,7 @@ export class Client {
     const to = this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : this.cfg.server.host;
     this.log.warn(
       `no handshake with the server at ${to} after ${Math.round((t - this.connectingSince) / 1000)} s: ` +
-        'wrong server.public_key, server down, or UDP blocked on the path? still trying',
+        `wrong server.public_key, server down, or ${this.peer.endpoint?.transport ? 'TCP' : 'UDP'} blocked on the path? still trying`,
       { endpoint: to },
     );
     return this.warnAt;
