@@ -249,3 +249,18 @@ test('a bad certificate or key, or a port in use, is one line saying so', async 
   const { bind } = await listener();
   await expect(TcpBind.open({ listen: { host: '127.0.0.1', port: bind.port } })).rejects.toThrow(/TCP 127\.0\.0\.1:\d+ is in use/);
 });
+
+test('IPv6, and IPv4 through a dual-stack listener: endpoints in canonical form, answers go back down the connection', async () => {
+  const { bind: server } = await open({ listen: { host: '::', port: 0 }, maxFrame: 2048 });
+  for (const ip of ['::1', '127.0.0.1']) {
+    const { bind: client } = await open({ dial: {} });
+    client.sendFrom(batchOf({ ip, port: server.port, transport: 'tcp' }, message(1, 148)), 0, 1, 0);
+    await waitFor(`a frame from ${ip}`, () => server.hasFrames);
+    const [got] = drain(server);
+    expect(got!.from.ip).toBe(ip); // ::ffff:127.0.0.1 is the IPv4 peer it is
+    server.confirm(got!.from);
+    server.sendFrom(batchOf(got!.from, message(2, 92)), 0, 1, 0);
+    await waitFor('the answer', () => client.hasFrames);
+    expect(drain(client).map((g) => [g.from.ip, g.data.length])).toEqual([[ip, 92]]);
+  }
+});
