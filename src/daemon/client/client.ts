@@ -2,7 +2,7 @@
  * `tvpn client`: tun0, one WireGuard peer (the server, allowed 0.0.0.0/0 and ::/0 since
  * the kernel's routes decide what enters the tunnel), a control channel that receives the
  * pushed configuration, and reconnection with backoff and a fresh DNS lookup whenever the
- * server goes away. Works without any push too (a stock WireGuard server).
+ * server goes away, over UDP or TCP (fallback.ts). Works without any push too (a stock WireGuard server).
  */
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../../config/client.js';

@@ -52,6 +52,7 @@ export async function resolveServer(server: ClientConfig['server']): Promise<Ser
 type Tls = { serverName: string } | null;
 
 export class TransportChoice {
+  private readonly mode: Transport;
   private eps: ServerEndpoints | null = null;
   /** How to speak to the TCP endpoint: from client.yaml, or from the push. */
   private tls: Tls;
@@ -74,9 +75,7 @@ export class TransportChoice {
     this.tls = server.tcp?.tls ? { serverName: server.tcp.serverName } : null;
   }
 
-  private readonly mode: Transport;
-
-  /** For the TCP bind: whether to dial e in TLS, and with which SNI. */
+  /** For the TCP bind: whether to dial the server in TLS, and with which SNI. */
   readonly tlsFor = (): Tls => this.tls;
 
   /** A (re)connection at t: the endpoint it starts on. */
