@@ -16,6 +16,7 @@ Runs the compiled tree: npx tsc -p tsconfig.build.json first after changing src/
   --quick           1 repetition of 3 s iperf3 runs, a smoke run: writes bench/results/quick.*
   --systems A,B     only these (writes partial.*; a full run writes latest.*), of:
                     ${SYSTEMS.map((s) => s.name).join(', ')}
+  --net N           underlay 198.18.N.0/24 and tunnel 198.19.N.0/24 in the namespaces, 0..255 (default 61)
   --handshakes      only the in-process numbers: handshakes and lookups with 10,000 peers,
                     and the server's receive path with 1 and 2 workers (no root needed)
   --clients         only the 4-client run (server workers 1 and 2); a full run includes it
@@ -35,6 +36,8 @@ export interface Options {
   handshakesOnly: boolean;
   clientsOnly: boolean;
   soakMinutes: number | null;
+  /** N of the namespaces' 198.18.N.0/24 underlay and 198.19.N.0/24 tunnel. */
+  net: number;
 }
 
 /** The options, or 'help' for --help. */
@@ -50,6 +53,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
         handshakes: { type: 'boolean', default: false },
         clients: { type: 'boolean', default: false },
         soak: { type: 'string' },
+        net: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -66,5 +70,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
   if (unknown.length > 0) throw new UsageError(`unknown system ${unknown.join(', ')}; known: ${SYSTEMS.map((s) => s.name).join(', ')}`);
   const soak = values.soak === undefined ? null : Number(values.soak);
   if (soak !== null && !(soak >= 1 && soak <= 120)) throw new UsageError(`--soak takes minutes, 1..120, not ${values.soak}`);
-  return { reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, clientsOnly: values.clients ?? false, soakMinutes: soak };
+  const net = Number(values.net ?? 61);
+  if (!Number.isInteger(net) || net < 0 || net > 255) throw new UsageError(`--net must be 0..255, not ${values.net}`);
+  return { net, reps, seconds: quick ? 3 : 10, quick, systems: SYSTEMS.filter((s) => names.includes(s.name)), handshakesOnly: values.handshakes ?? false, clientsOnly: values.clients ?? false, soakMinutes: soak };
 }

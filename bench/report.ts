@@ -66,7 +66,8 @@ export function resultsTable(rows: readonly SystemResult[]): string {
 /** tvpn against the best other tunnel of the run (veth is the ceiling, not a tunnel), a line per column. */
 export function ratioLines(rows: readonly SystemResult[]): string[] {
   const tvpn = rows.find((r) => r.name === 'tvpn');
-  const others = rows.filter((r) => r.name !== 'tvpn' && r.name !== 'veth');
+  // Over UDP: tvpn's TCP rows and OpenVPN's TCP anchor are compared among themselves (tcpLine).
+  const others = rows.filter((r) => !r.name.startsWith('tvpn') && r.name !== 'veth' && !r.name.endsWith('-tcp'));
   if (!tvpn || others.length === 0) return ['tvpn vs best other tunnel: not measured'];
   const lines = METRICS.map(({ key, name, lowerIsBetter }) => {
     const valid = others.filter((r) => Number.isFinite(r[key]));
@@ -79,6 +80,18 @@ export function ratioLines(rows: readonly SystemResult[]): string[] {
     lines.push(`- idle added RTT vs ${target.system}: ${(tvpn.addedRttMs / target.addedRttMs).toFixed(2)}x (issue 13's target: at most ${ADDED_RTT_TARGET.factor}x)`);
   }
   return ['tvpn vs the best other tunnel of this run, per column (throughput: higher is better; ping and RTT: lower is better):', ...lines];
+}
+
+/** Issue 16: tvpn over TCP and TLS against OpenVPN over TCP and against tvpn over UDP, one stream. */
+export function tcpLines(rows: readonly SystemResult[]): string[] {
+  const anchor = rows.find((r) => r.name === 'openvpn-tcp');
+  const udp = rows.find((r) => r.name === 'tvpn');
+  return rows
+    .filter((r) => r.name === 'tvpn-tcp' || r.name === 'tvpn-tls')
+    .map((r) => {
+      const vs = [anchor && `${(r.gbps1 / anchor.gbps1).toFixed(2)}x OpenVPN over TCP`, udp && `${(r.gbps1 / udp.gbps1).toFixed(2)}x tvpn over UDP`];
+      return `- ${r.name}, 1 stream: ${fmt(r.gbps1, 2)} Gbit/s, ${vs.filter(Boolean).join(', ') || 'no anchor in this run'}`;
+    });
 }
 
 export function handshakeTable(h: HandshakeResult): string {

@@ -4,7 +4,7 @@
  * `npm run bench -- --help` lists the options (bench/options.ts).
  *
  * Each system runs in a fresh tvbench-* namespace pair (underlay 198.18.61.0/24, tunnel
- * 198.19.61.0/24); repetitions interleave the systems so drift hits all alike. Everything
+ * 198.19.61.0/24, or N for 61 with --net N); repetitions interleave the systems so drift hits all alike. Everything
  * started is stopped by PID and the namespaces are removed, also on failure or Ctrl-C.
  * Writes bench/results/latest.md and latest.png (quick.* with --quick, partial.* with
  * --systems, soak.md with --soak; raw-*.json keeps every repetition).
@@ -21,7 +21,7 @@ import { runHandshakes, type HandshakeResult } from './handshakes.js';
 import { runWorkers, workersTable, type WorkersResult } from './workers.js';
 import { CpuMeter, ensureTools, iperf, median, memoryMb, pingAvg, pingDuring, startIperfServer, toolVersion, waitQuiet } from './measure.js';
 import { HELP, parseOptions, UsageError, type Options } from './options.js';
-import { handshakeTable, plotPng, ratioLines, resultsTable, withAddedRtt, type SystemResult } from './report.js';
+import { handshakeTable, plotPng, ratioLines, resultsTable, tcpLines, withAddedRtt, type SystemResult } from './report.js';
 import { runSoak } from './soak.js';
 import { SYSTEMS, type SystemInfo, type Tunnel, type TunnelSystem } from './tunnels/index.js';
 import { errorMessage } from '../src/errors.js';
@@ -61,9 +61,10 @@ interface RepResult {
 }
 
 /** One repetition of one system in a fresh namespace pair: ping, 1 stream, 4 streams with pings. */
-async function measureOnce(system: TunnelSystem, seconds: number, tmp: string): Promise<RepResult> {
+async function measureOnce(system: TunnelSystem, opts: Options, tmp: string): Promise<RepResult> {
   const busyBefore = await waitQuiet(QUIET_PCT, 30_000);
-  const pair = await createNetnsPair({ prefix: 'tvbench', index: 61, ipv6: false });
+  const seconds = opts.seconds;
+  const pair = await createNetnsPair({ prefix: 'tvbench', index: opts.net, ipv6: false });
   let tunnel: Tunnel | undefined;
   try {
     tunnel = await system.up(pair, mkdtempSync(join(tmp, `${system.name}-`)));
@@ -152,7 +153,7 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
     for (const system of opts.systems) {
       const t0 = performance.now();
       try {
-        const r = await measureOnce(system, opts.seconds, tmp);
+        const r = await measureOnce(system, opts, tmp);
         reps.get(system.name)!.push(r);
         say(
           `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms idle, ` +
@@ -178,7 +179,7 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
     say(`tvpn server with 4 clients, workers 1 and 2, ${opts.reps} repetition(s)`);
     clients = await runClients(opts.reps, opts.seconds, tmp, say);
   }
-  const ratios = ratioLines(rows);
+  const ratios = [...ratioLines(rows), ...tcpLines(rows)];
   // Only a full run of every system replaces the committed latest.*.
   const base = opts.quick ? 'quick' : opts.systems.length < SYSTEMS.length ? 'partial' : 'latest';
   mkdirSync(RESULTS, { recursive: true });

@@ -2,7 +2,8 @@
  * OpenVPN 2.6 (Debian's), userspace data channel (disable-dco), UDP, dev tun, TLS with a
  * throwaway P-256 CA made by openssl (ECDH, so `dh none`). The server's data-ciphers order
  * picks the cipher (it takes its first one the client offers); the client offers both and the
- * negotiated cipher is checked in its log.
+ * negotiated cipher is checked in its log. Over TCP (the anchor for tvpn's TCP transport):
+ * tcp-server/tcp-client with tcp-nodelay, AES-256-GCM.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -31,22 +32,23 @@ function makePki(dir: string): void {
   }
 }
 
-export function openvpn(cipher: OpenvpnCipher): TunnelSystem {
+export function openvpn(cipher: OpenvpnCipher, proto: 'udp' | 'tcp' = 'udp'): TunnelSystem {
   const preferred = [cipher, ...CIPHERS.filter((c) => c !== cipher)].join(':');
+  const tcp = proto === 'tcp';
   return {
-    name: cipher === 'AES-256-GCM' ? 'openvpn-aes' : 'openvpn-chacha',
+    name: tcp ? 'openvpn-tcp' : cipher === 'AES-256-GCM' ? 'openvpn-aes' : 'openvpn-chacha',
     async up(pair, dir) {
       makePki(dir);
       const serverAddr = tunnelAddr(pair, 1);
-      const common = `dev tun0\nproto udp4\ntun-mtu ${TUNNEL_MTU}\ndisable-dco\nca ca.crt\nverb 3\n`;
+      const common = `dev tun0\ntun-mtu ${TUNNEL_MTU}\ndisable-dco\nca ca.crt\nverb 3\n`;
       writeFileSync(
         join(dir, 'server.conf'),
-        `${common}local ${pair.a.addr}\nport ${PORT}\ntopology subnet\nserver ${serverAddr.replace(/\.1$/, '.0')} 255.255.255.0\n` +
+        `${common}proto ${tcp ? 'tcp4-server\ntcp-nodelay' : 'udp4'}\nlocal ${pair.a.addr}\nport ${PORT}\ntopology subnet\nserver ${serverAddr.replace(/\.1$/, '.0')} 255.255.255.0\n` +
           `cert server.crt\nkey server.key\ndh none\ndata-ciphers ${preferred}\nkeepalive 10 60\n`,
       );
       writeFileSync(
         join(dir, 'client.conf'),
-        `${common}client\nremote ${pair.a.addr} ${PORT}\nnobind\ncert client.crt\nkey client.key\nremote-cert-tls server\ndata-ciphers ${CIPHERS.join(':')}\n`,
+        `${common}proto ${tcp ? 'tcp4-client' : 'udp4'}\nclient\nremote ${pair.a.addr} ${PORT}\nnobind\ncert client.crt\nkey client.key\nremote-cert-tls server\ndata-ciphers ${CIPHERS.join(':')}\n`,
       );
       const server = startProc(pair.a, 'openvpn', ['--cd', dir, '--config', 'server.conf']);
       await until('openvpn server', () => server.log().includes('Initialization Sequence Completed'), 15_000).catch((err: Error) =>

@@ -15,6 +15,8 @@ import { ACCEPT, CLIENT_ROOT, CLIENT_SERVER, type LogFormat, type LogLevel } fro
 import { parseConfigText, readConfigFile, type Section } from './walk.js';
 import { refuseOtherKind } from './kind.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
+import { clientTcpOf, type ClientTcpConfig } from './tcp.js';
+import type { Transport } from './fields.js';
 
 export interface ClientConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -22,7 +24,7 @@ export interface ClientConfig {
   /** address and mtu are only for a stock WireGuard server, which pushes nothing; null means "as pushed". */
   interface: { name: string; address: InterfaceAddress | null; mtu: number | null };
   /** host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without brackets. */
-  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null };
+  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null; tcp: ClientTcpConfig | null; transport: Transport };
   privateKey: Uint8Array;
   accept: { routes: boolean; dns: boolean; redirectGateway: boolean };
   /** Static routes via the tunnel: the allowed IPs towards the server, besides what it pushes. */
@@ -52,12 +54,13 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     .parse((t) => parseHostPort(t, { ipOnly: false }));
   const publicKey = server.need('public_key', "the server's public key; 'tvpn pubkey < server.key' prints it").key('public');
   const presharedKey = server.secretKey('preshared_key', 'preshared');
+  const { tcp, transport } = clientTcpOf(server);
   const privateKey = privateKeyOf(root, 'client.key');
   const accept = root.get('accept')?.section(ACCEPT);
   return {
     file: resolve(file),
     interface: { name, address, mtu },
-    server: { ...endpoint, publicKey, presharedKey },
+    server: { ...endpoint, publicKey, presharedKey, tcp, transport },
     privateKey,
     accept: {
       routes: accept?.get('routes')?.bool() ?? true,

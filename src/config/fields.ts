@@ -131,6 +131,26 @@ export const MAX_WORKERS = 64;
  */
 export const defaultWorkers = (cores: number): number => Math.max(1, Math.min(4, cores - 2));
 
+export const TCP_TLS = {
+  cert: { shape: str(), description: 'PEM certificate file (a self-signed one does: WireGuard authenticates the server)', required: true },
+  key: { shape: str(), description: "the certificate's PEM private key file", required: true },
+} satisfies Fields;
+
+export const SERVER_TCP = {
+  listen: { shape: hostPort, description: "TCP listen address, e.g. 0.0.0.0:443 ('[::]:443' for IPv6, quoted)", required: true },
+  tls: { shape: section(TCP_TLS), description: 'wrap the stream in TLS so it looks like HTTPS (default: plain TCP)' },
+  endpoint: { shape: hostPort, description: "the public host:port of the TCP listener, written into client configs by 'tvpn add-client' and pushed to clients" },
+} satisfies Fields;
+
+export const TRANSPORTS = ['auto', 'udp', 'tcp'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+export const CLIENT_TCP = {
+  endpoint: { shape: hostPort, description: "the server's TCP (or TLS) host:port, e.g. vpn.example.com:443", required: true },
+  tls: { shape: bool, description: 'connect with TLS (the server has tcp.tls); the certificate is not checked: WireGuard authenticates the server', default: false },
+  server_name: { shape: str(), description: 'TLS server name (SNI) to send (default: the endpoint host when it is a DNS name)' },
+} satisfies Fields;
+
 /** Keys both configs have at the top level, after the kind's own. */
 const COMMON = {
   log_level: { shape: { type: 'enum', values: LOG_LEVELS }, description: 'log verbosity', default: 'info' },
@@ -161,6 +181,7 @@ export const SERVER_ROOT = {
   client_to_client: { shape: bool, description: 'forward between clients inside the server', default: false },
   ...COMMON,
   under_load: { shape: bool, description: "always answer handshakes with cookies (WireGuard's under-load mode)", default: false },
+  tcp: { shape: section(SERVER_TCP), description: 'also listen on TCP (optionally TLS), for clients whose network blocks UDP (default: off)' },
   push: { shape: section(PUSH), description: 'what the server pushes to its clients' },
   clients: { shape: { type: 'list', items: section(CLIENT_ENTRY, PRESHARED_KEY_RULE) }, description: "the clients; 'tvpn add-client' adds them", default: [] },
   metrics: METRICS_FIELD,
@@ -171,6 +192,12 @@ export const CLIENT_SERVER = {
   endpoint: { shape: hostPort, description: 'host:port; a DNS name is resolved again on every reconnect', required: true },
   public_key: { shape: key, description: "the server's public key; 'tvpn pubkey < server.key' prints it", required: true },
   ...PRESHARED_KEY,
+  tcp: { shape: section(CLIENT_TCP), description: "the server's TCP (or TLS) listener, for when UDP is blocked" },
+  transport: {
+    shape: { type: 'enum', values: TRANSPORTS },
+    description: "udp; tcp; or auto: UDP, falling back to TCP (tcp, or the server's pushed listener) when no handshake completes within 5 s",
+    default: 'auto',
+  },
 } satisfies Fields;
 
 export const ACCEPT = {

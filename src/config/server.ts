@@ -33,6 +33,7 @@ import { parseConfigText, readConfigFile, type Section, type Value } from './wal
 import { refuseOtherKind } from './kind.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
+import { serverTcpOf, type ServerTcpConfig } from './tcp.js';
 
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -40,6 +41,8 @@ export interface ServerConfig {
   /** `address` is the IPv4 one when there is one; address6 the IPv6 one of a dual-stack server. */
   interface: { name: string; address: InterfaceAddress; address6: InterfaceAddress | null; mtu: number };
   listen: { host: string; port: number };
+  /** The TCP (optionally TLS) listener for clients whose network blocks UDP, or null. */
+  tcp: ServerTcpConfig | null;
   /** `endpoint`: host:port clients connect to, written into their configs by add-client. */
   endpoint?: { host: string; port: number };
   privateKey: Uint8Array;
@@ -309,6 +312,7 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     file: resolve(file),
     interface: { name: iface.name, address, address6, mtu },
     listen,
+    tcp: serverTcpOf(root.get('tcp')),
     ...(endpoint !== undefined && { endpoint }),
     privateKey,
     pool: pool!,

@@ -9,15 +9,20 @@
  *
  * Version 2 adds `config.address6`/`gateway6` (dual stack); a server sends them only to clients
  * that announced 2 or later, and a version-1 server never sends them (a v2 client does without).
+ * Version 3 adds `config.tcp`, the server's TCP (or TLS) listener, for a client to fall back to
+ * when UDP is blocked later (issue 16); sent likewise only to clients that announced 3.
  */
 import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
 import { sameBytes } from '../net/ip.js';
+import { parseHostPort } from '../net/endpoint.js';
 import { MAX_MESSAGE } from './frame.js';
 import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The first version whose config may carry address6 and gateway6. */
 export const DUAL_STACK_VERSION = 2;
+/** The first version whose config may carry tcp. */
+export const TCP_VERSION = 3;
 /** Longest client name and human-readable reason. */
 const MAX_NAME = 64;
 const MAX_REASON = 256;
@@ -50,6 +55,8 @@ export interface ConfigMessage {
   redirectGateway: boolean;
   /** Persistent keepalive the client should use, in seconds (0 = off). */
   keepalive: number;
+  /** Version 3: the server's TCP listener as host:port, and whether it speaks TLS. */
+  tcp?: { endpoint: string; tls: boolean };
 }
 
 /** The client applied snapshot `serial` (ok), or could not (reason says why). */
@@ -141,7 +148,7 @@ function validate(v: unknown): ControlMessage {
 }
 
 function config(v: Obj): ConfigMessage {
-  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], ['address6', 'gateway6']);
+  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], ['address6', 'gateway6', 'tcp']);
   const { address, gateway, host } = addressPair(v, 'address', 'gateway');
   const dual = v.address6 !== undefined || v.gateway6 !== undefined ? addressPair(v, 'address6', 'gateway6') : null;
   if (dual !== null && (host.length !== 4 || dual.host.length !== 16)) throw new Error('address6: must be IPv6, next to an IPv4 address');
@@ -167,7 +174,21 @@ function config(v: Obj): ConfigMessage {
     dns,
     redirectGateway: bool(v, 'redirectGateway'),
     keepalive: integer(v, 'keepalive', 0, MAX_PUSH_KEEPALIVE),
+    ...(v.tcp !== undefined && { tcp: tcpListener(v.tcp) }),
   };
+}
+
+function tcpListener(x: unknown): { endpoint: string; tls: boolean } {
+  if (!isObject(x)) throw new Error('tcp: not an object');
+  fields(x, ['endpoint', 'tls'], [], 'tcp.');
+  const endpoint = str(x, 'endpoint');
+  try {
+    if (endpoint.length > 300) throw new Error('too long');
+    parseHostPort(endpoint, { ipOnly: false });
+  } catch (e) {
+    throw new Error(`tcp.endpoint: ${(e as Error).message.slice(0, 100)}`);
+  }
+  return { endpoint, tls: bool(x, 'tls') };
 }
 
 /** An address with its prefix and the gateway inside it, under the keys `a` and `g`. */

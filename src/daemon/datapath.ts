@@ -24,6 +24,8 @@ import type { TunDevice, UdpBind } from '../io/device.js';
 import { IoError } from '../io/errors.js';
 import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
+import { TcpBind, type TcpBindOptions } from '../io/tcpbind.js';
+import { MuxBind } from '../io/muxbind.js';
 import { bestAead } from '../crypto/backends.js';
 import { NativeAead } from '../crypto/aead-native.js';
 import { warmUp } from './warmup.js';
@@ -47,6 +49,8 @@ export interface DataPathOptions {
   /** Brings the new tun up (MTU, address) before any traffic flows. */
   configureTun: (name: string) => Promise<void>;
   udp: UdpBindOptions;
+  /** A TCP listener or dialer next to the UDP socket: its connections are endpoints too (io/tcpbind.ts). */
+  tcp?: TcpBindOptions;
   /** Default: the kernel's tun and UDP. */
   io?: DataPathIo;
   /** Told what an owner callback threw: the batch it was called from carries on without it. */
@@ -137,11 +141,12 @@ export class DataPath implements DeviceOutput {
     try {
       await opts.configureTun(tun.name);
       udp = io.openUdp(opts.udp);
+      const tcp = opts.tcp ? await TcpBind.open({ maxFrame: slotSizeFor(Math.max(opts.mtu, MAX_PUSH_MTU)), ...opts.tcp }) : null;
       const aead = bestAead();
       if (aead instanceof NativeAead) aead.setThreads((opts.workers ?? 1) - 1);
       // Over the kernel's devices the first packets should not wait for V8's optimiser (tests' fakes need no speed).
       if (opts.io === undefined) opts.log.debug(`data path warmed up in ${warmUp(aead).toFixed(0)} ms`);
-      return new DataPath(tun, udp, aead, opts);
+      return new DataPath(tun, tcp ? new MuxBind(udp, tcp) : udp, tcp, aead, opts);
     } catch (err) {
       udp?.close();
       tun.close();
@@ -151,7 +156,9 @@ export class DataPath implements DeviceOutput {
 
   private constructor(
     readonly tun: TunDevice,
+    /** The UDP socket, or it and the TCP bind as one. */
     readonly udp: UdpBind,
+    readonly tcp: TcpBind | null,
     readonly aead: BatchAead,
     private readonly opts: DataPathOptions,
   ) {
@@ -160,7 +167,7 @@ export class DataPath implements DeviceOutput {
     this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
-    this.drops = new DropReport(() => ({ ...this.device.drops, 'socket-full': this.overflowDrops }), opts.log, now());
+    this.drops = new DropReport(() => ({ ...this.device.drops, 'socket-full': this.overflowDrops, ...this.tcp?.drops }), opts.log, now());
     const onPacket = opts.onPacket;
     this.onPacket = onPacket
       ? (buf, offset, length, peer) => {
@@ -260,6 +267,9 @@ export class DataPath implements DeviceOutput {
   }
 
   event(e: DeviceEvent): void {
+    // The core authenticated a peer on this TCP connection: no longer held to a pending connection's limits.
+    const on = e.type === 'endpoint-changed' ? e.endpoint : e.type === 'handshake-responded' ? e.peer.endpoint : null;
+    if (on?.transport) this.tcp?.confirm(on);
     try {
       this.opts.onEvent(e);
     } catch (err) {

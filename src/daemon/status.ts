@@ -15,6 +15,8 @@ export interface PeerStatus {
   name: string;
   publicKey: string;
   endpoint: string | null;
+  /** How the endpoint is reached: udp, tcp, or tls (TCP inside TLS); absent without an endpoint. */
+  transport?: 'udp' | 'tcp' | 'tls';
   /** Unix seconds of the latest completed handshake, 0 for never. */
   latestHandshake: number;
   rxBytes: number;
@@ -223,7 +225,8 @@ export function formatStatus(s: Status, nowMs = Date.now()): string {
   if (s.address) lines.push(`  address: ${addresses(s)}`);
   for (const p of s.peers) {
     lines.push('', `peer: ${p.publicKey}${p.name ? ` (${p.name})` : ''}`);
-    if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}`);
+    // UDP, as in wg show, unless marked: TCP or TLS (issue 16).
+    if (p.endpoint) lines.push(`  endpoint: ${p.endpoint}${p.transport && p.transport !== 'udp' ? ` (${p.transport.toUpperCase()})` : ''}`);
     if (p.address) lines.push(`  address: ${addresses(p)}`);
     if (p.routed) lines.push(`  routed into ${s.interface}: ${p.routed.join(', ') || '(nothing yet)'}`);
     else lines.push(`  allowed ips: ${p.allowedIps.join(', ') || '(none)'}`);

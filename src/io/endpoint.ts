@@ -4,7 +4,7 @@
  * address object is allocated per packet. Layout of an entry (native/endpoint.c uses the same):
  *
  *   byte 0      family: 4 or 6; 0 = none (on send: the connected peer)
- *   byte 1      0
+ *   byte 1      transport: 0 UDP, TRANSPORT_TCP for a TCP connection (tcpbind.ts; the addon ignores it)
  *   bytes 2-3   UDP port, big-endian
  *   bytes 4-19  address: IPv4 in bytes 4-7 (8-19 zero), IPv6 in bytes 4-19
  *
@@ -16,6 +16,8 @@ import type { Endpoint } from '../net/endpoint.js';
 import { formatIp, tryParseIp, unmapIp } from '../net/ip.js';
 
 export const ENDPOINT_SIZE = 20;
+/** Byte 1 of an entry whose peer is reached over a TCP connection. */
+export const TRANSPORT_TCP = 1;
 
 function checkIndex(arr: Uint8Array, index: number): number {
   const off = index * ENDPOINT_SIZE;
@@ -35,6 +37,7 @@ export function encodeEndpoint(ep: Endpoint, dst: Uint8Array, index: number): vo
   const addr = unmapIp(parsed);
   dst.fill(0, off, off + ENDPOINT_SIZE);
   dst[off] = addr.length === 4 ? 4 : 6;
+  if (ep.transport === 'tcp') dst[off + 1] = TRANSPORT_TCP;
   dst[off + 2] = ep.port >> 8;
   dst[off + 3] = ep.port & 0xff;
   dst.set(addr, off + 4);
@@ -50,9 +53,10 @@ export function endpointFamily(src: Uint8Array, index: number): 0 | 4 | 6 {
 export function decodeEndpoint(src: Uint8Array, index: number): Endpoint | null {
   const off = checkIndex(src, index);
   const port = ((src[off + 2] ?? 0) << 8) | (src[off + 3] ?? 0);
-  if (src[off] === 4) return { ip: formatIp(src.subarray(off + 4, off + 8)), port };
-  if (src[off] === 6) return { ip: formatIp(src.subarray(off + 4, off + ENDPOINT_SIZE)), port };
-  return null;
+  const family = src[off];
+  if (family !== 4 && family !== 6) return null;
+  const ip = formatIp(src.subarray(off + 4, family === 4 ? off + 8 : off + ENDPOINT_SIZE));
+  return src[off + 1] === TRANSPORT_TCP ? { ip, port, transport: 'tcp' } : { ip, port };
 }
 
 /** Whether entry ia of a and entry ib of b hold the same peer. Allocation-free. */

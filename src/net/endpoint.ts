@@ -1,16 +1,21 @@
 /**
- * UDP endpoints: "host:port" text and the Endpoint the protocol core passes around. An
+ * Endpoints: "host:port" text and the Endpoint the protocol core passes around. An
  * Endpoint's ip is an IP literal; an IPv4-mapped IPv6 address names an IPv4 peer (see ip.ts).
+ * A peer is reached over UDP, or over a TCP connection (src/io/tcpbind.ts), which is just
+ * another endpoint to the core: the handshake, cookies and roaming treat both alike.
  */
 import { formatIp, parseIp, unmapIp } from './ip.js';
 
-/** A UDP peer. The I/O shell hands one in with every datagram; it must not be mutated after that. */
+/** A peer. The I/O shell hands one in with every datagram; it must not be mutated after that. */
 export interface Endpoint {
   readonly ip: string;
   readonly port: number;
+  /** 'tcp' for a TCP (or TLS) connection with the peer at ip:port; absent for UDP. */
+  readonly transport?: 'tcp';
 }
 
-export const sameEndpoint = (a: Endpoint | null, b: Endpoint): boolean => a !== null && a.port === b.port && a.ip === b.ip;
+export const sameEndpoint = (a: Endpoint | null, b: Endpoint): boolean =>
+  a !== null && a.port === b.port && a.ip === b.ip && a.transport === b.transport;
 
 /** "192.0.2.1:51820", "vpn.example.com:51820" or "[2001:db8::1]:51820": IPv6 (anything with a ':') in brackets. */
 export const formatEndpoint = (e: Endpoint): string => (e.ip.includes(':') ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`);
@@ -19,7 +24,11 @@ export const formatEndpoint = (e: Endpoint): string => (e.ip.includes(':') ? `[$
 export const endpointAddress = (e: Endpoint): Uint8Array => unmapIp(parseIp(e.ip));
 
 /** An Endpoint for an IP literal in canonical form, mapped addresses as IPv4. */
-export const endpointOf = (ip: string, port: number): Endpoint => ({ ip: formatIp(unmapIp(parseIp(ip))), port });
+export const endpointOf = (ip: string, port: number, transport?: 'tcp'): Endpoint => ({
+  ip: formatIp(unmapIp(parseIp(ip))),
+  port,
+  ...(transport && { transport }),
+});
 
 /** A DNS name per RFC 1123: dot-separated labels of letters, digits and inner hyphens; the last label not all digits. */
 function isDnsName(s: string): boolean {

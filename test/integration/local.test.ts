@@ -98,7 +98,7 @@ describeRoot('who may use the status socket', () => {
       expect(show.code).toBe(0);
       expect(showMs).toBeLessThan(1000);
       // Refused connections wait at most 2 s for their request, 32 at a time.
-      await until('the daemon to close them all', () => helper.log().includes('{"open":0}'), 5000);
+      await until('the daemon to close them all', () => helper.log().includes('{"open":0,'), 5000);
       const after = { fds: fds(pid), rss: rssMb(pid) };
       process.stdout.write(`${JSON.stringify({ base, during, showMs, after })}\n`);
       expect(during - base.fds).toBeLessThanOrEqual(2 * 32);

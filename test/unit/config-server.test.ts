@@ -17,6 +17,7 @@ describe('server config', () => {
       file: F,
       interface: { name: 'tun0', address: { ip: '10.8.0.1', prefix: 24, text: '10.8.0.1/24' }, address6: null, mtu: 1420 },
       listen: { host: '0.0.0.0', port: 51820 },
+      tcp: null,
       privateKey: SERVER_KEY,
       pool: { first: '10.8.0.2', last: '10.8.0.254' },
       pool6: null,
@@ -141,7 +142,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, push, clients, metrics, control_socket)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, tcp, push, clients, metrics, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -284,7 +285,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, push, clients, metrics, control_socket, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, tcp, push, clients, metrics, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',

@@ -6,6 +6,7 @@ import { expect, test } from 'vitest';
 import { describeFrame } from '../../src/daemon/debug.js';
 import { encodeFrame } from '../../src/control/frame.js';
 import { Lab, labPerTest, key } from './support/daemons.js';
+import { PROTOCOL_VERSION } from '../../src/control/messages.js';
 
 let lab: Lab;
 labPerTest((l) => (lab = l));
@@ -33,7 +34,7 @@ test('one handshake: initiation, response, the control frames each way and the p
       'control to laptop: data seq 0, message 0 fragment 1/1, 158 bytes',
       'config 1 pushed to laptop: 10.8.0.2/24, routes [10.20.0.0/16]',
       'control from laptop: data seq 0, message 0 fragment 1/1, 87 bytes',
-      'laptop: hello (protocol 2)',
+      `laptop: hello (protocol ${PROTOCOL_VERSION})`,
       'control from laptop: data seq 1, message 1 fragment 1/1, 39 bytes', // applied
     ]),
   );

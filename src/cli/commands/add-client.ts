@@ -17,6 +17,7 @@ import {
   type ServerConfig,
 } from '../../config/server.js';
 import { wgQuickConfig } from '../../config/wgquick.js';
+import { advertisedTcp } from '../../config/tcp.js';
 import { applyChange } from '../apply.js';
 import { qrTerminal, writeQrPng } from '../qr.js';
 import { chownLike, commentsAbove, lineStart, replaceFile } from '../serverfile.js';
@@ -188,9 +189,12 @@ function clientConfigText(opts: {
   serverKey: string;
   presharedKey: string | null;
   privateKey: string;
+  /** The server's TCP listener (issue 16): the client falls back to it when UDP is blocked. */
+  tcp: { endpoint: string; tls: boolean } | null;
 }): string {
   const psk = opts.presharedKey === null ? {} : { preshared_key: opts.presharedKey };
-  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk };
+  const tcp = opts.tcp && { endpoint: opts.tcp.endpoint, ...(opts.tcp.tls && { tls: true }) };
+  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk, ...(tcp && { tcp }) };
   const doc = new Document({ server, private_key: opts.privateKey });
   doc.commentBefore = [
     ` tvpn client config for '${opts.name}', made by 'tvpn add-client' from ${opts.serverFile}.`,
@@ -287,6 +291,8 @@ export function addClient(opts: AddClientOptions): AddClientResult {
         serverKey: encodeKey(publicKeyOf(config.privateKey)),
         presharedKey: presharedKey === null ? null : encodeKey(presharedKey),
         privateKey: encodeKey(privateKey),
+        // The TCP listener on the host clients reach over UDP, unless tcp.endpoint says where.
+        tcp: advertisedTcp(config.tcp, placeholder ? '<server-host>' : advertised.host),
       });
 
   // Undone on failure: files for a client the server does not know are useless.

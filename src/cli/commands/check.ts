@@ -14,14 +14,16 @@ import { readStoredLeases } from '../../daemon/server/leases.js';
 function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(path)): string {
   if (kind === 'client') {
     const c = loadClientConfig(path);
-    return warned(c.warnings) + `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })})`;
+    const tcp = c.server.tcp ? `, ${c.server.transport === 'tcp' ? 'over' : 'falling back to'} ${c.server.tcp.tls ? 'TLS' : 'TCP'} ${formatEndpoint({ ip: c.server.tcp.host, port: c.server.tcp.port })}` : '';
+    return warned(c.warnings) + `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })}${tcp})`;
   }
   const s = loadServerConfig(path);
   const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
   const { address, address6 } = s.interface;
   const addresses = [address, address6].flatMap((a) => (a ? [a.text] : [])).join(' ');
   const pools = [s.pool, s.pool6].flatMap((p) => (p ? [`${p.first}-${p.last}`] : [])).join(' ');
-  return warned([...s.warnings, ...leaseConflicts(s)]) + `${path}: ok (server ${s.interface.name} ${addresses}, ${clients}, pool ${pools})`;
+  const tcp = s.tcp ? `, ${s.tcp.tls ? 'TLS' : 'TCP'} ${formatEndpoint({ ip: s.tcp.listen.host, port: s.tcp.listen.port })}` : '';
+  return warned([...s.warnings, ...leaseConflicts(s)]) + `${path}: ok (server ${s.interface.name} ${addresses}, ${clients}, pool ${pools}${tcp})`;
 }
 
 /**

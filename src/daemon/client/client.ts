@@ -2,9 +2,8 @@
  * `tvpn client`: tun0, one WireGuard peer (the server, allowed 0.0.0.0/0 and ::/0 since
  * the kernel's routes decide what enters the tunnel), a control channel that receives the
  * pushed configuration, and reconnection with backoff and a fresh DNS lookup whenever the
- * server goes away. Works without any push too (a stock WireGuard server).
+ * server goes away, over UDP or TCP (fallback.ts). Works without any push too (a stock WireGuard server).
  */
-import { lookup } from 'node:dns/promises';
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../../config/client.js';
 import { encodeKey } from '../../config/keys.js';
@@ -13,7 +12,7 @@ import { CONTROL_HEADROOM } from '../../control/limits.js';
 import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
 import { DEFAULT_MTU } from '../../wireguard/constants.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { type Endpoint, endpointOf, formatEndpoint } from '../../net/endpoint.js';
+import { formatEndpoint } from '../../net/endpoint.js';
 import { ipFamily } from '../../net/ip.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
@@ -23,6 +22,8 @@ import { logFrame } from '../debug.js';
 import type { Logger } from '../log.js';
 import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
+import { resolveServer, TransportChoice, type ServerEndpoints } from './fallback.js';
+import { clientTcpOptions } from '../transport.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import type { MetricsServer } from '../metrics/http.js';
@@ -33,20 +34,11 @@ const BACKOFF_MAX = 60_000;
 /** Without a handshake, a warning after 20 s, then 1 min and every 5 min (OpenVPN's "TLS key negotiation failed"). */
 const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
 
-async function resolveServer(host: string, port: number): Promise<Endpoint> {
-  if (ipFamily(host)) return endpointOf(host, port);
-  try {
-    const { address } = await lookup(host);
-    return endpointOf(address, port);
-  } catch (err) {
-    throw new Error(`cannot resolve server ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-}
-
 export class Client {
   private readonly peer: Peer;
   private readonly channel: ControlChannel;
   private readonly net: NetState;
+  private readonly transport: TransportChoice;
   private config: ConfigMessage | null = null;
   private needHello = true;
   private keepaliveMs: number;
@@ -69,16 +61,17 @@ export class Client {
     private readonly cfg: ClientConfig,
     private readonly log: Logger,
     private readonly dp: DataPath,
-    server: Endpoint,
+    server: ServerEndpoints,
     host: HostNet,
   ) {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
     this.startConnecting();
+    this.transport = new TransportChoice(cfg.server, dp, log);
     this.peer = dp.device.addPeer({
       publicKey: cfg.server.publicKey,
       ...(cfg.server.presharedKey ? { presharedKey: cfg.server.presharedKey } : {}),
-      endpoint: server,
+      endpoint: this.transport.begin(server, now()),
       allowedIps: ['0.0.0.0/0', '::/0'],
       persistentKeepalive: cfg.keepalive,
     });
@@ -93,7 +86,7 @@ export class Client {
   }
 
   static async start(cfg: ClientConfig, log: Logger, env: DaemonEnv = {}): Promise<Client> {
-    const server = await resolveServer(cfg.server.host, cfg.server.port);
+    const server = await resolveServer(cfg.server);
     const mtu = cfg.interface.mtu ?? DEFAULT_MTU;
     const host = env.host ?? systemHost;
     let client: Client | null = null;
@@ -101,6 +94,7 @@ export class Client {
       tunName: cfg.interface.name,
       configureTun: (name) => host.configureLink(name, { mtu, txqueuelen: 1000, up: true }),
       udp: { gro: true },
+      ...(cfg.server.transport !== 'udp' && { tcp: clientTcpOptions(() => client?.transport.tlsFor() ?? null, log) }),
       io: env.io,
       log,
       privateKey: cfg.privateKey,
@@ -117,9 +111,10 @@ export class Client {
       c.status = await serveStatus(cfg.statusSocket, () => c.snapshotStatus());
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) c.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => c.snapshotMetrics(), log);
-      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(server)}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`, {
+      const to = c.peer.endpoint!;
+      log.info(`client ${dp.tun.name} connecting to ${formatEndpoint(to)}${to.transport ? ` over ${c.transport.name(c.peer).toUpperCase()}` : ''}${ipFamily(cfg.server.host) ? '' : ` (${cfg.server.host})`}, ${dp.aead.name} AEAD`, {
         interface: dp.tun.name,
-        endpoint: formatEndpoint(server),
+        endpoint: formatEndpoint(to),
         key: encodeKey(dp.device.publicKey),
       });
       dp.device.connect(c.peer, now());
@@ -162,6 +157,7 @@ export class Client {
         this.backoff = BACKOFF_MIN;
         this.reconnectAt = Infinity;
         this.connectingSince = null;
+        this.transport.handshake(now());
         this.dp.wakeAt(now()); // the session's first probe and silence deadline
         if (this.needHello) {
           this.needHello = false;
@@ -171,6 +167,7 @@ export class Client {
       case 'handshake-gave-up':
         return this.scheduleReconnect('no answer to handshakes');
       case 'endpoint-changed':
+        this.transport.endpointChanged(this.peer, e.endpoint, now());
         return this.log.debug(`server endpoint ${formatEndpoint(e.endpoint)}`, where);
       case 'cookie-received':
         return this.log.info('the server is under load: it answered with a cookie, the next handshake attempt carries it', where);
@@ -218,6 +215,7 @@ export class Client {
 
   private applyConfig(m: ConfigMessage): void {
     this.config = m;
+    if (m.tcp) this.transport.offered(m.tcp).catch((err: unknown) => this.log.warn(`the server's TCP listener ${m.tcp!.endpoint}: ${errorMessage(err)}`));
     this.applying = this.applying.then(async () => {
       if (this.stopped) return;
       try {
@@ -270,7 +268,7 @@ export class Client {
       next = Math.min(next, this.lastProbe + this.keepaliveMs);
     }
     if (t >= this.reconnectAt) void this.reconnect();
-    return Math.min(next, this.reconnectAt, this.warnIfUnanswered(t));
+    return Math.min(next, this.reconnectAt, this.warnIfUnanswered(t), this.transport.tick(this.peer, t));
   }
 
   /** WireGuard says nothing when handshakes go unanswered: say why that may be, with backoff; returns when to look again. */
@@ -282,7 +280,7 @@ export class Client {
     const to = this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : this.cfg.server.host;
     this.log.warn(
       `no handshake with the server at ${to} after ${Math.round((t - this.connectingSince) / 1000)} s: ` +
-        'wrong server.public_key, server down, or UDP blocked on the path? still trying',
+        `wrong server.public_key, server down, or ${this.peer.endpoint?.transport ? 'TCP' : 'UDP'} blocked on the path? still trying`,
       { endpoint: to },
     );
     return this.warnAt;
@@ -312,16 +310,16 @@ export class Client {
     this.reconnectAt = Infinity;
     const wait = this.backoff;
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
-    let server: Endpoint;
+    let server: ServerEndpoints;
     try {
-      server = await resolveServer(this.cfg.server.host, this.cfg.server.port);
+      server = await resolveServer(this.cfg.server);
     } catch (err) {
       this.reconnectIn(wait);
       this.log.warn(`${errorMessage(err)}; retrying`);
       return;
     }
     if (this.stopped) return;
-    this.peer.endpoint = server;
+    this.peer.endpoint = this.transport.begin(server, now());
     this.dp.device.resetPeer(this.peer);
     this.channel.reset();
     this.needHello = true;
@@ -344,6 +342,7 @@ export class Client {
           name: 'server',
           publicKey: encodeKey(p.publicKey),
           endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+          ...(p.endpoint && { transport: this.transport.name(p) }),
           latestHandshake: Math.floor(p.lastHandshakeWallMs / 1000),
           rxBytes: p.rxBytes,
           txBytes: p.txBytes,

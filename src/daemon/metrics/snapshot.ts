@@ -26,7 +26,7 @@ export interface MetricsSnapshot {
   controlRetransmits: number;
   handshakeQueue: { length: number; capacity: number };
   underLoad: boolean;
-  /** The device's drops by reason, and 'socket-full' (the data path's overflow). */
+  /** The device's drops by reason, 'socket-full' (the data path's overflow) and the TCP bind's (tcp-*). */
   drops: Readonly<Record<string, number>>;
   /**
    * By public key (base64): the drops that could be told apart as a peer's (what came
@@ -58,6 +58,6 @@ export function dataPathMetrics(dp: DataPath): Pick<MetricsSnapshot, 'handshakeQ
   return {
     handshakeQueue: { length: device.pendingHandshakes, capacity: HANDSHAKE_QUEUE_SIZE },
     underLoad: device.underLoad(now()),
-    drops: { ...device.drops, 'socket-full': dp.overflowDrops },
+    drops: { ...device.drops, 'socket-full': dp.overflowDrops, ...dp.tcp?.drops },
   };
 }

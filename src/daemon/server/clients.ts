@@ -5,11 +5,13 @@
  */
 import type { ClientEntry } from '../../config/server.js';
 import type { ControlChannel } from '../../control/channel.js';
-import { formatEndpoint } from '../../net/endpoint.js';
+import { formatEndpoint, type Endpoint } from '../../net/endpoint.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { EndpointFlaps } from './flap.js';
 import type { LogFields, Logger } from '../log.js';
 import type { PeerStatus } from '../status.js';
+import { transportOf } from '../transport.js';
+import type { TcpBind } from '../../io/tcpbind.js';
 import type { Refusal } from './reload.js';
 import type { ClientTotals } from './traffic.js';
 
@@ -29,6 +31,8 @@ export interface ClientState {
   /** When the control channel gave up (clock ms), null again once a restarted stream is acked. */
   failedAt: number | null;
   flaps: EndpointFlaps;
+  /** The transport of the latest endpoint: a change of transport alone is not a flap. */
+  tcp: boolean;
   /** When the client expires, on the daemon's clock; Infinity for never. */
   expiresAt: number;
   /** The peer's byte counters already added to the traffic totals. */
@@ -44,7 +48,7 @@ export function clientState(
   expiresAt: number,
 ): ClientState {
   const counted = { rx: 0, tx: 0 };
-  return { entry, key, peer, channel, address, address6, protocol: 1, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps(), expiresAt, counted };
+  return { entry, key, peer, channel, address, address6, protocol: 1, pushedSerial: 0, appliedSerial: 0, failedAt: null, flaps: new EndpointFlaps(), tcp: false, expiresAt, counted };
 }
 
 /** Who a log line is about, for json lines. */
@@ -70,14 +74,28 @@ export function noteFailure(c: ClientState, t: number, serial: number, log: Logg
   log.warn(`control channel to ${c.entry.name} failed (no acknowledgement for 30 s): config ${serial} goes out when ${c.entry.name} is heard from`, peerFields(c));
 }
 
-/** Two machines with one profile make the endpoint alternate between them: said once, then each flip only at debug level. */
-export function noteEndpoint(c: ClientState, endpoint: string, t: number, log: Logger): void {
+/**
+ * Two machines with one profile make the endpoint alternate between them: said once, then each
+ * flip only at debug level. A client moving between UDP and TCP (issue 16) is no such flip.
+ * Returns whether the transport changed.
+ */
+export function noteEndpoint(c: ClientState, to: Endpoint, t: number, log: Logger): boolean {
+  const endpoint = formatEndpoint(to);
+  const tcp = to.transport === 'tcp';
+  if (tcp !== c.tcp) {
+    c.tcp = tcp;
+    log.info(`${c.entry.name} now at ${endpoint} over ${tcp ? 'TCP' : 'UDP'}`, peerFields(c));
+    return true;
+  }
   const fresh = c.flaps.changed(endpoint, t);
   const duplicate = c.flaps.duplicate(t);
-  if (!duplicate) return log.info(`${c.entry.name} now at ${endpoint}`, peerFields(c));
-  if (!fresh) return log.debug(`${c.entry.name} now at ${endpoint} (duplicate profile)`, peerFields(c));
-  const [a, b] = duplicate;
-  log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`, peerFields(c));
+  if (!duplicate) log.info(`${c.entry.name} now at ${endpoint}`, peerFields(c));
+  else if (!fresh) log.debug(`${c.entry.name} now at ${endpoint} (duplicate profile)`, peerFields(c));
+  else {
+    const [a, b] = duplicate;
+    log.warn(`${c.entry.name}: duplicate profile: its key is in use at ${a} and ${b} at once; give each machine its own key (tvpn add-client)`, peerFields(c));
+  }
+  return false;
 }
 
 /** A client's traffic: since the daemon started, and the stored totals since it was first seen. */
@@ -100,12 +118,13 @@ function accountOf(entry: ClientEntry, access: PeerStatus['access'], traffic: Tr
   };
 }
 
-export function clientStatus(c: ClientState, allowedIps: string[], t: number, traffic: Traffic): PeerStatus {
+export function clientStatus(c: ClientState, allowedIps: string[], t: number, traffic: Traffic, tcp: TcpBind | null): PeerStatus {
   const duplicate = c.flaps.duplicate(t);
   return {
     name: c.entry.name,
     publicKey: c.key,
     endpoint: c.peer.endpoint ? formatEndpoint(c.peer.endpoint) : null,
+    ...(c.peer.endpoint && { transport: transportOf(c.peer.endpoint, tcp) }),
     latestHandshake: seconds(c.peer.lastHandshakeWallMs),
     ...accountOf(c.entry, 'active', traffic),
     allowedIps,

@@ -17,6 +17,7 @@ const RESTART_KEYS: ReadonlyArray<[string, (c: ServerConfig) => unknown]> = [
   ['interface.address', (c) => [c.interface.address.text, c.interface.address6?.text]],
   ['interface.mtu', (c) => c.interface.mtu],
   ['listen', (c) => c.listen],
+  ['tcp', (c) => c.tcp && [c.tcp.listen, c.tcp.tls?.cert.toString('base64'), c.tcp.tls?.key.toString('base64')]],
   ['private_key', (c) => [...c.privateKey]],
   // A default pool shrinks around new static addresses, which the running lease pool reserves itself.
   ['pool', (c) => (c.poolExplicit ? [c.pool, c.pool6] : 'default')],

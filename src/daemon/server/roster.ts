@@ -198,7 +198,7 @@ export class Roster {
     const of = (key: string) => ({ started: traffic.startedOf(key), total: traffic.totalsOf(key) });
     const active = [...this.clients.values()].map((c) => {
       this.countTraffic(c);
-      return clientStatus(c, dp.device.allowedIps.entriesForPeer(c.peer), t, of(c.key));
+      return clientStatus(c, dp.device.allowedIps.entriesForPeer(c.peer), t, of(c.key), dp.tcp);
     });
     return [...active, ...[...this.refused].map(([key, r]) => refusedStatus(r.entry, key, r.reason, this.addressesOf(r.entry, key), of(key)))];
   }

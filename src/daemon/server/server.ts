@@ -5,11 +5,10 @@
  * and traffic totals kept in state_dir.
  */
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ServerConfig } from '../../config/server.js';
-import { DUAL_STACK_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import { DUAL_STACK_VERSION, TCP_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
 import { LeasePool } from './leases.js';
 import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
@@ -26,6 +25,8 @@ import { serveStatus, STATUS_LIMITS, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import { logFrame } from '../debug.js';
 import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
+import { describeListener, serverTcpOptions, tcpOffer } from '../transport.js';
+import { warnIfNotForwarding } from './forwarding.js';
 import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
@@ -42,6 +43,8 @@ export class Server {
   private status: NetServer | null = null;
   private metrics: MetricsServer | null = null;
   private readonly events = new PeerEvents();
+  /** The TCP listener pushed to clients of protocol 3 (issue 16), when clients can be told where it is. */
+  private readonly tcpOffer: ReturnType<typeof tcpOffer>;
   private saveAt = now() + TRAFFIC_SAVE_MS;
   /** Set by the CLI: the data path failed for good (logged); stop() and exit 1. */
   onFatal = (): void => undefined;
@@ -56,6 +59,7 @@ export class Server {
     private readonly dp: DataPath,
   ) {
     const { address, address6 } = cfg.interface;
+    this.tcpOffer = tcpOffer(cfg);
     this.roster = new Roster({ dp, log, leases, traffic, pushMtu: () => this.cfg.push.mtu, family: ipFamily(address.ip) || 4, dual: address6 !== null });
     this.clients = this.roster.clients;
   }
@@ -71,6 +75,7 @@ export class Server {
         await host.configureLink(name, { up: true });
       },
       udp: { address: cfg.listen.host, port: cfg.listen.port, gro: true },
+      ...(cfg.tcp && { tcp: serverTcpOptions(cfg.tcp, log) }),
       io: env.io,
       log,
       privateKey: cfg.privateKey,
@@ -98,7 +103,8 @@ export class Server {
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
       log.info(
-        `server ${dp.tun.name} ${addressesOf(cfg).map((a) => a.text).join(' ')} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}, ` +
+        `server ${dp.tun.name} ${addressesOf(cfg).map((a) => a.text).join(' ')} listening on ${formatEndpoint({ ip: cfg.listen.host, port: dp.udp.port })}` +
+          `${cfg.tcp ? ` and ${describeListener(cfg.tcp, dp.tcp!.port)}` : ''}, ` +
           `${cfg.clients.length} client(s), ${dp.aead.name} AEAD, public key ${encodeKey(dp.device.publicKey)}`,
         { interface: dp.tun.name, port: dp.udp.port, key: encodeKey(dp.device.publicKey) },
       );
@@ -126,7 +132,9 @@ export class Server {
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
         return;
       case 'endpoint-changed':
-        return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
+        // To another transport in a session: a keepalive at once, so the client sees this direction works (its UDP probe).
+        if (noteEndpoint(c, e.endpoint, now(), this.log) && this.dp.device.hasSession(e.peer, now())) this.dp.device.connect(e.peer, now());
+        return;
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`, who);
       case 'keys-zeroed':
@@ -172,8 +180,8 @@ export class Server {
     switch (m.type) {
       case 'hello':
         this.log.debug(`${c.entry.name}: hello (protocol ${m.version})`, peerFields(c));
-        // A config sent before the hello (at the handshake) left address6 out: resend it if the client takes it.
-        if (this.dualFor(c) !== this.dualFor({ protocol: m.version })) c.pushedSerial = 0;
+        // A config sent before the hello (at the handshake) left address6 and tcp out: resend it if the client takes them.
+        if (this.shapeFor(c.protocol) !== this.shapeFor(m.version)) c.pushedSerial = 0;
         c.protocol = m.version;
         return this.pushConfig(c);
       case 'applied':
@@ -249,6 +257,7 @@ export class Server {
       dns: push.dns,
       redirectGateway: push.redirectGateway,
       keepalive: push.keepalive,
+      ...(c.protocol >= TCP_VERSION && this.tcpOffer && { tcp: this.tcpOffer }),
     };
     channel.sendMessage(encodeMessage(snapshot), t);
     c.pushedSerial = this.serial;
@@ -259,6 +268,11 @@ export class Server {
   /** Whether the client gets address6: a dual-stack server, a client that said it takes it (version 1 refuses unknown fields). */
   private dualFor(c: Pick<ClientState, 'protocol'>): boolean {
     return this.cfg.interface.address6 !== null && c.protocol >= DUAL_STACK_VERSION;
+  }
+
+  /** Which of the fields older clients refuse a config for this version carries: address6, tcp. */
+  private shapeFor(protocol: number): string {
+    return `${this.dualFor({ protocol })} ${this.tcpOffer !== null && protocol >= TCP_VERSION}`;
   }
 
   /** Expires clients, retransmits what is due on the control channels, saves the totals; returns the next deadline. */
@@ -381,15 +395,3 @@ export class Server {
 
 /** The server's tunnel addresses: interface.address, and address6 on a dual-stack server. */
 const addressesOf = (cfg: ServerConfig): InterfaceAddress[] => [cfg.interface.address, ...(cfg.interface.address6 ? [cfg.interface.address6] : [])];
-
-/** Pushed routes only work if the host forwards between tun0 and its other interfaces. */
-function warnIfNotForwarding(cfg: ServerConfig, log: Logger): void {
-  if (cfg.push.routes.length === 0 && !cfg.push.redirectGateway) return;
-  const sysctls = ['net.ipv4.ip_forward', ...(cfg.interface.address6 ? ['net.ipv6.conf.all.forwarding'] : [])];
-  try {
-    const off = sysctls.filter((k) => readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim() === '0');
-    if (off.length > 0) log.warn(`pushed routes need IP forwarding: sysctl -w ${off.map((k) => `${k}=1`).join(' ')} (and NAT for redirect_gateway)`);
-  } catch {
-    // not Linux procfs: nothing to check
-  }
-}
