@@ -1,0 +1,104 @@
+/**
+ * The fleet's etcd client against a real 3-member cluster (in a namespace of its own): the
+ * compare-and-set that leases addresses, a watch that survives the loss of the member it
+ * is connected to without losing or repeating an event, compaction reported, lease keep-alive
+ * moving to another member, and calls refused with StoreUnavailable while quorum is lost.
+ */
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { Etcd } from '../../src/daemon/server/fleet/etcd.js';
+import { StoreUnavailable, type StoreEvent } from '../../src/daemon/server/fleet/store.js';
+import { createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
+import { describeRoot } from '../helpers/root.js';
+import { until } from '../helpers/tvpn.js';
+import { sleep } from '../helpers/wait.js';
+
+const ADDRESSES = ['198.18.120.11', '198.18.120.12', '198.18.120.13'];
+
+describeRoot('fleet store on a real etcd cluster', () => {
+  let ns: Netns;
+  let cluster: EtcdCluster;
+  /** A client with member 1 first, so killing member 1 breaks its streams. */
+  let etcd: Etcd;
+
+  beforeAll(async () => {
+    ns = await createNetns('tvfe');
+    await ns.ip(['-batch', '-'], { input: ADDRESSES.map((a) => `addr add ${a}/32 dev lo`).join('\n') + '\n' });
+    cluster = await startEtcdCluster(ns, ADDRESSES);
+    etcd = new Etcd({ endpoints: cluster.local, tls: null });
+  }, 60_000);
+
+  afterAll(async () => {
+    etcd?.close();
+    await cluster?.cleanup();
+    if (ns) await deleteNetns(ns);
+  });
+
+  test('create-if-absent: of 20 concurrent claims of one key exactly one wins', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => etcd.createIfAbsent([{ key: '/cas/a', value: `c${i}` }, { key: `/cas/by/c${i}`, value: 'a' }])));
+    const winners = results.flatMap((r, i) => (r === true ? [i] : []));
+    expect(winners).toHaveLength(1);
+    for (const r of results) if (r !== true) expect(r).toEqual([expect.objectContaining({ key: '/cas/a', value: `c${winners[0]}` })]);
+    expect((await etcd.list('/cas/by/')).kvs.map((kv) => kv.key)).toEqual([`/cas/by/c${winners[0]}`]);
+  });
+
+  test('a watch resumes on another member when its own is killed: every event once, in order', async () => {
+    const { revision } = await etcd.list('/w/');
+    const seen: StoreEvent[] = [];
+    const w = etcd.watch('/w/', revision + 1, { events: (e) => seen.push(...e), compacted: () => seen.push({ type: 'delete', key: 'COMPACTED', value: '', modRevision: 0 }) });
+    for (let i = 0; i < 5; i++) await etcd.put({ key: `/w/${i}`, value: `${i}` });
+    await until('the first events', () => seen.length === 5);
+    await cluster.stop(0);
+    // Written through the other members while the watch reconnects.
+    for (let i = 5; i < 10; i++) await cluster.client.put({ key: `/w/${i}`, value: `${i}` });
+    await until('the events after the reconnect', () => seen.length >= 10, 15_000);
+    await sleep(300);
+    expect(seen.map((e) => e.key)).toEqual(Array.from({ length: 10 }, (_, i) => `/w/${i}`));
+    const revisions = seen.map((e) => e.modRevision);
+    expect([...revisions].sort((a, b) => a - b)).toEqual(revisions);
+    w.cancel();
+    cluster.start(0);
+    await cluster.ready(0);
+  }, 60_000);
+
+  test('a watch from a compacted revision says so (the caller lists again)', async () => {
+    await etcd.put({ key: '/c/a', value: '1' });
+    const { revision } = await etcd.list('/c/');
+    await etcd.put({ key: '/c/a', value: '2' });
+    await etcd.compact(revision + 1);
+    let compacted = false;
+    etcd.watch('/c/', revision, { events: () => undefined, compacted: () => (compacted = true) });
+    await until('compaction reported', () => compacted, 5000);
+  });
+
+  test('lease keep-alive moves to another member; a lease not kept alive expires with its keys', async () => {
+    const kept = await etcd.grantLease(2);
+    const dropped = await etcd.grantLease(2);
+    let lost = '';
+    const k = etcd.keepAlive(kept, 2, (why) => (lost = why));
+    await etcd.put({ key: '/l/kept', value: 'x', lease: kept });
+    await etcd.put({ key: '/l/dropped', value: 'x', lease: dropped });
+    await sleep(1000);
+    await cluster.stop(0);
+    await sleep(4000);
+    expect(lost).toBe('');
+    expect((await cluster.client.list('/l/')).kvs.map((kv) => kv.key)).toEqual(['/l/kept']);
+    k.stop();
+    await until('the kept key to expire once no longer kept', async () => (await cluster.client.list('/l/')).kvs.length === 0, 6000);
+    cluster.start(0);
+    await cluster.ready(0);
+  }, 30_000);
+
+  test('without quorum calls fail with StoreUnavailable; with quorum back they work again', async () => {
+    await cluster.stop(1);
+    await etcd.put({ key: '/q/one-down', value: 'x' }); // one member lost: no effect
+    await cluster.stop(2);
+    const t0 = Date.now();
+    await expect(etcd.put({ key: '/q/two-down', value: 'x' })).rejects.toBeInstanceOf(StoreUnavailable);
+    expect(Date.now() - t0).toBeLessThan(8000);
+    cluster.start(1);
+    cluster.start(2);
+    await until('quorum back', async () => (await etcd.put({ key: '/q/back', value: 'x' }), true), 20_000);
+    expect((await etcd.list('/q/')).kvs.map((kv) => kv.key)).toEqual(['/q/back', '/q/one-down']);
+  }, 60_000);
+});
