@@ -32,6 +32,7 @@ import { parseConfigText, readConfigFile, type Section, type Value } from './wal
 import { refuseOtherKind } from './kind.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
+import { fleetOf, type FleetConfig } from './fleet.js';
 
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -61,6 +62,8 @@ export interface ServerConfig {
   clients: ClientEntry[];
   /** The Prometheus endpoint and status page, null when off. */
   metrics: MetricsConfig | null;
+  /** One server of a fleet sharing clients, leases and routes in etcd; null for a server on its own. */
+  fleet: FleetConfig | null;
 }
 
 export interface ClientEntry {
@@ -327,7 +330,17 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     },
     clients,
     metrics: metricsOf(root.get('metrics')),
+    fleet: fleetClientsRefused(root, fleetOf(root.get('fleet')), file),
   };
+}
+
+/** A fleet's clients live in etcd: a clients list in the file would be a second, diverging registry. */
+function fleetClientsRefused(root: Section, fleet: FleetConfig | null, file: string): FleetConfig | null {
+  const clients = root.get('clients');
+  if (fleet !== null && clients !== undefined && clients.list().length > 0) {
+    throw clients.fail(`with 'fleet' the clients live in etcd: remove this list and add them with 'tvpn add-client NAME -c ${file}'`);
+  }
+  return fleet;
 }
 
 /** A pushed list, whose length a config message limits. */

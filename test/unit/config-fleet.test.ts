@@ -1,0 +1,61 @@
+/** The `fleet` section of server.yaml: what it reads, and a one-line error for each mistake. */
+import { chmodSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseServerConfig } from '../../src/config/server.js';
+import { F, HEAD, LAPTOP, dir, serverError, useConfigDir } from './support/config.js';
+
+useConfigDir();
+
+const FLEET = 'fleet:\n  name: vpn1\n  endpoint: vpn1.example.com:51820\n'; // lines 3-5 after HEAD
+
+describe('fleet config', () => {
+  it('is off without the section', () => {
+    expect(parseServerConfig(HEAD, F).fleet).toBeNull();
+  });
+
+  it('reads the defaults and every setting', () => {
+    expect(parseServerConfig(`${HEAD}${FLEET}  etcd: { endpoints: ['http://10.0.0.1:2379', 'http://[fd00::1]:2379/'] }\n`, F).fleet).toEqual({
+      name: 'vpn1',
+      endpoint: { host: 'vpn1.example.com', port: 51820 },
+      etcd: { endpoints: ['http://10.0.0.1:2379', 'http://[fd00::1]:2379'], caFile: null, certFile: null, keyFile: null },
+      prefix: '/tvpn/',
+      ttl: 5,
+    });
+    for (const f of ['ca.pem', 'me.pem', 'me-key.pem']) writeFileSync(join(dir, f), 'PEM', { mode: 0o600 });
+    const c = parseServerConfig(
+      `${HEAD}${FLEET}  prefix: /corp/vpn\n  ttl: 3\n  etcd:\n    endpoints: [https://etcd1:2379, https://etcd2:2379]\n    ca_file: ca.pem\n    cert_file: me.pem\n    key_file: me-key.pem\n`,
+      F,
+    ).fleet!;
+    expect([c.prefix, c.ttl, c.etcd]).toEqual([
+      '/corp/vpn/',
+      3,
+      { endpoints: ['https://etcd1:2379', 'https://etcd2:2379'], caFile: join(dir, 'ca.pem'), certFile: join(dir, 'me.pem'), keyFile: join(dir, 'me-key.pem') },
+    ]);
+  });
+
+  it.each([
+    ['fleet: { name: vpn1 }', "DIR/server.yaml:3: fleet: missing 'endpoint' (host:port at which clients and the other servers reach this one)"],
+    [`${FLEET}`, "DIR/server.yaml:4: fleet: missing 'etcd' (e.g. etcd: { endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379, https://10.0.0.3:2379] })"],
+    [`${FLEET}  etcd: { endpoints: [] }`, 'DIR/server.yaml:6: fleet.etcd.endpoints: no etcd endpoints; list the members of the cluster, e.g. [https://10.0.0.1:2379]'],
+    [`${FLEET}  etcd: { endpoints: [10.0.0.1:2379] }`, "DIR/server.yaml:6: fleet.etcd.endpoints[0]: '10.0.0.1:2379' is not an etcd endpoint; write http(s)://host:port, e.g. https://10.0.0.1:2379"],
+    [`${FLEET}  etcd: { endpoints: [http://a:2379, https://b:2379] }`, 'DIR/server.yaml:6: fleet.etcd.endpoints: mixes http:// and https:// endpoints; use https:// for all members (or http:// for all, without TLS)'],
+    [`${FLEET}  etcd: { endpoints: [https://a:2379], cert_file: server.key }`, 'DIR/server.yaml:6: fleet.etcd: give cert_file and key_file together (the client certificate and its key)'],
+    [`${FLEET}  etcd: { endpoints: [https://a:2379], ca_file: ca.pem }`, 'DIR/server.yaml:6: fleet.etcd.ca_file: cannot read DIR/ca.pem: ENOENT'],
+    [`${FLEET}  etcd: { endpoints: [http://a:2379], ca_file: server.key }`, 'DIR/server.yaml:6: fleet.etcd: ca_file, cert_file and key_file are for TLS: write the endpoints as https://host:port'],
+    [`${FLEET}  etcd: { endpoints: [http://a:2379] }\n  ttl: 1`, 'DIR/server.yaml:7: fleet.ttl: 1 is out of range (2-60)'],
+    [`${FLEET}  etcd: { endpoints: [http://a:2379] }\n  colour: red`, "DIR/server.yaml:7: unknown key 'fleet.colour' (expected one of: name, endpoint, etcd, prefix, ttl)"],
+    [`${FLEET}  etcd: { endpoints: [http://a:2379] }\n${LAPTOP}`, "DIR/server.yaml:8: clients: with 'fleet' the clients live in etcd: remove this list and add them with 'tvpn add-client NAME -c DIR/server.yaml'"],
+  ])('rejects %j', (body, expected) => {
+    expect(serverError(`${HEAD}${body}\n`)).toBe(expected);
+  });
+
+  it('refuses a TLS key file others can read', () => {
+    writeFileSync(join(dir, 'me.pem'), 'PEM');
+    writeFileSync(join(dir, 'me-key.pem'), 'PEM');
+    chmodSync(join(dir, 'me-key.pem'), 0o644);
+    expect(serverError(`${HEAD}${FLEET}  etcd: { endpoints: [https://a:2379], cert_file: me.pem, key_file: me-key.pem }\n`)).toBe(
+      "DIR/server.yaml:6: fleet.etcd.key_file: DIR/me-key.pem holds a private key but is accessible by group or others (mode 0644); run 'chmod 600 DIR/me-key.pem'",
+    );
+  });
+});
