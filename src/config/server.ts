@@ -330,12 +330,18 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     },
     clients,
     metrics: metricsOf(root.get('metrics')),
-    fleet: fleetClientsRefused(root, fleetOf(root.get('fleet')), file),
+    fleet: fleetRules(root, fleetOf(root.get('fleet')), address6 !== null, file),
   };
 }
 
-/** A fleet's clients live in etcd: a clients list in the file would be a second, diverging registry. */
-function fleetClientsRefused(root: Section, fleet: FleetConfig | null, file: string): FleetConfig | null {
+/**
+ * A fleet's clients live in etcd: a clients list in the file would be a second, diverging
+ * registry. Its leases are of one address family.
+ */
+function fleetRules(root: Section, fleet: FleetConfig | null, dual: boolean, file: string): FleetConfig | null {
+  if (fleet !== null && dual) {
+    throw root.get('fleet')!.fail('a fleet leases addresses of one family: give interface.address one address (IPv4 or IPv6)');
+  }
   const clients = root.get('clients');
   if (fleet !== null && clients !== undefined && clients.list().length > 0) {
     throw clients.fail(`with 'fleet' the clients live in etcd: remove this list and add them with 'tvpn add-client NAME -c ${file}'`);

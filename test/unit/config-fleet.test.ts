@@ -50,6 +50,11 @@ describe('fleet config', () => {
     expect(serverError(`${HEAD}${body}\n`)).toBe(expected);
   });
 
+  it('refuses a dual-stack fleet server', () => {
+    const text = `${HEAD.replace('10.8.0.1/24', "[10.8.0.1/24, 'fd00::1/64']")}${FLEET}  etcd: { endpoints: [http://a:2379] }\n`;
+    expect(serverError(text)).toBe('DIR/server.yaml:4: fleet: a fleet leases addresses of one family: give interface.address one address (IPv4 or IPv6)');
+  });
+
   it('refuses a TLS key file others can read', () => {
     writeFileSync(join(dir, 'me.pem'), 'PEM');
     writeFileSync(join(dir, 'me-key.pem'), 'PEM');

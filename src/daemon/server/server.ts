@@ -5,15 +5,13 @@
  * and traffic totals kept in state_dir.
  */
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
-import { loadServerConfig, type ServerConfig } from '../../config/server.js';
+import { loadServerConfig, type ClientEntry, type ServerConfig } from '../../config/server.js';
 import { DUAL_STACK_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
-import { LeasePool } from './leases.js';
+import type { Leases } from './leases.js';
 import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { hostPrefix, type InterfaceAddress } from '../../net/cidr.js';
 import { ipFamily } from '../../net/ip.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import type { Peer } from '../../wireguard/peer.js';
@@ -26,6 +24,10 @@ import { serveStatus, STATUS_LIMITS, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import { logFrame } from '../debug.js';
 import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
+import { assignAddress } from './address.js';
+import type { FleetNode } from './fleet/node.js';
+import type { FleetStore } from './fleet/store.js';
+import { addressesOf, localLeases, warnIfNotForwarding } from './startup.js';
 import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
@@ -51,16 +53,19 @@ export class Server {
   private constructor(
     private cfg: ServerConfig,
     private readonly log: Logger,
-    private readonly leases: LeasePool,
+    private readonly leases: Leases,
     traffic: TrafficTotals,
     private readonly dp: DataPath,
+    /** This server's membership of a fleet (clients and leases in etcd), or null. */
+    private readonly fleet: FleetNode | null,
   ) {
     const { address, address6 } = cfg.interface;
     this.roster = new Roster({ dp, log, leases, traffic, pushMtu: () => this.cfg.push.mtu, family: ipFamily(address.ip) || 4, dual: address6 !== null });
     this.clients = this.roster.clients;
   }
 
-  static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv = {}): Promise<Server> {
+  /** env.fleetStore: the fleet's etcd (default: a client of fleet.etcd), for the unit tests' fake. */
+  static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv & { fleetStore?: FleetStore } = {}): Promise<Server> {
     const host = env.host ?? systemHost;
     let server: Server | null = null;
     const dp = await DataPath.open({
@@ -84,15 +89,17 @@ export class Server {
     });
     try {
       prepareStateDir(cfg.stateDir, cfg.file);
-      const statics = cfg.clients.flatMap((c) => [c.address, c.address6].flatMap((a) => (a ? [a] : [])));
-      const reserved = [...addressesOf(cfg).map((a) => a.ip), ...statics];
-      const ranges = cfg.pool6 ? [cfg.pool, cfg.pool6] : [cfg.pool];
-      const leases = new LeasePool({ ranges, reserved, file: join(cfg.stateDir, 'leases.json') });
-      for (const w of leases.load()) log.warn(w);
+      // Loaded only with a fleet section: grpc stays out of a server on its own.
+      const fleet = cfg.fleet
+        ? await (await import('./fleet/node.js')).FleetNode.start(cfg, encodeKey(dp.device.publicKey), log, {
+            onClients: (entries) => server?.applyFleetClients(entries),
+            onSettled: (key) => server?.settled(key),
+          }, env.fleetStore)
+        : null;
       const traffic = new TrafficTotals(join(cfg.stateDir, 'traffic.json'));
       for (const w of traffic.load()) log.warn(w);
-      const s = (server = new Server(cfg, log, leases, traffic, dp));
-      s.roster.configure(cfg.clients);
+      const s = (server = new Server(cfg, log, fleet?.leases ?? localLeases(cfg, log), traffic, dp, fleet));
+      s.roster.configure(fleet?.clients() ?? cfg.clients);
       s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
@@ -123,12 +130,13 @@ export class Server {
         this.log.info(`handshake with ${c.entry.name} (${who.endpoint ?? '?'})`, who);
         if (c.channel?.failed) this.restartChannel(c);
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
-        return;
+        return this.fleet?.sessionUp(c.key, c.address);
       case 'endpoint-changed':
         return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`, who);
       case 'keys-zeroed':
+        this.fleet?.sessionDown(c.key);
         return this.log.info(`${c.entry.name} gone (session keys erased)`, who);
       case 'handshake-initiated':
         return this.log.debug(`handshake initiation to ${c.entry.name}`, who);
@@ -194,29 +202,8 @@ export class Server {
     }
   }
 
-  /**
-   * The client's address of interface.address's family ('address') or its IPv6 one on a
-   * dual-stack server ('address6'): static, its lease, or a new lease; null when the pool is exhausted.
-   */
   private addressFor(c: ClientState, which: 'address' | 'address6'): string | null {
-    const held = c[which];
-    if (held && c.entry[which] !== null) return held; // static
-    // A lease known from leases.json is acquired too: that marks it connected, so a full pool
-    // never reclaims it for another client while this one uses it.
-    const family = which === 'address6' ? 6 : ipFamily(this.cfg.interface.address.ip) || 4;
-    let address: string | null;
-    try {
-      address = this.leases.acquire(c.key, c.entry.name, Date.now(), family);
-    } catch (err) {
-      this.log.warn(`lease store: ${errorMessage(err)}`);
-      address = this.leases.leaseOf(c.key, family);
-    }
-    if (!address || address === held) return address;
-    if (held) this.dp.device.allowedIps.remove(hostPrefix(held), c.peer); // its lease went to another client while it was away
-    c[which] = address;
-    this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
-    this.log.info(`address ${address} assigned to ${c.entry.name}`, { ...peerFields(c), address });
-    return address;
+    return assignAddress(c, which, which === 'address6' ? 6 : ipFamily(this.cfg.interface.address.ip) || 4, this.leases, this.dp.device.allowedIps, this.log);
   }
 
   /**
@@ -232,8 +219,10 @@ export class Server {
     const t = now();
     const exhausted = !address ? pool : itf.address6 && !address6 ? pool6 : null;
     if (exhausted) {
-      this.log.error(`address pool ${exhausted.first}-${exhausted.last} exhausted: refusing ${c.entry.name}`);
-      channel.sendMessage(encodeMessage({ type: 'refused', reason: 'address pool exhausted' }), t);
+      const why = this.leases.refusal?.(c.key) ?? null;
+      if (why === 'pending') return; // the fleet's etcd is leasing it one: settled() pushes then
+      if (why === null) this.log.error(`address pool ${exhausted.first}-${exhausted.last} exhausted: refusing ${c.entry.name}`);
+      channel.sendMessage(encodeMessage({ type: 'refused', reason: why ?? 'address pool exhausted' }), t);
       return;
     }
     const dual = this.dualFor(c) ? { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip } : {};
@@ -310,7 +299,7 @@ export class Server {
       changes.push(line);
       this.log.info(line);
     };
-    this.roster.reload(next.clients, note);
+    this.roster.reload(this.fleet?.clients() ?? next.clients, note);
     const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
     if (next.logLevel !== this.cfg.logLevel && !this.logLevelPinned) {
       this.log.level = next.logLevel;
@@ -329,6 +318,21 @@ export class Server {
     this.dp.flush();
     this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
     return { file: next.file, clients: next.clients.length, changes, restart };
+  }
+
+  /** The fleet's registry changed (an etcd watch): applied as a reload applies a clients list. */
+  private applyFleetClients(entries: ClientEntry[]): void {
+    this.roster.reload(entries, (line) => this.log.info(line));
+    this.dp.flush();
+  }
+
+  /** The fleet leased the client an address, or refused it for now: its config (or the refusal) goes out. */
+  private settled(key: string): void {
+    const c = [...this.clients.values()].find((x) => x.key === key);
+    if (!c) return;
+    this.pushConfig(c);
+    this.fleet?.sessionUp(c.key, c.address);
+    this.dp.flush();
   }
 
   snapshotStatus(): Status {
@@ -373,22 +377,8 @@ export class Server {
     }
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     await this.metrics?.close();
+    await this.fleet?.stop();
     this.dp.close();
     this.log.info(`server stopped, ${this.dp.tun.name} removed`);
-  }
-}
-
-/** The server's tunnel addresses: interface.address, and address6 on a dual-stack server. */
-const addressesOf = (cfg: ServerConfig): InterfaceAddress[] => [cfg.interface.address, ...(cfg.interface.address6 ? [cfg.interface.address6] : [])];
-
-/** Pushed routes only work if the host forwards between tun0 and its other interfaces. */
-function warnIfNotForwarding(cfg: ServerConfig, log: Logger): void {
-  if (cfg.push.routes.length === 0 && !cfg.push.redirectGateway) return;
-  const sysctls = ['net.ipv4.ip_forward', ...(cfg.interface.address6 ? ['net.ipv6.conf.all.forwarding'] : [])];
-  try {
-    const off = sysctls.filter((k) => readFileSync(`/proc/sys/${k.replaceAll('.', '/')}`, 'utf8').trim() === '0');
-    if (off.length > 0) log.warn(`pushed routes need IP forwarding: sysctl -w ${off.map((k) => `${k}=1`).join(' ')} (and NAT for redirect_gateway)`);
-  } catch {
-    // not Linux procfs: nothing to check
   }
 }

@@ -20,8 +20,8 @@ import { StoreUnavailable, type FleetStore, type PutOp, type StoreEvent, type St
 export interface EtcdOptions {
   /** http://host:port, https://host:port or unix:///path; one scheme for all. */
   endpoints: string[];
-  /** PEM contents for https endpoints: the CA that signed etcd's certificate, and the client's certificate and key. */
-  tls: { ca: Buffer; cert: Buffer | null; key: Buffer | null } | null;
+  /** PEM contents for https endpoints: the CA that signed etcd's certificate (null: the system's), the client's certificate and key. */
+  tls: { ca: Buffer | null; cert: Buffer | null; key: Buffer | null } | null;
   /** How long one call may take on one endpoint (default 2 s). */
   callTimeoutMs?: number;
 }
