@@ -10,6 +10,7 @@ import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, write
 import { readConfigFile } from '../../config/walk.js';
 import {
   addressPlansOf,
+  loadServerConfig,
   parseClientName,
   parseServerConfig,
   staticAddressProblem,
@@ -18,6 +19,7 @@ import {
 } from '../../config/server.js';
 import { wgQuickConfig } from '../../config/wgquick.js';
 import { applyChange } from '../apply.js';
+import { fleetAddClient } from '../fleet.js';
 import { qrTerminal, writeQrPng } from '../qr.js';
 import { chownLike, commentsAbove, lineStart, replaceFile } from '../serverfile.js';
 
@@ -333,15 +335,29 @@ export function register(program: Command): void {
         throw new ConfigError('--qr and --qr-png need --wg-quick: the WireGuard apps scan wg-quick profiles');
       }
       if (opts.qrPng !== undefined && existsSync(opts.qrPng)) throw new ConfigError(`--qr-png: ${opts.qrPng} already exists; remove it or pick another path`);
+      const cfg = loadServerConfig(opts.config);
+      if (cfg.fleet) {
+        const serverKey = encodeKey(publicKeyOf(cfg.privateKey));
+        const profile = (endpoint: string, presharedKey: string | null, privateKey: string): string =>
+          clientConfigText({ name, serverFile: basename(opts.config), endpoint, placeholder: false, serverKey, presharedKey, privateKey });
+        const { lines, clientText } = await fleetAddClient({ ...cfg, fleet: cfg.fleet }, name, opts, writeNew, profile);
+        process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+        return showQr(opts, clientText);
+      }
       const result = addClient({ ...opts, name });
       const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
       process.stdout.write(`added client '${name}' (${result.addresses.join(', ')}) to ${opts.config}; ${wrote}\n`);
       for (const note of result.notes) process.stderr.write(`tvpn: note: ${note}\n`);
-      if (opts.qrPng !== undefined) {
-        await writeQrPng(opts.qrPng, result.clientText);
-        process.stdout.write(`wrote ${opts.qrPng} (mode 0600: the QR code holds the private key too)\n`);
-      }
-      if (opts.qr) process.stdout.write(await qrTerminal(result.clientText));
+      await showQr(opts, result.clientText);
       await applyChange(result.config, opts.reload);
     });
+}
+
+/** --qr-png and --qr: the profile as a QR code for the WireGuard apps. */
+async function showQr(opts: { qr?: boolean; qrPng?: string }, clientText: string): Promise<void> {
+  if (opts.qrPng !== undefined) {
+    await writeQrPng(opts.qrPng, clientText);
+    process.stdout.write(`wrote ${opts.qrPng} (mode 0600: the QR code holds the private key too)\n`);
+  }
+  if (opts.qr) process.stdout.write(await qrTerminal(clientText));
 }

@@ -11,6 +11,7 @@
  * wherever and whenever it connects, and the pool has to hold every registered client.
  */
 import type { Family } from '../../../net/ip.js';
+import { errorMessage } from '../../../errors.js';
 import { ipText, toIp, type Ip } from '../../../net/range.js';
 import { parseCidr } from '../../../net/cidr.js';
 import type { Leases } from '../leases.js';
@@ -64,14 +65,15 @@ export class FleetLeases implements Leases {
   acquire(clientKey: string, name: string, _now: number, family: Family): string | null {
     const held = this.leaseOf(clientKey, family);
     if (held !== null || !this.ranges.has(family)) return held;
-    this.allocate(clientKey, name, family);
+    if (!this.refused.has(clientKey)) this.allocate(clientKey, name, family); // a refused one is retried on a timer
     return null;
   }
 
-  /** Why the client has no address yet: 'pending' while etcd is asked, a reason when refused, null when the pool is full. */
+  /** Why the client has no address yet: a reason when refused for now, 'pending' while etcd is asked, null when the pool is full. */
   refusal(clientKey: string): string | null {
-    if ([...this.inflight].some((k) => k.startsWith(`${clientKey} `))) return 'pending';
-    return this.refused.get(clientKey)?.reason ?? null;
+    const refused = this.refused.get(clientKey);
+    if (refused) return refused.reason;
+    return [...this.inflight].some((k) => k.startsWith(`${clientKey} `)) ? 'pending' : null;
   }
 
   // Leases live until the client is removed from the registry (registry.ts deletes them with it).
@@ -85,6 +87,8 @@ export class FleetLeases implements Leases {
     const id = `${clientKey} ${family}`;
     if (this.inflight.has(id)) return;
     this.inflight.add(id);
+    // The server is told when the client's address arrives, the pool is full, or it is first refused (not at each failed retry).
+    let settled = true;
     this.take(clientKey, name, family)
       .then((address) => {
         this.refused.delete(clientKey);
@@ -92,14 +96,15 @@ export class FleetLeases implements Leases {
         else this.o.log.info(`address ${address} leased to ${name} in etcd`);
       })
       .catch((err: unknown) => {
-        const reason = err instanceof StoreUnavailable ? `etcd unavailable (${err.message}): no new clients until it is back` : String(err);
-        if (!this.refused.has(clientKey)) this.o.log.error(`refusing new client ${name}: ${reason}`);
-        this.refused.set(clientKey, { name, family, reason: err instanceof StoreUnavailable ? 'the fleet registry (etcd) is unavailable; retrying' : reason });
+        const unavailable = err instanceof StoreUnavailable;
+        settled = !this.refused.has(clientKey);
+        if (settled) this.o.log.error(`refusing new client ${name}: ${unavailable ? `etcd unavailable (${err.message}): no new clients until it is back` : errorMessage(err)}`);
+        this.refused.set(clientKey, { name, family, reason: unavailable ? 'the fleet registry (etcd) is unavailable; retrying' : errorMessage(err) });
         this.retryTimer ??= setTimeout(() => this.retry(), RETRY_MS).unref();
       })
       .finally(() => {
         this.inflight.delete(id);
-        this.o.onSettled(clientKey);
+        if (settled) this.o.onSettled(clientKey);
       });
   }
 
