@@ -28,6 +28,8 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
   const servers: { ns: Netns; proc: Proc | null; yaml: string }[] = [];
   const clients: { ns: Netns; proc: Proc | null; yaml: string; server: number; key: string }[] = [];
   const clientNames = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'late'];
+  /** The addresses the six got. */
+  let addresses: string[] = [];
 
   const tvpn = async (ns: Netns, ...args: string[]): Promise<string> => (await ns.exec(process.execPath, [BIN, ...args])).stdout;
   const startServer = async (i: number): Promise<void> => {
@@ -50,7 +52,7 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
       writeFileSync(
         yaml,
         `interface: { name: tun0, address: 10.120.0.${n}/24 }\nlisten: ${NET}.${n}:51820\nprivate_key_file: s${n}.key\nstate_dir: state${n}\n` +
-          `pool: 10.120.0.10-10.120.0.250\npush: { keepalive: 2 }\n` +
+          `pool: 10.120.0.10-10.120.0.250\nclient_to_client: true\npush: { keepalive: 2 }\n` +
           `fleet:\n  name: s${n}\n  endpoint: ${NET}.${n}:51820\n  ttl: ${TTL}\n  etcd: { endpoints: [${cluster.endpoints.join(', ')}] }\n`,
       );
       servers.push({ ns: await lan.host(`s${n}`, `${NET}.${n}`), proc: null, yaml });
@@ -91,7 +93,16 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     for (const j of six) await stopProc(clients[j]!.proc!);
     six.forEach(startClient);
     expect(await Promise.all(six.map(configured))).toEqual(first);
+    addresses = first;
   }, 90_000);
+
+  test('client to client across servers: each server routes to the server holding the address', async () => {
+    // c2 is on s2, c4 on s1, c6 on s3.
+    expect(await pings(clients[1]!.ns, addresses[3]!, 3)).toBe(true);
+    expect(await pings(clients[3]!.ns, addresses[5]!, 3)).toBe(true);
+    expect(await pings(clients[5]!.ns, addresses[1]!, 3)).toBe(true);
+    expect(servers[1]!.proc!.log()).toMatch(/fleet: server s1 at 198\.18\.121\.1:51820 is a peer/);
+  }, 30_000);
 
   test('remove-client on another host: the client is cut off within 2 s by the server holding it', async () => {
     const c1 = clients[0]!;
@@ -136,19 +147,30 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     }
   }, 90_000);
 
-  test("kill -9 a server: its record and its clients' sessions leave etcd within the lease TTL", async () => {
+  test("kill -9 a server: its record and sessions leave etcd within the lease TTL, its clients are back through another server within 10 s with their addresses", async () => {
     await until('s3 registered', () => etcdValue(layout.server('s3')));
     const held = clients.filter((c) => c.server === 2 && c.proc !== null);
     for (const c of held) await until('its session', () => etcdValue(layout.session(c.key)));
     const t0 = Date.now();
     await stopProc(servers[2]!.proc!, 'SIGKILL');
     servers[2]!.proc = null;
-    await until('s3 gone from etcd', async () => (await etcdValue(layout.server('s3'))) === null && (await Promise.all(held.map((c) => etcdValue(layout.session(c.key))))).every((v) => v === null), (TTL + 5) * 1000);
+    // Its sessions expire with its lease, unless its clients are back through another server first.
+    const onS3 = async (c: (typeof held)[number]): Promise<boolean> => JSON.parse((await etcdValue(layout.session(c.key))) ?? '{}').server === 's3';
+    await until('s3 gone from etcd', async () => (await etcdValue(layout.server('s3'))) === null && !(await Promise.all(held.map(onS3))).some(Boolean), (TTL + 5) * 1000);
     const gone = Date.now() - t0;
     console.log(`fleet: kill -9 s3 -> its keys gone from etcd after ${gone} ms (ttl ${TTL} s)`);
     expect(gone).toBeLessThan((TTL + 2) * 1000);
     // Its clients' addresses stay theirs, for whichever server they come back through.
     for (const c of held) expect(await etcdValue(layout.address(c.key, 4))).not.toBeNull();
+    // Each is back through another server, with its address, within 10 s of the kill.
+    for (const c of held) {
+      const j = clients.indexOf(c);
+      await until(`${clientNames[j]} back through another server`, async () => (await addrOf(c.ns, 'tun0')) === `${addresses[j]}/24` && ((await pings(c.ns, '10.120.0.1', 1)) || (await pings(c.ns, '10.120.0.2', 1))), 15_000);
+      console.log(`fleet: kill -9 s3 -> ${clientNames[j]} pings through ${/failing over to the fleet's server at (\S+)/.exec(c.proc!.log())?.[1]} after ${Date.now() - t0} ms, address ${addresses[j]}`);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+    }
+    // Client to client still works with the moved clients.
+    expect(await pings(clients[1]!.ns, addresses[5]!, 3)).toBe(true);
     // Restarted, it joins again and its clients come back with their addresses.
     await startServer(2);
   }, 60_000);

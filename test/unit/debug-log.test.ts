@@ -33,7 +33,7 @@ test('one handshake: initiation, response, the control frames each way and the p
       'control to laptop: data seq 0, message 0 fragment 1/1, 158 bytes',
       'config 1 pushed to laptop: 10.8.0.2/24, routes [10.20.0.0/16]',
       'control from laptop: data seq 0, message 0 fragment 1/1, 87 bytes',
-      'laptop: hello (protocol 2)',
+      'laptop: hello (protocol 3)',
       'control from laptop: data seq 1, message 1 fragment 1/1, 39 bytes', // applied
     ]),
   );

@@ -15,6 +15,8 @@ import { Layout, keyId, type ClientRecord } from '../../src/daemon/server/fleet/
 import { Mirror, type Change } from '../../src/daemon/server/fleet/mirror.js';
 import { FleetNode } from '../../src/daemon/server/fleet/node.js';
 import { Registry, clientEntries } from '../../src/daemon/server/fleet/registry.js';
+import type { ClientState } from '../../src/daemon/server/clients.js';
+import type { Device } from '../../src/wireguard/device.js';
 import { waitFor } from '../helpers/wait.js';
 import { memoryLog } from './support/daemons.js';
 import { FakeStore } from './support/fakestore.js';
@@ -223,7 +225,10 @@ describe('fleet node', () => {
     await reg.add(laptop);
     await waitFor('the registry change', () => seen.length === 1);
     expect(seen).toEqual([['laptop']]);
-    node.sessionUp(laptop.public_key, '10.9.0.10');
+    const inserted: string[] = [];
+    const device = { allowedIps: { insert: (p: string) => inserted.push(p) } } as unknown as Device;
+    node.sessionUp({ key: laptop.public_key, address: '10.9.0.10', entry: { routes: ['192.168.9.0/24'] }, peer: {} } as unknown as ClientState, device);
+    expect(inserted).toEqual(['10.9.0.10/32', '192.168.9.0/24']);
     await settle();
     expect(JSON.parse(store.value(layout.session(laptop.public_key))!)).toEqual({ server: 'vpn1', address: '10.9.0.10' });
     // The lease expires (etcd unreachable for a whole TTL): registered again, sessions put again.

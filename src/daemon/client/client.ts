@@ -4,16 +4,15 @@
  * pushed configuration, and reconnection with backoff and a fresh DNS lookup whenever the
  * server goes away. Works without any push too (a stock WireGuard server).
  */
-import { lookup } from 'node:dns/promises';
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../../config/client.js';
-import { encodeKey } from '../../config/keys.js';
+import { decodeKey, encodeKey } from '../../config/keys.js';
 import { ControlChannel } from '../../control/channel.js';
 import { CONTROL_HEADROOM } from '../../control/limits.js';
-import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage, type FleetServer } from '../../control/messages.js';
 import { DEFAULT_MTU } from '../../wireguard/constants.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { type Endpoint, endpointOf, formatEndpoint } from '../../net/endpoint.js';
+import { type Endpoint, formatEndpoint, parseHostPort } from '../../net/endpoint.js';
 import { ipFamily } from '../../net/ip.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
@@ -23,6 +22,7 @@ import { logFrame } from '../debug.js';
 import type { Logger } from '../log.js';
 import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
+import { nextServer, resolveServer } from './servers.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import type { MetricsServer } from '../metrics/http.js';
@@ -32,19 +32,14 @@ const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
 /** Without a handshake, a warning after 20 s, then 1 min and every 5 min (OpenVPN's "TLS key negotiation failed"). */
 const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
-
-async function resolveServer(host: string, port: number): Promise<Endpoint> {
-  if (ipFamily(host)) return endpointOf(host, port);
-  try {
-    const { address } = await lookup(host);
-    return endpointOf(address, port);
-  } catch (err) {
-    throw new Error(`cannot resolve server ${host}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-}
+/** In a fleet, how long a server may leave a handshake unanswered before the next one is tried. */
+const FAILOVER_MS = 4_000;
 
 export class Client {
-  private readonly peer: Peer;
+  /** The server; in a fleet it changes at a failover. */
+  private peer: Peer;
+  /** The fleet's servers as last pushed (version 3), this client's one first: where to fail over to. */
+  private fleet: FleetServer[] = [];
   private readonly channel: ControlChannel;
   private readonly net: NetState;
   private config: ConfigMessage | null = null;
@@ -75,13 +70,7 @@ export class Client {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
     this.startConnecting();
-    this.peer = dp.device.addPeer({
-      publicKey: cfg.server.publicKey,
-      ...(cfg.server.presharedKey ? { presharedKey: cfg.server.presharedKey } : {}),
-      endpoint: server,
-      allowedIps: ['0.0.0.0/0', '::/0'],
-      persistentKeepalive: cfg.keepalive,
-    });
+    this.peer = this.addServerPeer(cfg.server.publicKey, server, cfg.keepalive);
     this.channel = new ControlChannel({
       send: (frame) => {
         logFrame(log, 'to', 'server', frame);
@@ -92,8 +81,14 @@ export class Client {
     });
   }
 
+  /** The server as the one peer, allowed everything: the kernel's routes decide what enters the tunnel. */
+  private addServerPeer(publicKey: Uint8Array, endpoint: Endpoint, keepalive: number): Peer {
+    const psk = this.cfg.server.presharedKey;
+    return this.dp.device.addPeer({ publicKey, ...(psk ? { presharedKey: psk } : {}), endpoint, allowedIps: ['0.0.0.0/0', '::/0'], persistentKeepalive: keepalive });
+  }
+
   static async start(cfg: ClientConfig, log: Logger, env: DaemonEnv = {}): Promise<Client> {
-    const server = await resolveServer(cfg.server.host, cfg.server.port);
+    const server = await resolveServer(cfg.server);
     const mtu = cfg.interface.mtu ?? DEFAULT_MTU;
     const host = env.host ?? systemHost;
     let client: Client | null = null;
@@ -217,6 +212,7 @@ export class Client {
 
   private applyConfig(m: ConfigMessage): void {
     this.config = m;
+    if (m.servers) this.fleet = m.servers;
     this.applying = this.applying.then(async () => {
       if (this.stopped) return;
       try {
@@ -263,11 +259,13 @@ export class Client {
         this.channel.probe();
         this.dp.flush();
       }
-      const silentUntil = this.peer.lastReceiveAt + 3 * this.keepaliveMs + 15_000; // three keepalives and a rekey's worth
+      // Three keepalives and a rekey's worth; in a fleet, another server is waiting: three keepalives.
+      const silentUntil = this.peer.lastReceiveAt + 3 * this.keepaliveMs + (this.fleet.length > 1 ? 0 : 15_000);
       if (t > silentUntil) this.scheduleReconnect(`server silent for ${Math.round((t - this.peer.lastReceiveAt) / 1000)} s`);
       else next = Math.min(next, silentUntil);
       next = Math.min(next, this.lastProbe + this.keepaliveMs);
     }
+    if (this.fleet.length > 1 && this.connectingSince !== null && t - this.connectingSince > FAILOVER_MS) this.scheduleReconnect('no handshake');
     if (t >= this.reconnectAt) void this.reconnect();
     return Math.min(next, this.reconnectAt, this.warnIfUnanswered(t));
   }
@@ -306,20 +304,30 @@ export class Client {
     this.dp.wakeAt(this.reconnectAt);
   }
 
-  /** A fresh start with the server: new DNS lookup, sessions and control state forgotten. */
+  /**
+   * A fresh start with the server: new DNS lookup, sessions and control state forgotten. In a
+   * fleet, with the next of its servers (its own key: a new peer), each at most backoff apart.
+   */
   private async reconnect(): Promise<void> {
     this.reconnectAt = Infinity;
     const wait = this.backoff;
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
+    const current = encodeKey(this.peer.publicKey);
+    const next = nextServer(this.fleet, current);
     let server: Endpoint;
     try {
-      server = await resolveServer(this.cfg.server.host, this.cfg.server.port);
+      server = await resolveServer(next ? parseHostPort(next.endpoint, { ipOnly: false }) : this.cfg.server);
     } catch (err) {
       this.reconnectIn(wait);
       this.log.warn(`${errorMessage(err)}; retrying`);
       return;
     }
     if (this.stopped) return;
+    if (next && next.publicKey !== current) {
+      this.dp.device.removePeer(this.peer);
+      this.peer = this.addServerPeer(decodeKey(next.publicKey, 'server public key', 'public'), server, this.keepaliveMs / 1000);
+      this.log.info(`failing over to the fleet's server at ${next.endpoint}`, { endpoint: next.endpoint });
+    }
     this.peer.endpoint = server;
     this.dp.device.resetPeer(this.peer);
     this.channel.reset();

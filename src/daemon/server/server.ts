@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ClientEntry, type ServerConfig } from '../../config/server.js';
-import { DUAL_STACK_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import { DUAL_STACK_VERSION, FLEET_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
 import type { Leases } from './leases.js';
 import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
@@ -100,6 +100,7 @@ export class Server {
       for (const w of traffic.load()) log.warn(w);
       const s = (server = new Server(cfg, log, fleet?.leases ?? localLeases(cfg, log), traffic, dp, fleet));
       s.roster.configure(fleet?.clients() ?? cfg.clients);
+      fleet?.route(dp.device, (key) => [...s.clients.values()].some((c) => c.key === key && dp.device.hasSession(c.peer, now())));
       s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
@@ -130,7 +131,7 @@ export class Server {
         this.log.info(`handshake with ${c.entry.name} (${who.endpoint ?? '?'})`, who);
         if (c.channel?.failed) this.restartChannel(c);
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
-        return this.fleet?.sessionUp(c.key, c.address);
+        return this.fleet?.sessionUp(c, this.dp.device);
       case 'endpoint-changed':
         return noteEndpoint(c, formatEndpoint(e.endpoint), now(), this.log);
       case 'handshake-gave-up':
@@ -237,6 +238,7 @@ export class Server {
       dns: push.dns,
       redirectGateway: push.redirectGateway,
       keepalive: push.keepalive,
+      ...(this.fleet && c.protocol >= FLEET_VERSION && { servers: this.fleet.serverList() }),
     };
     channel.sendMessage(encodeMessage(snapshot), t);
     c.pushedSerial = this.serial;
@@ -272,7 +274,8 @@ export class Server {
     const device = this.dp.device;
     const to = device.routeTo(buf, offset, length);
     if (!to || to === from) return false;
-    if (this.cfg.clientToClient) device.sendPacket(buf.subarray(offset, offset + length), now());
+    // Never from one fleet server to another: a stale route would bounce the packet between them.
+    if (this.cfg.clientToClient && !(this.fleet?.isServer(from) && this.fleet.isServer(to))) device.sendPacket(buf.subarray(offset, offset + length), now());
     return true;
   }
 
@@ -331,7 +334,7 @@ export class Server {
     const c = [...this.clients.values()].find((x) => x.key === key);
     if (!c) return;
     this.pushConfig(c);
-    this.fleet?.sessionUp(c.key, c.address);
+    this.fleet?.sessionUp(c, this.dp.device);
     this.dp.flush();
   }
 

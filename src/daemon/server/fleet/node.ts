@@ -13,6 +13,12 @@ import type { FleetConfig } from '../../../config/fleet.js';
 import { errorMessage } from '../../../errors.js';
 import { ipFamily } from '../../../net/ip.js';
 import type { Logger } from '../../log.js';
+import { hostPrefix } from '../../../net/cidr.js';
+import type { Device } from '../../../wireguard/device.js';
+import type { Peer } from '../../../wireguard/peer.js';
+import type { FleetServer } from '../../../control/messages.js';
+import type { ClientState } from '../clients.js';
+import { FleetRoutes } from './routes.js';
 import { FleetLeases } from './addresses.js';
 import { Etcd } from './etcd.js';
 import { Layout, parseRecord, type LeaseRecord, type ServerRecord, type SessionRecord } from './layout.js';
@@ -55,8 +61,9 @@ export class FleetNode {
   private readonly sessions = new Map<string, SessionRecord>();
   private unsynced = false;
   private timer: NodeJS.Timeout | null = null;
-  private clientsQueued = false;
+  private queued = false;
   private stopped = false;
+  private routes: FleetRoutes | null = null;
 
   private constructor(
     private readonly cfg: ServerConfig & { fleet: FleetConfig },
@@ -150,14 +157,42 @@ export class FleetNode {
     }
   }
 
+  private clientsChanged = false;
+
   private onChanges(changes: Change[]): void {
-    if (this.clientsQueued || !changes.some((c) => this.layout.under('clients', c.key) !== null)) return;
+    this.clientsChanged ||= changes.some((c) => this.layout.under('clients', c.key) !== null);
+    if (this.queued) return;
     // One rebuild for a burst of changes (a transaction brings several).
-    this.clientsQueued = true;
+    this.queued = true;
     queueMicrotask(() => {
-      this.clientsQueued = false;
-      if (!this.stopped) this.hooks.onClients(this.clients());
+      this.queued = false;
+      if (this.stopped) return;
+      if (this.clientsChanged) this.hooks.onClients(this.clients());
+      this.clientsChanged = false;
+      this.routes?.update();
     });
+  }
+
+  /** Starts routing to the other servers through `device`; isLocal says whether a client has a session here. */
+  route(device: Device, isLocal: (clientKey: string) => boolean): void {
+    this.routes = new FleetRoutes({ device, layout: this.layout, mirror: this.mirror, self: this.cfg.fleet.name, isLocal, log: this.log });
+    this.routes.update();
+  }
+
+  /** Whether the peer is another server of the fleet. */
+  isServer(peer: Peer): boolean {
+    return this.routes?.has(peer) ?? false;
+  }
+
+  /** Every live server for a client to fail over to, this one first. */
+  serverList(): FleetServer[] {
+    const others = [...this.mirror.under(this.layout.servers())]
+      .filter(([key]) => key !== this.layout.server(this.cfg.fleet.name))
+      .flatMap(([, value]) => {
+        const r = parseRecord<ServerRecord>(value);
+        return r ? [{ endpoint: r.endpoint, publicKey: r.public_key }] : [];
+      });
+    return [{ endpoint: this.record.endpoint, publicKey: this.record.public_key }, ...others].slice(0, 16);
   }
 
   /** The registry as the server's clients list. */
@@ -166,8 +201,13 @@ export class FleetNode {
     return clientEntries(this.mirror, this.layout, dirname(this.cfg.file), family, (line) => this.log.warn(line));
   }
 
-  /** The client completed a handshake here: this server holds it now. */
-  sessionUp(clientKey: string, address: string | null): void {
+  /**
+   * The client completed a handshake here: this server holds it now. Its address and routes
+   * go back to its own peer (a route through another server may have had them).
+   */
+  sessionUp(c: ClientState, device: Device): void {
+    for (const p of [...(c.address ? [hostPrefix(c.address)] : []), ...c.entry.routes]) device.allowedIps.insert(p, c.peer);
+    const { key: clientKey, address } = c;
     const s = { server: this.cfg.fleet.name, address };
     const prev = this.sessions.get(clientKey);
     this.sessions.set(clientKey, s);
@@ -190,6 +230,7 @@ export class FleetNode {
     if (this.timer) clearInterval(this.timer);
     this.keeper?.stop();
     this.leases.stop();
+    this.routes?.stop();
     this.mirror.stop();
     if (this.lease !== null) await this.store.revokeLease(this.lease).catch((err: unknown) => this.log.warn(`fleet: could not revoke etcd lease: ${errorMessage(err)}`));
     this.store.close();
