@@ -7,6 +7,11 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Etcd } from '../../src/daemon/server/fleet/etcd.js';
 import { StoreUnavailable, type StoreEvent } from '../../src/daemon/server/fleet/store.js';
+import { FleetLeases } from '../../src/daemon/server/fleet/addresses.js';
+import { Layout } from '../../src/daemon/server/fleet/layout.js';
+import { Mirror } from '../../src/daemon/server/fleet/mirror.js';
+import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/config/keys.js';
+import { Logger } from '../../src/daemon/log.js';
 import { createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { describeRoot } from '../helpers/root.js';
@@ -40,6 +45,39 @@ describeRoot('fleet store on a real etcd cluster', () => {
     expect(winners).toHaveLength(1);
     for (const r of results) if (r !== true) expect(r).toEqual([expect.objectContaining({ key: '/cas/a', value: `c${winners[0]}` })]);
     expect((await etcd.list('/cas/by/')).kvs.map((kv) => kv.key)).toEqual([`/cas/by/c${winners[0]}`]);
+  });
+
+  test('50 simulated clients connecting at once across 3 servers: no address twice, in etcd and in every server', async () => {
+    const layout = new Layout('/sim/');
+    const log = new Logger('error', () => undefined);
+    // Each server with its own client of the cluster, starting at another member.
+    const servers = await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const store = new Etcd({ endpoints: [...cluster.local.slice(i), ...cluster.local.slice(0, i)], tls: null });
+        const mirror = new Mirror(store, layout.prefix, () => undefined, () => undefined);
+        await mirror.start();
+        const leases = new FleetLeases({ store, layout, mirror, ranges: [{ first: '10.120.1.10', last: '10.120.1.250' }], onSettled: () => undefined, log });
+        return { store, mirror, leases };
+      }),
+    );
+    try {
+      const keys = Array.from({ length: 50 }, () => encodeKey(publicKeyOf(generatePrivateKey())));
+      keys.forEach((k, i) => servers[i % 3]!.leases.acquire(k, `sim${i}`, Date.now(), 4));
+      await until('every client leased', () => keys.every((k, i) => servers[i % 3]!.leases.leaseOf(k, 4) !== null), 20_000);
+      const given = keys.map((k, i) => servers[i % 3]!.leases.leaseOf(k, 4)!);
+      expect(new Set(given).size).toBe(50);
+      const inEtcd = (await etcd.list(layout.leases())).kvs;
+      expect(inEtcd).toHaveLength(50);
+      expect(new Map(inEtcd.map((kv) => [JSON.parse(kv.value).key as string, kv.key.slice(layout.leases().length)]))).toEqual(new Map(keys.map((k, i) => [k, given[i]!])));
+      // Every server's mirror comes to the same table through its watch.
+      await until('the mirrors to agree', () => servers.every((s) => keys.every((k, i) => s.leases.leaseOf(k, 4) === given[i])), 5000);
+    } finally {
+      for (const s of servers) {
+        s.leases.stop();
+        s.mirror.stop();
+        s.store.close();
+      }
+    }
   });
 
   test('a watch resumes on another member when its own is killed: every event once, in order', async () => {

@@ -216,7 +216,7 @@ describe('fleet node', () => {
     const store = new FakeStore();
     const { log, lines } = memoryLog();
     const seen: string[][] = [];
-    const node = await FleetNode.start(config('vpn1', '10.9.0.1'), 'K', log, { onClients: (e) => seen.push(e.map((c) => c.name)), onSettled: () => undefined }, store);
+    const node = await FleetNode.start(config('vpn1', '10.9.0.1'), 'K', log, { onClients: (e) => seen.push(e.map((c) => c.name)), onSettled: () => undefined, onServers: () => undefined }, store);
     expect(JSON.parse(store.value(layout.server('vpn1'))!)).toEqual({ endpoint: '198.18.120.1:51820', public_key: 'K', address: '10.9.0.1' });
     expect(JSON.parse(store.value(layout.lease('10.9.0.1'))!)).toEqual({ server: 'vpn1' });
     expect(lines.some((l) => /fleet: joined as vpn1 \(198\.18\.120\.1:51820\), 0 client\(s\) in the registry/.test(l))).toBe(true);
@@ -247,7 +247,7 @@ describe('fleet node', () => {
   it('refuses to start on a tunnel address another server holds, and with etcd down, in one line', async () => {
     const store = new FakeStore();
     const { log } = memoryLog();
-    const hooks = { onClients: () => undefined, onSettled: () => undefined };
+    const hooks = { onClients: () => undefined, onSettled: () => undefined, onServers: () => undefined };
     const one = await FleetNode.start(config('vpn1', '10.9.0.1'), 'K1', log, hooks, store);
     await expect(FleetNode.start(config('vpn2', '10.9.0.1'), 'K2', log, hooks, store)).rejects.toThrow(
       "fleet: interface.address 10.9.0.1 is already leased to server 'vpn1' in the fleet; give each server its own tunnel address in the shared subnet",

@@ -94,6 +94,7 @@ export class Server {
         ? await (await import('./fleet/node.js')).FleetNode.start(cfg, encodeKey(dp.device.publicKey), log, {
             onClients: (entries) => server?.applyFleetClients(entries),
             onSettled: (key) => server?.settled(key),
+            onServers: () => server?.pushAll('fleet servers changed', (line) => log.info(line)),
           }, env.fleetStore)
         : null;
       const traffic = new TrafficTotals(join(cfg.stateDir, 'traffic.json'));
@@ -313,14 +314,18 @@ export class Server {
     if (restart.length > 0) this.log.warn(`reload: ${restart.join(', ')} changed: kept as they were until the server is restarted`);
     const { push, clientToClient, logLevel, underLoad } = next;
     this.cfg = { ...this.cfg, clients: next.clients, push, clientToClient, logLevel, underLoad };
-    if (pushChanged) {
-      this.serial++;
-      note(`push changed: config ${this.serial} goes to the connected clients`);
-      for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
-    }
+    if (pushChanged) this.pushAll('push changed', note);
     this.dp.flush();
     this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
     return { file: next.file, clients: next.clients.length, changes, restart };
+  }
+
+  /** A new config serial to every connected client. */
+  private pushAll(why: string, note: (line: string) => void): void {
+    this.serial++;
+    note(`${why}: config ${this.serial} goes to the connected clients`);
+    for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
+    this.dp.flush();
   }
 
   /** The fleet's registry changed (an etcd watch): applied as a reload applies a clients list. */

@@ -34,6 +34,8 @@ export interface FleetHooks {
   onClients(entries: ClientEntry[]): void;
   /** A client's address settled (leased, or refused for now): its config goes out again. */
   onSettled(clientKey: string): void;
+  /** A server joined or left: the connected clients get the new list to fail over in. */
+  onServers(): void;
 }
 
 /** The store of a fleet config: TLS files read now, each failure one line naming the key. */
@@ -158,9 +160,11 @@ export class FleetNode {
   }
 
   private clientsChanged = false;
+  private serversChanged = false;
 
   private onChanges(changes: Change[]): void {
     this.clientsChanged ||= changes.some((c) => this.layout.under('clients', c.key) !== null);
+    this.serversChanged ||= changes.some((c) => this.layout.under('servers', c.key) !== null);
     if (this.queued) return;
     // One rebuild for a burst of changes (a transaction brings several).
     this.queued = true;
@@ -168,7 +172,8 @@ export class FleetNode {
       this.queued = false;
       if (this.stopped) return;
       if (this.clientsChanged) this.hooks.onClients(this.clients());
-      this.clientsChanged = false;
+      if (this.serversChanged) this.hooks.onServers();
+      this.clientsChanged = this.serversChanged = false;
       this.routes?.update();
     });
   }
