@@ -3,7 +3,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../src/config/server.js';
-import { F, HEAD, LAPTOP, dir, serverError, useConfigDir } from './support/config.js';
+import { writeKeyFile } from '../../src/config/keys.js';
+import { F, HEAD, LAPTOP, dir, example, priv, serverError, useConfigDir } from './support/config.js';
 
 useConfigDir();
 
@@ -48,6 +49,14 @@ describe('fleet config', () => {
     [`${FLEET}  etcd: { endpoints: [http://a:2379] }\n${LAPTOP}`, "DIR/server.yaml:8: clients: with 'fleet' the clients live in etcd: remove this list and add them with 'tvpn add-client NAME -c DIR/server.yaml'"],
   ])('rejects %j', (body, expected) => {
     expect(serverError(`${HEAD}${body}\n`)).toBe(expected);
+  });
+
+  it("loads the docker-compose example's servers", () => {
+    for (const n of [1, 2]) {
+      writeKeyFile(join(dir, `server${n}.key`), priv(n + 10));
+      const c = parseServerConfig(example(`fleet/server${n}.yaml`), F);
+      expect([c.interface.address.text, c.fleet?.name, c.fleet?.endpoint, c.fleet?.etcd.endpoints.length]).toEqual([`10.8.0.${n}/24`, `server${n}`, { host: `198.18.110.${n + 1}`, port: 51820 }, 3]);
+    }
   });
 
   it('refuses a dual-stack fleet server', () => {

@@ -133,12 +133,12 @@ export class Etcd implements FleetStore {
         );
       } catch (err) {
         const e = err as grpc.ServiceError;
-        if (!RETRY_CODES.has(e.code)) throw new Error(`etcd ${method}: ${e.details || errorMessage(err)}`);
-        last = `${this.o.endpoints[index]}: ${e.details || e.message}`;
+        if (!RETRY_CODES.has(e.code)) throw new Error(`etcd ${method}: ${detail(e)}`);
+        last = `${this.o.endpoints[index]}: ${detail(e)}`;
         if (this.current === index) this.current = (index + 1) % this.targets.length;
       }
     }
-    throw new StoreUnavailable(`etcd has no quorum or cannot be reached (${last})`);
+    throw new StoreUnavailable(`etcd has no quorum or cannot be reached (${last}); check fleet.etcd.endpoints and that most members run`);
   }
 
   async list(prefix: string, exact = false): Promise<{ kvs: StoredKv[]; revision: number }> {
@@ -291,5 +291,8 @@ export class Etcd implements FleetStore {
     this.clients.clear();
   }
 }
+
+/** gRPC's message without its resolver notes. */
+const detail = (e: grpc.ServiceError): string => (e.details || errorMessage(e)).replace(/\.? ?Resolution note: .*$/, '');
 
 const putRequest = (op: PutOp): object => ({ key: Buffer.from(op.key), value: Buffer.from(op.value), ...(op.lease ? { lease: op.lease } : {}) });
