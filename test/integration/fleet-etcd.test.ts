@@ -9,7 +9,7 @@ import { Etcd } from '../../src/daemon/server/fleet/etcd.js';
 import { StoreUnavailable, type StoreEvent } from '../../src/daemon/server/fleet/store.js';
 import { FleetLeases } from '../../src/daemon/server/fleet/addresses.js';
 import { Layout } from '../../src/daemon/server/fleet/layout.js';
-import { Mirror } from '../../src/daemon/server/fleet/mirror.js';
+import { Mirror, type Change } from '../../src/daemon/server/fleet/mirror.js';
 import { encodeKey, generatePrivateKey, publicKeyOf } from '../../src/config/keys.js';
 import { Logger } from '../../src/daemon/log.js';
 import { createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';
@@ -97,6 +97,36 @@ describeRoot('fleet store on a real etcd cluster', () => {
     w.cancel();
     cluster.start(0);
     await cluster.ready(0);
+  }, 60_000);
+
+  test('a mirror whose member was down while the history was compacted lists again and reports the difference', async () => {
+    const only1 = new Etcd({ endpoints: [cluster.local[0]!], tls: null });
+    await cluster.client.put({ key: '/m/kept', value: '1' });
+    await cluster.client.put({ key: '/m/deleted', value: '1' });
+    const changes: Change[] = [];
+    const notes: string[] = [];
+    const mirror = new Mirror(only1, '/m/', (c) => changes.push(...c), (n) => notes.push(n));
+    try {
+      await mirror.start();
+      changes.length = 0; // the first list reports what it found
+      await cluster.stop(0);
+      await cluster.client.put({ key: '/m/kept', value: '2' });
+      await cluster.client.delete(['/m/deleted']);
+      await cluster.client.put({ key: '/m/new', value: '3' });
+      await cluster.client.compact((await cluster.client.list('/m/')).revision);
+      cluster.start(0);
+      await until('the re-list', () => mirror.values.get('/m/new') === '3', 20_000);
+      expect(notes[0]).toMatch(/^etcd history compacted past revision \d+: listing \/m\/ again$/);
+      expect(Object.fromEntries(mirror.values)).toEqual({ '/m/kept': '2', '/m/new': '3' });
+      expect(changes).toEqual([{ key: '/m/kept', value: '2' }, { key: '/m/new', value: '3' }, { key: '/m/deleted', value: null }]);
+      await cluster.client.put({ key: '/m/after', value: '4' });
+      await until('the new watch', () => mirror.values.has('/m/after'), 5000);
+    } finally {
+      mirror.stop();
+      only1.close();
+      if (cluster.members[0]!.child === null) cluster.start(0);
+      await cluster.ready(0);
+    }
   }, 60_000);
 
   test('a watch from a compacted revision says so (the caller lists again)', async () => {
