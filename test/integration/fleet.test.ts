@@ -149,6 +149,8 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
 
   test("kill -9 a server: its record and sessions leave etcd within the lease TTL, its clients are back through another server within 10 s with their addresses", async () => {
     await until('s3 registered', () => etcdValue(layout.server('s3')));
+    // Up to here nobody has failed over (c1, removed, was told bye): live servers answer every probe.
+    for (const c of clients.slice(1)) expect(c.proc?.log() ?? '').not.toContain('failing over');
     const held = clients.filter((c) => c.server === 2 && c.proc !== null);
     for (const c of held) await until('its session', () => etcdValue(layout.session(c.key)));
     const t0 = Date.now();
@@ -163,14 +165,22 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     // Its clients' addresses stay theirs, for whichever server they come back through.
     for (const c of held) expect(await etcdValue(layout.address(c.key, 4))).not.toBeNull();
     // Each is back through another server, with its address, within 10 s of the kill.
-    for (const c of held) {
-      const j = clients.indexOf(c);
-      await until(`${clientNames[j]} back through another server`, async () => (await addrOf(c.ns, 'tun0')) === `${addresses[j]}/24` && ((await pings(c.ns, '10.120.0.1', 1)) || (await pings(c.ns, '10.120.0.2', 1))), 15_000);
-      console.log(`fleet: kill -9 s3 -> ${clientNames[j]} pings through ${/failing over to the fleet's server at (\S+)/.exec(c.proc!.log())?.[1]} after ${Date.now() - t0} ms, address ${addresses[j]}`);
-      expect(Date.now() - t0).toBeLessThan(10_000);
-    }
+    const back = await Promise.all(
+      held.map(async (c) => {
+        const j = clients.indexOf(c);
+        const through = async (): Promise<boolean> => (await pings(c.ns, '10.120.0.1', 1)) || (await pings(c.ns, '10.120.0.2', 1));
+        await until(`${clientNames[j]} back through another server`, async () => (await addrOf(c.ns, 'tun0')) === `${addresses[j]}/24` && (await through()), 15_000);
+        const ms = Date.now() - t0;
+        console.log(`fleet: kill -9 s3 -> ${clientNames[j]} pings through ${/failing over to the fleet's server at (\S+)/.exec(c.proc!.log())?.[1]} after ${ms} ms, address ${addresses[j]}`);
+        return ms;
+      }),
+    );
+    for (const ms of back) expect(ms).toBeLessThan(10_000);
     // Client to client still works with the moved clients.
-    expect(await pings(clients[1]!.ns, addresses[5]!, 3)).toBe(true);
+    if (!(await pings(clients[1]!.ns, addresses[5]!, 3))) {
+      const shows = await Promise.all([0, 1].map((i) => tvpn(servers[i]!.ns, 'show')));
+      throw new Error(`c2 cannot reach c6 at ${addresses[5]}:\n${shows.join('\n')}\nc6:\n${clients[5]!.proc!.log()}\nc2:\n${clients[1]!.proc!.log()}`);
+    }
     // Restarted, it joins again and its clients come back with their addresses.
     await startServer(2);
   }, 60_000);

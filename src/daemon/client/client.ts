@@ -34,6 +34,7 @@ const BACKOFF_MAX = 60_000;
 const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
 /** In a fleet, how long a server may leave a handshake unanswered before the next one is tried. */
 const FAILOVER_MS = 4_000;
+const FAILOVER_WAIT_MS = 250;
 
 export class Client {
   /** The server; in a fleet it changes at a failover. */
@@ -259,8 +260,8 @@ export class Client {
         this.channel.probe();
         this.dp.flush();
       }
-      // Three keepalives and a rekey's worth; in a fleet, another server is waiting: three keepalives.
-      const silentUntil = this.peer.lastReceiveAt + 3 * this.keepaliveMs + (this.fleet.length > 1 ? 0 : 15_000);
+      // Three keepalives and a rekey's worth; in a fleet, where another server is waiting, two probes unanswered.
+      const silentUntil = this.peer.lastReceiveAt + (this.fleet.length > 1 ? 2 * this.keepaliveMs + 1000 : 3 * this.keepaliveMs + 15_000);
       if (t > silentUntil) this.scheduleReconnect(`server silent for ${Math.round((t - this.peer.lastReceiveAt) / 1000)} s`);
       else next = Math.min(next, silentUntil);
       next = Math.min(next, this.lastProbe + this.keepaliveMs);
@@ -295,8 +296,10 @@ export class Client {
 
   private scheduleReconnect(reason: string): void {
     if (this.stopped || this.reconnectAt !== Infinity) return;
-    this.reconnectIn(this.backoff);
-    this.log.warn(`${reason}: reconnecting in ${Math.round(this.backoff / 1000)} s`, this.where());
+    // In a fleet the next attempt goes to another server: no reason to wait (each waits FAILOVER_MS for its handshake).
+    const wait = this.fleet.length > 1 ? FAILOVER_WAIT_MS : this.backoff;
+    this.reconnectIn(wait);
+    this.log.warn(`${reason}: reconnecting in ${(wait / 1000).toFixed(wait < 1000 ? 2 : 0)} s`, this.where());
   }
 
   private reconnectIn(ms: number): void {

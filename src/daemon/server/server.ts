@@ -159,6 +159,8 @@ export class Server {
     // An authenticated frame: the client is back. A channel that gave up, or one still
     // retransmitting to the client's previous incarnation, starts over with the latest config.
     if (channel.failed || (channel.stats.peerRestarts !== restarts && channel.retrying)) this.restartChannel(c);
+    // A fleet client fails over after two unanswered probes: answer at once, not with WireGuard's keepalive 10 s later.
+    if (this.fleet && messages.length === 0) channel.probe();
     for (const bytes of messages) {
       const m = decodeMessage(bytes);
       if ('error' in m) {
