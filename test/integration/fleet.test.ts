@@ -4,7 +4,7 @@
  * leases in etcd, sessions bound to the servers' etcd leases, remove-client from another host,
  * a server killed, and etcd losing a member and then its quorum.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -181,7 +181,35 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
       const shows = await Promise.all([0, 1].map((i) => tvpn(servers[i]!.ns, 'show')));
       throw new Error(`c2 cannot reach c6 at ${addresses[5]}:\n${shows.join('\n')}\nc6:\n${clients[5]!.proc!.log()}\nc2:\n${clients[1]!.proc!.log()}`);
     }
-    // Restarted, it joins again and its clients come back with their addresses.
+    // Restarted, it joins again.
     await startServer(2);
   }, 60_000);
+
+  test('a server stopped cleanly says bye: its clients move at once, and its keys leave etcd at once', async () => {
+    const c4 = clients[3]!; // on s1
+    const j = 3;
+    await until('c4 on s1', async () => JSON.parse((await etcdValue(layout.session(c4.key))) ?? '{}').server === 's1');
+    const t0 = Date.now();
+    expect(await stopProc(servers[0]!.proc!)).toBe(0);
+    servers[0]!.proc = null;
+    expect(await etcdValue(layout.server('s1'))).toBeNull();
+    await until('c4 back', async () => (await addrOf(c4.ns, 'tun0')) === `${addresses[j]}/24` && ((await pings(c4.ns, '10.120.0.2', 1)) || (await pings(c4.ns, '10.120.0.3', 1))), 10_000);
+    console.log(`fleet: SIGTERM s1 -> c4 pings through another server after ${Date.now() - t0} ms, address ${addresses[j]}`);
+    expect(c4.proc!.log()).toMatch(/server said bye \(server shutting down\)[^\n]*\n[^\n]*failing over/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  }, 30_000);
+
+  test('add-client --wg-quick leases the stock client its address at once; list-clients shows it; remove-client takes the lease', async () => {
+    const conf = join(dir, 'phone.conf');
+    const out = await tvpn(servers[1]!.ns, 'add-client', 'phone', '-c', servers[1]!.yaml, '--wg-quick', '--out', conf);
+    const address = /added client 'phone' \((10\.120\.0\.\d+)\) to the fleet/.exec(out)?.[1];
+    expect(address).toBeDefined();
+    expect(readFileSync(conf, 'utf8')).toContain(`Address = ${address}/24`);
+    expect(JSON.parse((await etcdValue(layout.lease(address!)))!).name).toBe('phone');
+    const table = await tvpn(servers[1]!.ns, 'list-clients', '-c', servers[1]!.yaml);
+    expect(table).toMatch(new RegExp(`^phone +${address!.replaceAll('.', '\\.')} +active +-$`, 'm'));
+    expect(table).toMatch(/^c2 +10\.120\.0\.\d+ \(lease\) +active +s\d$/m);
+    await tvpn(servers[1]!.ns, 'remove-client', 'phone', '-c', servers[1]!.yaml);
+    expect(await etcdValue(layout.lease(address!))).toBeNull();
+  }, 30_000);
 });

@@ -199,7 +199,7 @@ export class Server {
       case 'bye':
         this.log.info(`${c.entry.name} disconnected${m.reason ? `: ${m.reason}` : ''}`, peerFields(c));
         c.appliedSerial = 0;
-        return;
+        return this.fleet?.sessionDown(c.key);
       case 'config':
       case 'refused':
         return this.log.warn(`${c.entry.name}: unexpected ${m.type} message from a client`);
