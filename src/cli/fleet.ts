@@ -15,7 +15,8 @@ import { Registry } from '../daemon/server/fleet/registry.js';
 import type { FleetStore } from '../daemon/server/fleet/store.js';
 import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
 import { ipFamily } from '../net/ip.js';
-import { ipOf, ipText } from '../net/range.js';
+import { formatRange, ipOf, ipText, rangeContains } from '../net/range.js';
+import { hostRange, networkOf } from '../net/cidr.js';
 import { errorMessage } from '../errors.js';
 import type { ClientList } from './commands/list-clients.js';
 
@@ -67,8 +68,9 @@ export async function fleetAddClient(cfg: FleetServer, rawName: string, opts: Fl
   const endpoint = opts.endpoint === undefined ? cfg.fleet.endpoint : parseHostPort(opts.endpoint, { ipOnly: false });
   const endpointText = formatEndpoint({ ip: endpoint.host, port: endpoint.port });
   let address = opts.address?.trim();
-  if (address !== undefined && ipFamily(address) !== ipFamily(cfg.interface.address.ip)) {
-    throw new ConfigError(`--address: '${address}' is not an IPv${ipFamily(cfg.interface.address.ip)} address like the fleet's subnet ${cfg.interface.address.text}`);
+  const hosts = hostRange(cfg.interface.address);
+  if (address !== undefined && (ipFamily(address) !== ipFamily(cfg.interface.address.ip) || !rangeContains(hosts, ipOf(address)))) {
+    throw new ConfigError(`--address: '${address}' is not a host address of the fleet's subnet ${networkOf(cfg.interface.address.text)} (${formatRange(hosts)})`);
   }
   const pskFile = `${name}.psk`;
   return withRegistry(cfg, async (registry, store, layout) => {

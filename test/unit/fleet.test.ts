@@ -17,6 +17,7 @@ import { FleetNode } from '../../src/daemon/server/fleet/node.js';
 import { Registry, clientEntries } from '../../src/daemon/server/fleet/registry.js';
 import type { ClientState } from '../../src/daemon/server/clients.js';
 import type { Device } from '../../src/wireguard/device.js';
+import { fleetAddClient } from '../../src/cli/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 import { memoryLog } from './support/daemons.js';
 import { FakeStore } from './support/fakestore.js';
@@ -242,6 +243,13 @@ describe('fleet node', () => {
     expect(seen[1]).toEqual([]);
     await node.stop();
     expect(store.keys(`${P}servers/`)).toEqual([]);
+  });
+
+  it('add-client refuses an --address outside the subnet before asking etcd', async () => {
+    const cfg = config('vpn1', '10.9.0.1');
+    const add = (address: string) => fleetAddClient({ ...cfg, fleet: cfg.fleet! }, 'x', { address }, () => undefined, () => '');
+    await expect(add('10.99.0.5')).rejects.toThrow("--address: '10.99.0.5' is not a host address of the fleet's subnet 10.9.0.0/24 (10.9.0.1-10.9.0.254)");
+    await expect(add('fd00::5')).rejects.toThrow('is not a host address');
   });
 
   it('refuses to start on a tunnel address another server holds, and with etcd down, in one line', async () => {
