@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../src/config/server.js';
 import { writeKeyFile } from '../../src/config/keys.js';
+import { tvpn } from './support/cli.js';
 import { F, HEAD, LAPTOP, dir, example, priv, serverError, useConfigDir } from './support/config.js';
 
 useConfigDir();
@@ -57,6 +58,11 @@ describe('fleet config', () => {
       const c = parseServerConfig(example(`fleet/server${n}.yaml`), F);
       expect([c.interface.address.text, c.fleet?.name, c.fleet?.endpoint, c.fleet?.etcd.endpoints.length]).toEqual([`10.8.0.${n}/24`, `server${n}`, { host: `198.18.110.${n + 1}`, port: 51820 }, 3]);
     }
+  });
+
+  it("tvpn check says where a fleet's clients are", async () => {
+    writeFileSync(F, `${HEAD}${FLEET}  etcd: { endpoints: [http://a:2379] }\n`);
+    expect(await tvpn('check', '-c', F)).toEqual({ code: 0, out: `${F}: ok (server tun0 10.8.0.1/24, fleet vpn1, clients in etcd under /tvpn/, pool 10.8.0.2-10.8.0.254)\n`, err: '' });
   });
 
   it('refuses a dual-stack fleet server', () => {
