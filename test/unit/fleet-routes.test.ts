@@ -25,7 +25,7 @@ it('routes the clients of other servers to them, and takes the routes of a serve
   await mirror.start();
   const local = new Set<string>();
   const { log, lines } = memoryLog();
-  const routes = new FleetRoutes({ device, layout, mirror, self: 's1', isLocal: (k) => local.has(k), log });
+  const routes = new FleetRoutes({ device, layout, mirror, self: 's1', localClients: () => local, log });
   const [s2key, x, y] = [pub(), pub(), pub()];
   const server = (name: string, key: string, endpoint: string) => ({ key: layout.server(name), value: JSON.stringify({ endpoint, public_key: key, address: '10.9.0.2' }) });
   await store.put(server('s1', pub(), '198.18.121.1:51820'));

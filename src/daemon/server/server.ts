@@ -101,7 +101,7 @@ export class Server {
       for (const w of traffic.load()) log.warn(w);
       const s = (server = new Server(cfg, log, fleet?.leases ?? localLeases(cfg, log), traffic, dp, fleet));
       s.roster.configure(fleet?.clients() ?? cfg.clients);
-      fleet?.route(dp.device, (key) => [...s.clients.values()].some((c) => c.key === key && dp.device.hasSession(c.peer, now())));
+      fleet?.route(dp.device, () => new Set([...s.clients.values()].filter((c) => dp.device.hasSession(c.peer, now())).map((c) => c.key)));
       s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);

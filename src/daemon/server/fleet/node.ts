@@ -16,7 +16,7 @@ import type { Logger } from '../../log.js';
 import { hostPrefix } from '../../../net/cidr.js';
 import type { Device } from '../../../wireguard/device.js';
 import type { Peer } from '../../../wireguard/peer.js';
-import type { FleetServer } from '../../../control/messages.js';
+import { MAX_FLEET_SERVERS, type FleetServer } from '../../../control/messages.js';
 import type { ClientState } from '../clients.js';
 import { FleetRoutes } from './routes.js';
 import { FleetLeases } from './addresses.js';
@@ -161,6 +161,8 @@ export class FleetNode {
 
   private clientsChanged = false;
   private serversChanged = false;
+  /** serverList(), kept until P/servers/ changes (every config push asks). */
+  private servers: FleetServer[] | null = null;
 
   private onChanges(changes: Change[]): void {
     this.clientsChanged ||= changes.some((c) => this.layout.under('clients', c.key) !== null);
@@ -172,15 +174,18 @@ export class FleetNode {
       this.queued = false;
       if (this.stopped) return;
       if (this.clientsChanged) this.hooks.onClients(this.clients());
-      if (this.serversChanged) this.hooks.onServers();
+      if (this.serversChanged) {
+        this.servers = null;
+        this.hooks.onServers();
+      }
       this.clientsChanged = this.serversChanged = false;
       this.routes?.update();
     });
   }
 
-  /** Starts routing to the other servers through `device`; isLocal says whether a client has a session here. */
-  route(device: Device, isLocal: (clientKey: string) => boolean): void {
-    this.routes = new FleetRoutes({ device, layout: this.layout, mirror: this.mirror, self: this.cfg.fleet.name, isLocal, log: this.log });
+  /** Starts routing to the other servers through `device`; localClients: the clients with a session here. */
+  route(device: Device, localClients: () => ReadonlySet<string>): void {
+    this.routes = new FleetRoutes({ device, layout: this.layout, mirror: this.mirror, self: this.cfg.fleet.name, localClients, log: this.log });
     this.routes.update();
   }
 
@@ -191,13 +196,14 @@ export class FleetNode {
 
   /** Every live server for a client to fail over to, this one first. */
   serverList(): FleetServer[] {
+    if (this.servers) return this.servers;
     const others = [...this.mirror.under(this.layout.servers())]
       .filter(([key]) => key !== this.layout.server(this.cfg.fleet.name))
       .flatMap(([, value]) => {
         const r = parseRecord<ServerRecord>(value);
         return r ? [{ endpoint: r.endpoint, publicKey: r.public_key }] : [];
       });
-    return [{ endpoint: this.record.endpoint, publicKey: this.record.public_key }, ...others].slice(0, 16);
+    return (this.servers = [{ endpoint: this.record.endpoint, publicKey: this.record.public_key }, ...others].slice(0, MAX_FLEET_SERVERS));
   }
 
   /** The registry as the server's clients list. */

@@ -29,8 +29,8 @@ export interface FleetRoutesOptions {
   mirror: Mirror;
   /** This server's fleet.name. */
   self: string;
-  /** Whether the client (base64 key) has a live session with this server. */
-  isLocal: (clientKey: string) => boolean;
+  /** The clients (base64 keys) with a live session on this server. */
+  localClients: () => ReadonlySet<string>;
   log: Logger;
 }
 
@@ -89,12 +89,13 @@ export class FleetRoutes {
       if (typeof r !== 'string') routesOf.set(keyId(r.public_key), r.routes);
     }
     const wanted = new Map<string, Set<string>>();
+    const local = this.o.localClients();
     for (const [key, value] of mirror.under(layout.sessions())) {
       const id = layout.under('sessions', key)!;
       const s = parseRecord<SessionRecord>(value);
       if (!s || !this.servers.has(s.server) || s.address === null) continue;
       const clientKey = id.replaceAll('-', '+').replaceAll('_', '/') + '=';
-      if (this.o.isLocal(clientKey)) continue;
+      if (local.has(clientKey)) continue;
       const set = wanted.get(s.server) ?? new Set<string>();
       set.add(hostPrefix(s.address));
       for (const r of routesOf.get(id) ?? []) set.add(r);
