@@ -9,7 +9,8 @@ import type { FleetConfig } from '../config/fleet.js';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../config/keys.js';
 import { parseClientName, type ServerConfig } from '../config/server.js';
 import { wgQuickConfig } from '../config/wgquick.js';
-import { Layout, parseRecord, type LeaseRecord } from '../daemon/server/fleet/layout.js';
+import { Layout, parseRecord, type LeaseRecord, type ServerRecord } from '../daemon/server/fleet/layout.js';
+import { MAX_FLEET_SERVERS } from '../control/limits.js';
 import { etcdOf } from '../daemon/server/fleet/node.js';
 import { Registry } from '../daemon/server/fleet/registry.js';
 import type { FleetStore } from '../daemon/server/fleet/store.js';
@@ -60,7 +61,9 @@ export interface FleetAddOptions {
  * file). A tvpn client gets its address leased when it first connects; a stock client
  * (--wg-quick) or one with --address gets it leased now, being static in its profile.
  */
-export async function fleetAddClient(cfg: FleetServer, rawName: string, opts: FleetAddOptions, writeNew: (path: string, text: string) => void, clientText: (endpoint: string, psk: string | null, privateKey: string) => string): Promise<{ lines: string[]; clientText: string }> {
+type Profile = (endpoint: string, psk: string | null, privateKey: string, fleet: { endpoint: string; public_key: string }[]) => string;
+
+export async function fleetAddClient(cfg: FleetServer, rawName: string, opts: FleetAddOptions, writeNew: (path: string, text: string) => void, clientText: Profile): Promise<{ lines: string[]; clientText: string }> {
   const name = parseClientName(rawName);
   const privateKey = generatePrivateKey();
   const publicKey = encodeKey(publicKeyOf(privateKey));
@@ -99,9 +102,14 @@ export async function fleetAddClient(cfg: FleetServer, rawName: string, opts: Fl
       writeKeyFile(path, presharedKey);
       lines.push(`wrote ${path}: copy it beside the server config of every server of the fleet`);
     }
+    // The other live servers, for a client whose own server is down when it starts.
+    const others = (await store.list(layout.servers())).kvs.flatMap((kv) => {
+      const r = layout.under('servers', kv.key) === cfg.fleet.name ? null : parseRecord<ServerRecord>(kv.value);
+      return r ? [{ endpoint: r.endpoint, public_key: r.public_key }] : [];
+    });
     const text = opts.wgQuick
       ? wgQuickConfig({ server: cfg, privateKey, addresses: [address!], presharedKey, endpoint: endpointText })
-      : clientText(endpointText, presharedKey && encodeKey(presharedKey), encodeKey(privateKey));
+      : clientText(endpointText, presharedKey && encodeKey(presharedKey), encodeKey(privateKey), others.slice(0, MAX_FLEET_SERVERS - 1));
     const file = opts.out ?? `${name}.${opts.wgQuick ? 'conf' : 'yaml'}`;
     writeNew(file, text);
     lines.push(`wrote ${file} (mode 0600: it holds the client's private key)`);

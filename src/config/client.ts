@@ -10,7 +10,10 @@ import {
   statusSocketOf,
   routesOf,
 } from './load.js';
-import { ACCEPT, CLIENT_ROOT, CLIENT_SERVER, type LogFormat, type LogLevel } from './fields.js';
+import { ACCEPT, CLIENT_ROOT, CLIENT_SERVER, FLEET_SERVER, type LogFormat, type LogLevel } from './fields.js';
+import { encodeKey } from './keys.js';
+import type { FleetServer } from '../control/messages.js';
+import { MAX_FLEET_SERVERS } from '../control/limits.js';
 import { parseConfigText, readConfigFile, type Section } from './walk.js';
 import { refuseOtherKind } from './kind.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
@@ -20,8 +23,11 @@ export interface ClientConfig {
   file: string;
   /** address and mtu are only for a stock WireGuard server, which pushes nothing; null means "as pushed". */
   interface: { name: string; address: InterfaceAddress | null; mtu: number | null };
-  /** host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without brackets. */
-  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null };
+  /**
+   * host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without
+   * brackets. fleet: the other servers of its fleet, to fail over to until one pushes the list.
+   */
+  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null; fleet: FleetServer[] };
   privateKey: Uint8Array;
   accept: { routes: boolean; dns: boolean; redirectGateway: boolean };
   /** Static routes via the tunnel: the allowed IPs towards the server, besides what it pushes. */
@@ -49,12 +55,20 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
     .parse((t) => parseHostPort(t, { ipOnly: false }));
   const publicKey = server.need('public_key', "the server's public key; 'tvpn pubkey < server.key' prints it").key('public');
   const presharedKey = server.secretKey('preshared_key', 'preshared');
+  const fleetValue = server.get('fleet');
+  if ((fleetValue?.list().length ?? 0) > MAX_FLEET_SERVERS - 1) throw fleetValue!.fail(`at most ${MAX_FLEET_SERVERS - 1} other servers (a fleet config lists ${MAX_FLEET_SERVERS})`);
+  const fleet = (fleetValue?.list() ?? []).map((v): FleetServer => {
+    const s = v.section(FLEET_SERVER);
+    const at = s.need('endpoint', "the server's host:port");
+    at.parse((t) => parseHostPort(t, { ipOnly: false }));
+    return { endpoint: at.string(), publicKey: encodeKey(s.need('public_key', 'its public key').key('public')) };
+  });
   const privateKey = privateKeyOf(root, 'client.key');
   const accept = root.get('accept')?.section(ACCEPT);
   return {
     file: resolve(file),
     interface: { name, address, mtu },
-    server: { ...endpoint, publicKey, presharedKey },
+    server: { ...endpoint, publicKey, presharedKey, fleet },
     privateKey,
     accept: {
       routes: accept?.get('routes')?.bool() ?? true,

@@ -4,7 +4,7 @@
  * JSON Schema from them. What a table cannot say (cross-field rules, file modes, the
  * subnet plan) stays in the loader.
  */
-import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU } from '../control/limits.js';
+import { MAX_FLEET_SERVERS, MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU } from '../control/limits.js';
 import { DEFAULT_MTU } from '../wireguard/constants.js';
 
 export type Shape =
@@ -174,10 +174,20 @@ export const SERVER_ROOT = {
   control_socket: CONTROL_SOCKET,
 } satisfies Fields;
 
+export const FLEET_SERVER = {
+  endpoint: { shape: hostPort, description: "another server's host:port", required: true },
+  public_key: { shape: key, description: 'its public key', required: true },
+} satisfies Fields;
+
 export const CLIENT_SERVER = {
   endpoint: { shape: hostPort, description: 'host:port; a DNS name is resolved again on every reconnect', required: true },
   public_key: { shape: key, description: "the server's public key; 'tvpn pubkey < server.key' prints it", required: true },
   ...PRESHARED_KEY,
+  fleet: {
+    shape: { type: 'list', items: section(FLEET_SERVER), maxItems: MAX_FLEET_SERVERS - 1 },
+    description: "the other servers of its fleet, tried in turn when it does not answer (written by 'tvpn add-client'; the servers push the current list)",
+    default: [],
+  },
 } satisfies Fields;
 
 export const ACCEPT = {

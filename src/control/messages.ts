@@ -15,15 +15,13 @@ import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr
 import { sameBytes } from '../net/ip.js';
 import { parseHostPort } from '../net/endpoint.js';
 import { MAX_MESSAGE } from './frame.js';
-import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
+import { MAX_FLEET_SERVERS, MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
 export const PROTOCOL_VERSION = 3;
 /** The first version whose config may carry address6 and gateway6. */
 export const DUAL_STACK_VERSION = 2;
 /** The first version whose config may carry servers (a fleet). */
 export const FLEET_VERSION = 3;
-/** Most servers a fleet config lists. */
-export const MAX_FLEET_SERVERS = 16;
 /** Longest client name and human-readable reason. */
 const MAX_NAME = 64;
 const MAX_REASON = 256;

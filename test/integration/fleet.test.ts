@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { generatePrivateKey, writeKeyFile } from '../../src/config/keys.js';
+import { loadClientConfig } from '../../src/config/client.js';
 import { Layout, keyId } from '../../src/daemon/server/fleet/layout.js';
 import type { Netns } from '../../src/lab/netns.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
@@ -94,6 +95,8 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     six.forEach(startClient);
     expect(await Promise.all(six.map(configured))).toEqual(first);
     addresses = first;
+    // Each profile names the other two servers, for a start while its own is down.
+    expect(loadClientConfig(clients[0]!.yaml).server.fleet.map((f) => f.endpoint).sort()).toEqual([`${NET}.2:51820`, `${NET}.3:51820`]);
   }, 90_000);
 
   test('client to client across servers: each server routes to the server holding the address', async () => {
@@ -197,6 +200,13 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     console.log(`fleet: SIGTERM s1 -> c4 pings through another server after ${Date.now() - t0} ms, address ${addresses[j]}`);
     expect(c4.proc!.log()).toMatch(/server said bye \(server shutting down\)[^\n]*\n[^\n]*failing over/);
     expect(Date.now() - t0).toBeLessThan(3000);
+    // Restarted while s1, the server of its profile, is down: the profile's server.fleet gets it in elsewhere.
+    await stopProc(c4.proc!);
+    const t1 = Date.now();
+    startClient(3);
+    expect(await configured(3)).toBe(addresses[j]);
+    console.log(`fleet: c4 started with its profile's server down -> configured by another after ${Date.now() - t1} ms`);
+    expect(Date.now() - t1).toBeLessThan(8000);
   }, 30_000);
 
   test('add-client --wg-quick leases the stock client its address at once; list-clients shows it; remove-client takes the lease', async () => {

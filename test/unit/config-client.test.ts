@@ -12,7 +12,7 @@ describe('client config', () => {
     expect(parseClientConfig(CHEAD, join(dir, 'client.yaml'))).toEqual({
       file: join(dir, 'client.yaml'),
       interface: { name: 'tun0', address: null, mtu: null },
-      server: { host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(priv(1)), presharedKey: null },
+      server: { host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(priv(1)), presharedKey: null, fleet: [] },
       privateKey: priv(2),
       accept: { routes: true, dns: true, redirectGateway: true },
       routes: [],
@@ -46,7 +46,7 @@ describe('client config', () => {
       join(dir, 'client.yaml'),
     );
     expect(c.interface).toEqual({ name: 'wg1', address: { ip: '10.8.0.2', prefix: 24, text: '10.8.0.2/24' }, mtu: 1400 });
-    expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8) });
+    expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8), fleet: [] });
     expect(c.privateKey).toEqual(priv(2));
     expect(c.accept).toEqual({ routes: false, dns: false, redirectGateway: false });
     expect([c.routes, c.keepalive, c.logLevel, c.statusSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', '\0c']);

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { parseServerConfig } from '../../src/config/server.js';
 import { writeKeyFile } from '../../src/config/keys.js';
 import { tvpn } from './support/cli.js';
-import { F, HEAD, LAPTOP, dir, example, priv, serverError, useConfigDir } from './support/config.js';
+import { parseClientConfig } from '../../src/config/client.js';
+import { CHEAD, F, HEAD, LAPTOP, PUB2, PUB3, clientError, dir, example, priv, serverError, useConfigDir } from './support/config.js';
 
 useConfigDir();
 
@@ -77,5 +78,20 @@ describe('fleet config', () => {
     expect(serverError(`${HEAD}${FLEET}  etcd: { endpoints: [https://a:2379], cert_file: me.pem, key_file: me-key.pem }\n`)).toBe(
       "DIR/server.yaml:6: fleet.etcd.key_file: DIR/me-key.pem holds a private key but is accessible by group or others (mode 0644); run 'chmod 600 DIR/me-key.pem'",
     );
+  });
+
+  it("a client config's server.fleet: the other servers to try when its own does not answer", () => {
+    const fleet = `  fleet:\n    - { endpoint: '198.18.121.2:51820', public_key: ${PUB2} }\n    - { endpoint: 'vpn3.example.com:51820', public_key: ${PUB3} }\n`;
+    const text = CHEAD.replace('private_key_file', `${fleet}private_key_file`);
+    expect(parseClientConfig(text, join(dir, 'client.yaml')).server.fleet).toEqual([
+      { endpoint: '198.18.121.2:51820', publicKey: PUB2 },
+      { endpoint: 'vpn3.example.com:51820', publicKey: PUB3 },
+    ]);
+    expect(parseClientConfig(CHEAD, join(dir, 'client.yaml')).server.fleet).toEqual([]);
+    expect(clientError(CHEAD.replace('private_key_file', `  fleet:\n    - { endpoint: '198.18.121.2:1' }\nprivate_key_file`))).toBe(
+      "DIR/client.yaml:5: server.fleet[0]: missing 'public_key' (its public key)",
+    );
+    const many = Array.from({ length: 16 }, () => `    - { endpoint: 'a:1', public_key: ${PUB2} }\n`).join('');
+    expect(clientError(CHEAD.replace('private_key_file', `  fleet:\n${many}private_key_file`))).toBe('DIR/client.yaml:5: server.fleet: at most 15 other servers (a fleet config lists 16)');
   });
 });

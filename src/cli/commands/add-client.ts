@@ -190,9 +190,11 @@ function clientConfigText(opts: {
   serverKey: string;
   presharedKey: string | null;
   privateKey: string;
+  /** The other servers of a fleet. */
+  fleet?: { endpoint: string; public_key: string }[];
 }): string {
   const psk = opts.presharedKey === null ? {} : { preshared_key: opts.presharedKey };
-  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk };
+  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk, ...(opts.fleet?.length && { fleet: opts.fleet }) };
   const doc = new Document({ server, private_key: opts.privateKey });
   doc.commentBefore = [
     ` tvpn client config for '${opts.name}', made by 'tvpn add-client' from ${opts.serverFile}.`,
@@ -338,8 +340,8 @@ export function register(program: Command): void {
       const cfg = loadServerConfig(opts.config);
       if (cfg.fleet) {
         const serverKey = encodeKey(publicKeyOf(cfg.privateKey));
-        const profile = (endpoint: string, presharedKey: string | null, privateKey: string): string =>
-          clientConfigText({ name, serverFile: basename(opts.config), endpoint, placeholder: false, serverKey, presharedKey, privateKey });
+        const profile = (endpoint: string, presharedKey: string | null, privateKey: string, fleet: { endpoint: string; public_key: string }[]): string =>
+          clientConfigText({ name, serverFile: basename(opts.config), endpoint, placeholder: false, serverKey, presharedKey, privateKey, fleet });
         const { lines, clientText } = await fleetAddClient({ ...cfg, fleet: cfg.fleet }, name, opts, writeNew, profile);
         process.stdout.write(lines.map((l) => `${l}\n`).join(''));
         return showQr(opts, clientText);

@@ -40,7 +40,7 @@ export class Client {
   /** The server; in a fleet it changes at a failover. */
   private peer: Peer;
   /** The fleet's servers as last pushed (version 3), this client's one first: where to fail over to. */
-  private fleet: FleetServer[] = [];
+  private fleet: FleetServer[];
   private readonly channel: ControlChannel;
   private readonly net: NetState;
   private config: ConfigMessage | null = null;
@@ -70,6 +70,8 @@ export class Client {
   ) {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
+    const own = { endpoint: formatEndpoint({ ip: cfg.server.host, port: cfg.server.port }), publicKey: encodeKey(cfg.server.publicKey) };
+    this.fleet = cfg.server.fleet.length > 0 ? [own, ...cfg.server.fleet] : [];
     this.startConnecting();
     this.peer = this.addServerPeer(cfg.server.publicKey, server, cfg.keepalive);
     this.channel = new ControlChannel({
