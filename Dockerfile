@@ -53,6 +53,7 @@ COPY --from=build /src/native/build/Release/tvpn.node ./native/build/Release/tvp
 COPY bin ./bin
 COPY configs/server.yaml configs/client.yaml ./configs/
 COPY schema ./schema/
+COPY proto ./proto/
 RUN ln -sf /opt/tvpn/bin/tvpn /usr/local/bin/tvpn \
     && mkdir -p /etc/tvpn /var/lib/tvpn && chmod 700 /var/lib/tvpn \
     && tvpn --version

@@ -11,20 +11,25 @@ import {
   statusSocketOf,
   routesOf,
 } from './load.js';
-import { ACCEPT, CLIENT_ROOT, CLIENT_SERVER, type LogFormat, type LogLevel } from './fields.js';
+import { ACCEPT, CLIENT_ROOT, CLIENT_SERVER, FLEET_SERVER, type LogFormat, type LogLevel, type Transport } from './fields.js';
+import { encodeKey } from './keys.js';
+import type { FleetServer } from '../control/messages.js';
+import { MAX_FLEET_SERVERS } from '../control/limits.js';
 import { parseConfigText, readConfigFile, type Section } from './walk.js';
 import { refuseOtherKind } from './kind.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
 import { clientTcpOf, type ClientTcpConfig } from './tcp.js';
-import type { Transport } from './fields.js';
 
 export interface ClientConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
   file: string;
   /** address and mtu are only for a stock WireGuard server, which pushes nothing; null means "as pushed". */
   interface: { name: string; address: InterfaceAddress | null; mtu: number | null };
-  /** host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without brackets. */
-  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null; tcp: ClientTcpConfig | null; transport: Transport };
+  /**
+   * host: a DNS name (resolved when connecting), an IPv4 address, or an IPv6 address without
+   * brackets. fleet: the other servers of its fleet, to fail over to until one pushes the list.
+   */
+  server: { host: string; port: number; publicKey: Uint8Array; presharedKey: Uint8Array | null; tcp: ClientTcpConfig | null; transport: Transport; fleet: FleetServer[] };
   privateKey: Uint8Array;
   accept: { routes: boolean; dns: boolean; redirectGateway: boolean };
   /** Static routes via the tunnel: the allowed IPs towards the server, besides what it pushes. */
@@ -55,12 +60,20 @@ function buildClientConfig(root: Section, file: string): ClientConfig {
   const publicKey = server.need('public_key', "the server's public key; 'tvpn pubkey < server.key' prints it").key('public');
   const presharedKey = server.secretKey('preshared_key', 'preshared');
   const { tcp, transport } = clientTcpOf(server);
+  const fleetValue = server.get('fleet');
+  if ((fleetValue?.list().length ?? 0) > MAX_FLEET_SERVERS - 1) throw fleetValue!.fail(`at most ${MAX_FLEET_SERVERS - 1} other servers (a fleet config lists ${MAX_FLEET_SERVERS})`);
+  const fleet = (fleetValue?.list() ?? []).map((v): FleetServer => {
+    const s = v.section(FLEET_SERVER);
+    const at = s.need('endpoint', "the server's host:port");
+    at.parse((t) => parseHostPort(t, { ipOnly: false }));
+    return { endpoint: at.string(), publicKey: encodeKey(s.need('public_key', 'its public key').key('public')) };
+  });
   const privateKey = privateKeyOf(root, 'client.key');
   const accept = root.get('accept')?.section(ACCEPT);
   return {
     file: resolve(file),
     interface: { name, address, mtu },
-    server: { ...endpoint, publicKey, presharedKey, tcp, transport },
+    server: { ...endpoint, publicKey, presharedKey, tcp, transport, fleet },
     privateKey,
     accept: {
       routes: accept?.get('routes')?.bool() ?? true,

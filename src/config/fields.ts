@@ -4,7 +4,7 @@
  * JSON Schema from them. What a table cannot say (cross-field rules, file modes, the
  * subnet plan) stays in the loader.
  */
-import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU } from '../control/limits.js';
+import { MAX_FLEET_SERVERS, MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU } from '../control/limits.js';
 import { DEFAULT_MTU } from '../wireguard/constants.js';
 
 export type Shape =
@@ -151,6 +151,25 @@ export const CLIENT_TCP = {
   server_name: { shape: str(), description: 'TLS server name (SNI) to send (default: the endpoint host when it is a DNS name)' },
 } satisfies Fields;
 
+export const FLEET_ETCD = {
+  endpoints: {
+    shape: { type: 'list', items: str('^(https?://(\\[[0-9A-Fa-f:.]+\\]|[^/:\\[\\]]+):[0-9]{1,5}/?|unix:///\\S+)$') },
+    description: 'the etcd members, http(s)://host:port (or unix:///path); https for TLS',
+    required: true,
+  },
+  ca_file: { shape: str(), description: "PEM file of the CA that signed etcd's certificates (default: the system's)" },
+  cert_file: { shape: str(), description: "PEM file of this server's etcd client certificate (with key_file)" },
+  key_file: { shape: str(), description: 'PEM file of its private key; it must be mode 0600' },
+} satisfies Fields;
+
+export const FLEET = {
+  name: { shape: str(CLIENT_NAME), description: "this server's name in the fleet, unique: up to 64 letters, digits, _ . @ -", required: true },
+  endpoint: { shape: hostPort, description: 'host:port at which clients and the other servers of the fleet reach this one', required: true },
+  etcd: { shape: section(FLEET_ETCD), description: 'the etcd cluster holding the registry, leases and routes', required: true },
+  prefix: { shape: str('^/\\S*$'), description: 'the key prefix of this fleet in etcd', default: '/tvpn/' },
+  ttl: { shape: { type: 'integer', min: 2, max: 60 }, description: "seconds a dead server's sessions and routes stay in etcd (its etcd lease)", default: 5 },
+} satisfies Fields;
+
 /** Keys both configs have at the top level, after the kind's own. */
 const COMMON = {
   log_level: { shape: { type: 'enum', values: LOG_LEVELS }, description: 'log verbosity', default: 'info' },
@@ -185,7 +204,13 @@ export const SERVER_ROOT = {
   push: { shape: section(PUSH), description: 'what the server pushes to its clients' },
   clients: { shape: { type: 'list', items: section(CLIENT_ENTRY, PRESHARED_KEY_RULE) }, description: "the clients; 'tvpn add-client' adds them", default: [] },
   metrics: METRICS_FIELD,
+  fleet: { shape: section(FLEET), description: 'one server of a fleet sharing clients, leases and routes in etcd (default: a server on its own)' },
   control_socket: CONTROL_SOCKET,
+} satisfies Fields;
+
+export const FLEET_SERVER = {
+  endpoint: { shape: hostPort, description: "another server's host:port", required: true },
+  public_key: { shape: key, description: 'its public key', required: true },
 } satisfies Fields;
 
 export const CLIENT_SERVER = {
@@ -197,6 +222,11 @@ export const CLIENT_SERVER = {
     shape: { type: 'enum', values: TRANSPORTS },
     description: "udp; tcp; or auto: UDP, falling back to TCP (tcp, or the server's pushed listener) when no handshake completes within 5 s",
     default: 'auto',
+  },
+  fleet: {
+    shape: { type: 'list', items: section(FLEET_SERVER), maxItems: MAX_FLEET_SERVERS - 1 },
+    description: "the other servers of its fleet, tried in turn when it does not answer (written by 'tvpn add-client'; the servers push the current list)",
+    default: [],
   },
 } satisfies Fields;
 

@@ -34,6 +34,7 @@ import { refuseOtherKind } from './kind.js';
 import { encodeKey, publicKeyOf } from './keys.js';
 import { metricsOf, type MetricsConfig } from './metrics.js';
 import { serverTcpOf, type ServerTcpConfig } from './tcp.js';
+import { fleetOf, type FleetConfig } from './fleet.js';
 
 export interface ServerConfig {
   /** Absolute path of the config file (relative paths in it were resolved against its directory). */
@@ -67,6 +68,8 @@ export interface ServerConfig {
   clients: ClientEntry[];
   /** The Prometheus endpoint and status page, null when off. */
   metrics: MetricsConfig | null;
+  /** One server of a fleet sharing clients, leases and routes in etcd; null for a server on its own. */
+  fleet: FleetConfig | null;
 }
 
 export interface ClientEntry {
@@ -335,7 +338,23 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
     },
     clients,
     metrics: metricsOf(root.get('metrics')),
+    fleet: fleetRules(root, fleetOf(root.get('fleet')), address6 !== null, file),
   };
+}
+
+/**
+ * A fleet's clients live in etcd: a clients list in the file would be a second, diverging
+ * registry. Its leases are of one address family.
+ */
+function fleetRules(root: Section, fleet: FleetConfig | null, dual: boolean, file: string): FleetConfig | null {
+  if (fleet !== null && dual) {
+    throw root.get('fleet')!.fail('a fleet leases addresses of one family: give interface.address one address (IPv4 or IPv6)');
+  }
+  const clients = root.get('clients');
+  if (fleet !== null && clients !== undefined && clients.list().length > 0) {
+    throw clients.fail(`with 'fleet' the clients live in etcd: remove this list and add them with 'tvpn add-client NAME -c ${file}'`);
+  }
+  return fleet;
 }
 
 /** A pushed list, whose length a config message limits. */

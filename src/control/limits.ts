@@ -36,3 +36,6 @@ export const pushMtuProblem = (mtu: number): string | null =>
 /** Why a keepalive (seconds, at least 0) cannot be pushed, or null. */
 export const pushKeepaliveProblem = (seconds: number): string | null =>
   seconds > MAX_PUSH_KEEPALIVE ? `${seconds} is above ${MAX_PUSH_KEEPALIVE}, the longest keepalive the control channel can push` : null;
+
+/** Most servers a fleet's config message lists (the client's own and the others it fails over to). */
+export const MAX_FLEET_SERVERS = 16;

@@ -10,19 +10,22 @@
  * Version 2 adds `config.address6`/`gateway6` (dual stack); a server sends them only to clients
  * that announced 2 or later, and a version-1 server never sends them (a v2 client does without).
  * Version 3 adds `config.tcp`, the server's TCP (or TLS) listener, for a client to fall back to
- * when UDP is blocked later (issue 16); sent likewise only to clients that announced 3.
+ * when UDP is blocked later (issue 16), and `config.servers`, the servers of a fleet the client
+ * may fail over to; both sent only to clients that announced 3.
  */
 import { hasHostBits, prefixContains, splitCidr, type Prefix } from '../net/cidr.js';
 import { sameBytes } from '../net/ip.js';
 import { parseHostPort } from '../net/endpoint.js';
 import { MAX_MESSAGE } from './frame.js';
-import { MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
+import { MAX_FLEET_SERVERS, MAX_PUSH_DNS, MAX_PUSH_KEEPALIVE, MAX_PUSH_MTU, MAX_PUSH_ROUTES, MIN_MTU, MIN_MTU_IPV6 } from './limits.js';
 
 export const PROTOCOL_VERSION = 3;
 /** The first version whose config may carry address6 and gateway6. */
 export const DUAL_STACK_VERSION = 2;
 /** The first version whose config may carry tcp. */
 export const TCP_VERSION = 3;
+/** The first version whose config may carry servers (a fleet). */
+export const FLEET_VERSION = 3;
 /** Longest client name and human-readable reason. */
 const MAX_NAME = 64;
 const MAX_REASON = 256;
@@ -57,6 +60,14 @@ export interface ConfigMessage {
   keepalive: number;
   /** Version 3: the server's TCP listener as host:port, and whether it speaks TLS. */
   tcp?: { endpoint: string; tls: boolean };
+  /** A fleet (version 3): every live server, this one first, which the client fails over between. */
+  servers?: FleetServer[];
+}
+
+/** A server of a fleet: host:port, and its WireGuard public key in base64. */
+export interface FleetServer {
+  endpoint: string;
+  publicKey: string;
 }
 
 /** The client applied snapshot `serial` (ok), or could not (reason says why). */
@@ -148,7 +159,7 @@ function validate(v: unknown): ControlMessage {
 }
 
 function config(v: Obj): ConfigMessage {
-  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], ['address6', 'gateway6', 'tcp']);
+  fields(v, ['type', 'serial', 'address', 'gateway', 'mtu', 'routes', 'dns', 'redirectGateway', 'keepalive'], ['address6', 'gateway6', 'tcp', 'servers']);
   const { address, gateway, host } = addressPair(v, 'address', 'gateway');
   const dual = v.address6 !== undefined || v.gateway6 !== undefined ? addressPair(v, 'address6', 'gateway6') : null;
   if (dual !== null && (host.length !== 4 || dual.host.length !== 16)) throw new Error('address6: must be IPv6, next to an IPv4 address');
@@ -175,20 +186,38 @@ function config(v: Obj): ConfigMessage {
     redirectGateway: bool(v, 'redirectGateway'),
     keepalive: integer(v, 'keepalive', 0, MAX_PUSH_KEEPALIVE),
     ...(v.tcp !== undefined && { tcp: tcpListener(v.tcp) }),
+    ...(v.servers !== undefined && { servers: servers(v.servers) }),
   };
 }
 
 function tcpListener(x: unknown): { endpoint: string; tls: boolean } {
   if (!isObject(x)) throw new Error('tcp: not an object');
   fields(x, ['endpoint', 'tls'], [], 'tcp.');
+  return { endpoint: hostPort(x, 'tcp.endpoint'), tls: bool(x, 'tls') };
+}
+
+/** x.endpoint, a host:port of at most 262 characters (a DNS name and a port); label names it in errors. */
+function hostPort(x: Obj, label: string): string {
   const endpoint = str(x, 'endpoint');
   try {
-    if (endpoint.length > 300) throw new Error('too long');
+    if (endpoint.length > 262) throw new Error('too long');
     parseHostPort(endpoint, { ipOnly: false });
   } catch (e) {
-    throw new Error(`tcp.endpoint: ${(e as Error).message.slice(0, 100)}`);
+    throw new Error(`${label}: ${(e as Error).message.slice(0, 100)}`);
   }
-  return { endpoint, tls: bool(x, 'tls') };
+  return endpoint;
+}
+
+function servers(x: unknown): FleetServer[] {
+  if (!Array.isArray(x) || x.length === 0 || x.length > MAX_FLEET_SERVERS) throw new Error(`servers: must be a list of 1..${MAX_FLEET_SERVERS} servers`);
+  return x.map((e: unknown, i) => {
+    if (!isObject(e)) throw new Error(`servers[${i}]: not an object`);
+    fields(e, ['endpoint', 'publicKey'], [], `servers[${i}].`);
+    const endpoint = hostPort(e, `servers[${i}].endpoint`);
+    const publicKey = str(e, 'publicKey');
+    if (!/^[A-Za-z0-9+/]{43}=$/.test(publicKey)) throw new Error(`servers[${i}].publicKey: not a base64 WireGuard key`);
+    return { endpoint, publicKey };
+  });
 }
 
 /** An address with its prefix and the gateway inside it, under the keys `a` and `g`. */

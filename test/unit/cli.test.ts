@@ -185,7 +185,7 @@ describe('add-client', () => {
 
     expect(statSync(out()).mode & 0o777).toBe(0o600);
     const client = loadClientConfig(out());
-    expect(client.server).toEqual({ host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(SERVER_KEY), presharedKey: null, tcp: null, transport: 'auto' });
+    expect(client.server).toEqual({ host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(SERVER_KEY), presharedKey: null, tcp: null, transport: 'auto', fleet: [] });
     expect(publicKeyOf(client.privateKey)).toEqual(entry!.publicKey);
     expect(readFileSync(out(), 'utf8')).toMatch(/^# tvpn client config for 'laptop', made by 'tvpn add-client' from server\.yaml\./);
   });

@@ -14,7 +14,7 @@ describe('client config', () => {
     expect(parseClientConfig(CHEAD, join(dir, 'client.yaml'))).toEqual({
       file: join(dir, 'client.yaml'),
       interface: { name: 'tun0', address: null, mtu: null },
-      server: { host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(priv(1)), presharedKey: null, tcp: null, transport: 'auto' },
+      server: { host: 'vpn.example.com', port: 51820, publicKey: publicKeyOf(priv(1)), presharedKey: null, tcp: null, transport: 'auto', fleet: [] },
       privateKey: priv(2),
       accept: { routes: true, dns: true, redirectGateway: true },
       routes: [],
@@ -50,7 +50,7 @@ describe('client config', () => {
       join(dir, 'client.yaml'),
     );
     expect(c.interface).toEqual({ name: 'wg1', address: { ip: '10.8.0.2', prefix: 24, text: '10.8.0.2/24' }, mtu: 1400 });
-    expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8), tcp: null, transport: 'auto' });
+    expect(c.server).toEqual({ host: 'fd00::1', port: 4500, publicKey: publicKeyOf(priv(1)), presharedKey: priv(8), tcp: null, transport: 'auto', fleet: [] });
     expect(c.privateKey).toEqual(priv(2));
     expect(c.accept).toEqual({ routes: false, dns: false, redirectGateway: false });
     expect([c.routes, c.keepalive, c.logLevel, c.workers, c.statusSocket]).toEqual([['10.8.0.0/24', '192.168.0.0/16'], 0, 'warn', 3, '\0c']);

@@ -31,6 +31,8 @@ describe('config JSON Schema', () => {
     ['client', 'client.yaml'],
     ['server', 'docker/server.yaml'],
     ['client', 'docker/client.yaml'],
+    ['server', 'fleet/server1.yaml'],
+    ['server', 'fleet/server2.yaml'],
   ] as const)('accepts configs/%s, its placeholders filled in, and names the schema in a modeline', (kind, name) => {
     const text = example(name);
     expect(text.split('\n')[0]).toBe(`# yaml-language-server: $schema=${name.includes('/') ? '../' : ''}../schema/${kind}.schema.json`);

@@ -33,6 +33,7 @@ describe('server config', () => {
       push: { routes: [], redirectGateway: false, dns: [], mtu: 1420, keepalive: 25 },
       clients: [],
       metrics: null,
+      fleet: null,
     });
   });
 
@@ -142,7 +143,7 @@ describe('server config', () => {
     ['clients:\n  - nmae: laptop', "DIR/server.yaml:4: unknown key 'clients[0].nmae' (did you mean 'name'?)"],
     [
       'colour: blue',
-      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, tcp, push, clients, metrics, control_socket)",
+      "DIR/server.yaml:3: unknown key 'colour' (expected one of: interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, tcp, push, clients, metrics, fleet, control_socket)",
     ],
     // Wrong types.
     ['client_to_client: yes', "DIR/server.yaml:3: client_to_client: expected true or false, got 'yes'"],
@@ -285,7 +286,7 @@ describe('server config', () => {
 
   it.each([
     ['', 'DIR/server.yaml: the file is empty; see configs/ in the tvpn package for a commented example'],
-    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, tcp, push, clients, metrics, control_socket, got a list'],
+    ['- a', 'DIR/server.yaml: expected a mapping of interface, listen, endpoint, private_key_file, private_key, pool, state_dir, client_to_client, log_level, log_format, workers, status_socket, under_load, tcp, push, clients, metrics, fleet, control_socket, got a list'],
     ['private_key_file: server.key', "DIR/server.yaml: missing 'interface' (e.g. interface: { name: tun0, address: 10.8.0.1/24 })"],
     [
       'interface: { name: tun0 }\nprivate_key_file: server.key',

@@ -56,6 +56,17 @@ describe('control messages', () => {
     rejects({ ...dual, routes: [], mtu: 1000 }, /mtu.*1280/);
   });
 
+  it("carries a fleet's servers (version 3), each a host:port and a WireGuard key", () => {
+    const key = 'zo060cy2M+x7cMF4FKXHbs0CloUFDTRHRboFhw5YfVk=';
+    const fleet = { ...config, servers: [{ endpoint: '198.18.121.1:51820', publicKey: key }, { endpoint: 'vpn2.example.com:51820', publicKey: key }] };
+    expect(decodeMessage(encodeMessage(fleet))).toEqual(fleet);
+    rejects({ ...config, servers: [] }, /servers: must be a list of 1\.\.16 servers/);
+    rejects({ ...config, servers: Array.from({ length: 17 }, () => fleet.servers[0]) }, /servers: must be a list/);
+    rejects({ ...config, servers: [{ endpoint: '198.18.121.1', publicKey: key }] }, /servers\[0\]\.endpoint: .*not host:port/);
+    rejects({ ...config, servers: [{ endpoint: '198.18.121.1:1', publicKey: 'abc' }] }, /servers\[0\]\.publicKey: not a base64 WireGuard key/);
+    rejects({ ...config, servers: [{ endpoint: '198.18.121.1:1', publicKey: key, weight: 1 }] }, /servers\[0\]\.weight: unknown field/);
+  });
+
   it('validates ranges and types', () => {
     rejects({ ...config, mtu: 575 }, /mtu/);
     rejects({ ...config, mtu: 9001 }, /mtu/);

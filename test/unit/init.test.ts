@@ -39,7 +39,7 @@ describe('init', () => {
     const added = await tvpn('add-client', 'laptop', '-c', F, '--out', laptop, '--no-reload'); // never a daemon of this machine's
     expect(added.out).toBe(`added client 'laptop' (10.8.0.2) to ${F}; wrote ${laptop} (mode 0600: it holds the client's private key)\n`);
     expect(added.err).toBe(`tvpn: note: not applied to a running server: run 'tvpn reload -c ${F}' (or send the server SIGHUP) to apply it\n`);
-    expect(loadClientConfig(laptop).server).toEqual({ host: 'vpn.example.com', port: 51820, publicKey, presharedKey: null, tcp: null, transport: 'auto' });
+    expect(loadClientConfig(laptop).server).toEqual({ host: 'vpn.example.com', port: 51820, publicKey, presharedKey: null, tcp: null, transport: 'auto', fleet: [] });
     expect(loadServerConfig(F).clients.map((c) => [c.name, c.address])).toEqual([['laptop', '10.8.0.2']]);
   });
 

@@ -10,6 +10,7 @@ import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, write
 import { readConfigFile } from '../../config/walk.js';
 import {
   addressPlansOf,
+  loadServerConfig,
   parseClientName,
   parseServerConfig,
   staticAddressProblem,
@@ -19,6 +20,7 @@ import {
 import { wgQuickConfig } from '../../config/wgquick.js';
 import { advertisedTcp } from '../../config/tcp.js';
 import { applyChange } from '../apply.js';
+import { fleetAddClient } from '../fleet.js';
 import { qrTerminal, writeQrPng } from '../qr.js';
 import { chownLike, commentsAbove, lineStart, replaceFile } from '../serverfile.js';
 
@@ -191,10 +193,12 @@ function clientConfigText(opts: {
   privateKey: string;
   /** The server's TCP listener (issue 16): the client falls back to it when UDP is blocked. */
   tcp: { endpoint: string; tls: boolean } | null;
+  /** The other servers of a fleet. */
+  fleet?: { endpoint: string; public_key: string }[];
 }): string {
   const psk = opts.presharedKey === null ? {} : { preshared_key: opts.presharedKey };
   const tcp = opts.tcp && { endpoint: opts.tcp.endpoint, ...(opts.tcp.tls && { tls: true }) };
-  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk, ...(tcp && { tcp }) };
+  const server = { endpoint: opts.endpoint, public_key: opts.serverKey, ...psk, ...(tcp && { tcp }), ...(opts.fleet?.length && { fleet: opts.fleet }) };
   const doc = new Document({ server, private_key: opts.privateKey });
   doc.commentBefore = [
     ` tvpn client config for '${opts.name}', made by 'tvpn add-client' from ${opts.serverFile}.`,
@@ -339,15 +343,39 @@ export function register(program: Command): void {
         throw new ConfigError('--qr and --qr-png need --wg-quick: the WireGuard apps scan wg-quick profiles');
       }
       if (opts.qrPng !== undefined && existsSync(opts.qrPng)) throw new ConfigError(`--qr-png: ${opts.qrPng} already exists; remove it or pick another path`);
+      const cfg = loadServerConfig(opts.config);
+      if (cfg.fleet) {
+        const serverKey = encodeKey(publicKeyOf(cfg.privateKey));
+        const profile = (endpoint: string, presharedKey: string | null, privateKey: string, fleet: { endpoint: string; public_key: string }[]): string =>
+          clientConfigText({
+            name,
+            serverFile: basename(opts.config),
+            endpoint,
+            placeholder: false,
+            serverKey,
+            presharedKey,
+            privateKey,
+            fleet,
+            tcp: advertisedTcp(cfg.tcp, parseHostPort(endpoint, { ipOnly: false }).host),
+          });
+        const { lines, clientText } = await fleetAddClient({ ...cfg, fleet: cfg.fleet }, name, opts, writeNew, profile);
+        process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+        return showQr(opts, clientText);
+      }
       const result = addClient({ ...opts, name });
       const wrote = `wrote ${result.clientFile} (mode 0600: it holds the client's private key)`;
       process.stdout.write(`added client '${name}' (${result.addresses.join(', ')}) to ${opts.config}; ${wrote}\n`);
       for (const note of result.notes) process.stderr.write(`tvpn: note: ${note}\n`);
-      if (opts.qrPng !== undefined) {
-        await writeQrPng(opts.qrPng, result.clientText);
-        process.stdout.write(`wrote ${opts.qrPng} (mode 0600: the QR code holds the private key too)\n`);
-      }
-      if (opts.qr) process.stdout.write(await qrTerminal(result.clientText));
+      await showQr(opts, result.clientText);
       await applyChange(result.config, opts.reload);
     });
+}
+
+/** --qr-png and --qr: the profile as a QR code for the WireGuard apps. */
+async function showQr(opts: { qr?: boolean; qrPng?: string }, clientText: string): Promise<void> {
+  if (opts.qrPng !== undefined) {
+    await writeQrPng(opts.qrPng, clientText);
+    process.stdout.write(`wrote ${opts.qrPng} (mode 0600: the QR code holds the private key too)\n`);
+  }
+  if (opts.qr) process.stdout.write(await qrTerminal(clientText));
 }

@@ -18,7 +18,7 @@ function checkConfig(path: string, kind: 'server' | 'client' = detectConfigKind(
     return warned(c.warnings) + `${path}: ok (client ${c.interface.name}, server ${formatEndpoint({ ip: c.server.host, port: c.server.port })}${tcp})`;
   }
   const s = loadServerConfig(path);
-  const clients = `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
+  const clients = s.fleet ? `fleet ${s.fleet.name}, clients in etcd under ${s.fleet.prefix}` : `${s.clients.length} client${s.clients.length === 1 ? '' : 's'}`;
   const { address, address6 } = s.interface;
   const addresses = [address, address6].flatMap((a) => (a ? [a.text] : [])).join(' ');
   const pools = [s.pool, s.pool6].flatMap((p) => (p ? [`${p.first}-${p.last}`] : [])).join(' ');

@@ -12,6 +12,7 @@ import { ipFamily } from '../../net/ip.js';
 import { refusalOf } from '../../daemon/server/reload.js';
 import { readTraffic } from '../../daemon/server/traffic.js';
 import { ago, bytes, NoDaemonError, queryStatus, type PeerStatus } from '../../daemon/status.js';
+import { fleetListClients } from '../fleet.js';
 
 export interface ListedClient {
   name: string;
@@ -31,11 +32,15 @@ export interface ListedClient {
   totalRxBytes: number;
   totalTxBytes: number;
   firstSeen: number;
+  /** In a fleet: the server the client is connected to now, or null. */
+  server?: string | null;
 }
 
 export interface ClientList {
   /** Whether this came from a running server. */
   running: boolean;
+  /** From a fleet's registry in etcd. */
+  fleet?: boolean;
   clients: ListedClient[];
 }
 
@@ -90,6 +95,7 @@ function fromStateDir(cfg: ServerConfig): ListedClient[] {
 
 export async function listClients(config: string): Promise<ClientList> {
   const cfg = loadServerConfig(config);
+  if (cfg.fleet) return fleetListClients({ ...cfg, fleet: cfg.fleet });
   try {
     return { running: true, clients: fromStatus(cfg, (await queryStatus(cfg.statusSocket)).peers) };
   } catch (err) {
@@ -100,6 +106,7 @@ export async function listClients(config: string): Promise<ClientList> {
 
 /** A table, one client a line. */
 export function formatClientList(list: ClientList, nowMs = Date.now()): string {
+  if (list.fleet) return formatFleetList(list);
   const rows = list.clients.map((c) => [
     c.name,
     c.address === null ? '-' : `${c.address}${c.leased ? ' (lease)' : ''}`,
@@ -109,10 +116,20 @@ export function formatClientList(list: ClientList, nowMs = Date.now()): string {
     `${bytes(c.totalRxBytes)} / ${bytes(c.totalTxBytes)}`,
   ]);
   const header = ['NAME', 'ADDRESS', 'ACCESS', 'LATEST HANDSHAKE', 'SINCE START (RX / TX)', 'TOTAL (RX / TX)'];
+  const source = list.running ? [] : ['(the server is not running here: addresses, handshakes and totals as it left them in state_dir)'];
+  return table(header, rows, source);
+}
+
+/** A fleet's registry: where each client is connected now (handshakes and traffic: tvpn show on that server). */
+function formatFleetList(list: ClientList): string {
+  const rows = list.clients.map((c) => [c.name, c.address === null ? '-' : `${c.address}${c.leased ? ' (lease)' : ''}`, c.access, c.server ?? '-']);
+  return table(['NAME', 'ADDRESS', 'ACCESS', 'SERVER'], rows);
+}
+
+function table(header: string[], rows: string[][], above: string[] = []): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const source = list.running ? [] : ['(the server is not running here: addresses, handshakes and totals as it left them in state_dir)'];
-  return [...source, line(header), ...rows.map(line)].join('\n') + '\n';
+  return [...above, line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
 export function register(program: Command): void {

@@ -1,8 +1,9 @@
 /** `tvpn remove-client NAME -c server.yaml`: the client's entry goes, and the running server reloads. */
 import type { Command } from 'commander';
 import { readConfigFile } from '../../config/walk.js';
-import { parseServerConfig, type ServerConfig } from '../../config/server.js';
+import { loadServerConfig, parseServerConfig, type ServerConfig } from '../../config/server.js';
 import { applyChange } from '../apply.js';
+import { fleetRemoveClient } from '../fleet.js';
 import { removeClientEntry, replaceFile } from '../serverfile.js';
 
 /**
@@ -32,6 +33,8 @@ export function register(program: Command): void {
     .requiredOption('-c, --config <file>', 'the server config to remove it from')
     .option('--no-reload', 'only edit the file; do not make the running server reload it')
     .action(async (name: string, opts: { config: string; reload: boolean }) => {
+      const fleet = loadServerConfig(opts.config);
+      if (fleet.fleet) return void process.stdout.write(`${await fleetRemoveClient({ ...fleet, fleet: fleet.fleet }, name)}\n`);
       const { cfg, message } = removeClient(name, opts.config);
       process.stdout.write(`${message}\n`);
       await applyChange(cfg, opts.reload);

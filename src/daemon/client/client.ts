@@ -6,13 +6,13 @@
  */
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../../config/client.js';
-import { encodeKey } from '../../config/keys.js';
+import { decodeKey, encodeKey } from '../../config/keys.js';
 import { ControlChannel } from '../../control/channel.js';
 import { CONTROL_HEADROOM } from '../../control/limits.js';
-import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage, type FleetServer } from '../../control/messages.js';
 import { DEFAULT_MTU } from '../../wireguard/constants.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { formatEndpoint } from '../../net/endpoint.js';
+import { type Endpoint, formatEndpoint, parseHostPort } from '../../net/endpoint.js';
 import { ipFamily } from '../../net/ip.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
@@ -22,8 +22,9 @@ import { logFrame } from '../debug.js';
 import type { Logger } from '../log.js';
 import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
-import { resolveServer, TransportChoice, type ServerEndpoints } from './fallback.js';
+import { FALLBACK_MS, resolveServer, TransportChoice, type ServerEndpoints } from './fallback.js';
 import { clientTcpOptions } from '../transport.js';
+import { nextServer } from './servers.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import type { MetricsServer } from '../metrics/http.js';
@@ -33,9 +34,15 @@ const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
 /** Without a handshake, a warning after 20 s, then 1 min and every 5 min (OpenVPN's "TLS key negotiation failed"). */
 const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
+/** In a fleet, how long a server may leave a handshake unanswered before the next one is tried. */
+const FAILOVER_MS = 4_000;
+const FAILOVER_WAIT_MS = 250;
 
 export class Client {
-  private readonly peer: Peer;
+  /** The server; in a fleet it changes at a failover. */
+  private peer: Peer;
+  /** The fleet's servers as last pushed (version 3), this client's one first: where to fail over to. */
+  private fleet: FleetServer[];
   private readonly channel: ControlChannel;
   private readonly net: NetState;
   private readonly transport: TransportChoice;
@@ -66,15 +73,11 @@ export class Client {
   ) {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
+    const own = { endpoint: formatEndpoint({ ip: cfg.server.host, port: cfg.server.port }), publicKey: encodeKey(cfg.server.publicKey) };
+    this.fleet = cfg.server.fleet.length > 0 ? [own, ...cfg.server.fleet] : [];
     this.startConnecting();
     this.transport = new TransportChoice(cfg.server, dp, log);
-    this.peer = dp.device.addPeer({
-      publicKey: cfg.server.publicKey,
-      ...(cfg.server.presharedKey ? { presharedKey: cfg.server.presharedKey } : {}),
-      endpoint: this.transport.begin(server, now()),
-      allowedIps: ['0.0.0.0/0', '::/0'],
-      persistentKeepalive: cfg.keepalive,
-    });
+    this.peer = this.addServerPeer(cfg.server.publicKey, this.transport.begin(server, now()), cfg.keepalive);
     this.channel = new ControlChannel({
       send: (frame) => {
         logFrame(log, 'to', 'server', frame);
@@ -83,6 +86,12 @@ export class Client {
       maxFrameSize: (cfg.interface.mtu ?? DEFAULT_MTU) - CONTROL_HEADROOM,
       onDeadline: (at) => dp.wakeAt(at),
     });
+  }
+
+  /** The server as the one peer, allowed everything: the kernel's routes decide what enters the tunnel. */
+  private addServerPeer(publicKey: Uint8Array, endpoint: Endpoint, keepalive: number): Peer {
+    const psk = this.cfg.server.presharedKey;
+    return this.dp.device.addPeer({ publicKey, ...(psk ? { presharedKey: psk } : {}), endpoint, allowedIps: ['0.0.0.0/0', '::/0'], persistentKeepalive: keepalive });
   }
 
   static async start(cfg: ClientConfig, log: Logger, env: DaemonEnv = {}): Promise<Client> {
@@ -216,6 +225,7 @@ export class Client {
   private applyConfig(m: ConfigMessage): void {
     this.config = m;
     if (m.tcp) this.transport.offered(m.tcp).catch((err: unknown) => this.log.warn(`the server's TCP listener ${m.tcp!.endpoint}: ${errorMessage(err)}`));
+    if (m.servers) this.fleet = m.servers;
     this.applying = this.applying.then(async () => {
       if (this.stopped) return;
       try {
@@ -262,11 +272,15 @@ export class Client {
         this.channel.probe();
         this.dp.flush();
       }
-      const silentUntil = this.peer.lastReceiveAt + 3 * this.keepaliveMs + 15_000; // three keepalives and a rekey's worth
+      // Three keepalives and a rekey's worth; in a fleet, where another server is waiting, two probes unanswered.
+      const silentUntil = this.peer.lastReceiveAt + (this.fleet.length > 1 ? 2 * this.keepaliveMs + 1000 : 3 * this.keepaliveMs + 15_000);
       if (t > silentUntil) this.scheduleReconnect(`server silent for ${Math.round((t - this.peer.lastReceiveAt) / 1000)} s`);
       else next = Math.min(next, silentUntil);
       next = Math.min(next, this.lastProbe + this.keepaliveMs);
     }
+    // A server left without a handshake is left after FAILOVER_MS, or after its TCP fallback had as long.
+    const failoverAfter = FAILOVER_MS + (this.transport.mayFallBack() ? FALLBACK_MS : 0);
+    if (this.fleet.length > 1 && this.connectingSince !== null && t - this.connectingSince > failoverAfter) this.scheduleReconnect('no handshake');
     if (t >= this.reconnectAt) void this.reconnect();
     return Math.min(next, this.reconnectAt, this.warnIfUnanswered(t), this.transport.tick(this.peer, t));
   }
@@ -296,8 +310,10 @@ export class Client {
 
   private scheduleReconnect(reason: string): void {
     if (this.stopped || this.reconnectAt !== Infinity) return;
-    this.reconnectIn(this.backoff);
-    this.log.warn(`${reason}: reconnecting in ${Math.round(this.backoff / 1000)} s`, this.where());
+    // In a fleet the next attempt goes to another server: no reason to wait (each waits FAILOVER_MS for its handshake).
+    const wait = this.fleet.length > 1 ? FAILOVER_WAIT_MS : this.backoff;
+    this.reconnectIn(wait);
+    this.log.warn(`${reason}: reconnecting in ${(wait / 1000).toFixed(wait < 1000 ? 2 : 0)} s`, this.where());
   }
 
   private reconnectIn(ms: number): void {
@@ -305,21 +321,34 @@ export class Client {
     this.dp.wakeAt(this.reconnectAt);
   }
 
-  /** A fresh start with the server: new DNS lookup, sessions and control state forgotten. */
+  /**
+   * A fresh start with the server: new DNS lookup, sessions and control state forgotten. In a
+   * fleet, with the next of its servers (its own key: a new peer), each at most backoff apart.
+   */
   private async reconnect(): Promise<void> {
     this.reconnectAt = Infinity;
     const wait = this.backoff;
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
+    const current = encodeKey(this.peer.publicKey);
+    const next = nextServer(this.fleet, current);
     let server: ServerEndpoints;
     try {
-      server = await resolveServer(this.cfg.server);
+      // Another server of the fleet: its TCP listener, if any, comes with its push.
+      server = await resolveServer(next && next.publicKey !== current ? { ...this.cfg.server, ...parseHostPort(next.endpoint, { ipOnly: false }), tcp: null } : this.cfg.server);
     } catch (err) {
       this.reconnectIn(wait);
       this.log.warn(`${errorMessage(err)}; retrying`);
       return;
     }
     if (this.stopped) return;
-    this.peer.endpoint = this.transport.begin(server, now());
+    if (next && next.publicKey !== current) {
+      this.dp.device.removePeer(this.peer);
+      this.transport.serverChanged();
+      this.peer = this.addServerPeer(decodeKey(next.publicKey, 'server public key', 'public'), this.transport.begin(server, now()), this.keepaliveMs / 1000);
+      this.log.info(`failing over to the fleet's server at ${next.endpoint}`, { endpoint: next.endpoint });
+    } else {
+      this.peer.endpoint = this.transport.begin(server, now());
+    }
     this.dp.device.resetPeer(this.peer);
     this.channel.reset();
     this.needHello = true;

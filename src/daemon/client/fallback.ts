@@ -88,6 +88,16 @@ export class TransportChoice {
     return this.endpoint();
   }
 
+  /** Whether, in auto mode, the fallback to TCP is still to come for this connection. */
+  mayFallBack(): boolean {
+    return this.mode === 'auto' && this.on === 'udp' && !this.connected && this.eps?.tcp != null;
+  }
+
+  /** The client moves to another server of its fleet: the TCP listener the last one pushed is not this one's. */
+  serverChanged(): void {
+    this.pushed = null;
+  }
+
   /** udp, tcp or tls: how the server is reached now. */
   name(peer: Peer): TransportName {
     return transportOf(peer.endpoint, this.dp.tcp);

@@ -64,7 +64,19 @@ interface StoredLease {
 
 const FILE_VERSION = 1;
 
-export class LeasePool {
+/** What the server and its roster need of the leases: this pool, or a fleet's in etcd (fleet/addresses.ts). */
+export interface Leases {
+  readonly size: number;
+  acquire(clientKey: string, name: string, now: number, family: Family): string | null;
+  release(clientKey: string, now?: number): void;
+  reserve(address: string): string | null;
+  leaseOf(clientKey: string, family: Family): string | null;
+  flush(): void;
+  /** Why acquire() gave no address when the pool is not the reason: 'pending' (its config follows) or a refusal. */
+  refusal?(clientKey: string): string | null;
+}
+
+export class LeasePool implements Leases {
   private readonly ranges = new Map<Family, Range>();
   private readonly file: string | null;
   /** Something changed since the last write. */

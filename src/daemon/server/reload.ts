@@ -24,6 +24,7 @@ const RESTART_KEYS: ReadonlyArray<[string, (c: ServerConfig) => unknown]> = [
   ['state_dir', (c) => c.stateDir],
   ['status_socket', (c) => c.statusSocket],
   ['metrics', (c) => c.metrics],
+  ['fleet', (c) => c.fleet],
 ];
 
 export function restartKeys(running: ServerConfig, next: ServerConfig): string[] {

@@ -18,14 +18,14 @@ import type { Logger } from '../log.js';
 import type { PeerStatus } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import { clientState, clientStatus, refusedStatus, type ClientState } from './clients.js';
-import type { LeasePool } from './leases.js';
+import type { Leases } from './leases.js';
 import { refusalOf, samePeer, type Refusal } from './reload.js';
 import type { TrafficTotals } from './traffic.js';
 
 export interface RosterOptions {
   dp: DataPath;
   log: Logger;
-  leases: LeasePool;
+  leases: Leases;
   traffic: TrafficTotals;
   /** The pushed MTU, which bounds control frames. */
   pushMtu: () => number;

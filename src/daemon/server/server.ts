@@ -7,12 +7,11 @@
 import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
-import { loadServerConfig, type ServerConfig } from '../../config/server.js';
-import { DUAL_STACK_VERSION, TCP_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
-import { LeasePool } from './leases.js';
+import { loadServerConfig, type ClientEntry, type ServerConfig } from '../../config/server.js';
+import { DUAL_STACK_VERSION, FLEET_VERSION, TCP_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import type { Leases } from './leases.js';
 import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { hostPrefix, type InterfaceAddress } from '../../net/cidr.js';
 import { ipFamily } from '../../net/ip.js';
 import { formatEndpoint } from '../../net/endpoint.js';
 import type { Peer } from '../../wireguard/peer.js';
@@ -26,7 +25,10 @@ import { errorMessage } from '../../errors.js';
 import { logFrame } from '../debug.js';
 import { noteEndpoint, noteFailure, peerFields, type ClientState } from './clients.js';
 import { describeListener, serverTcpOptions, tcpOffer } from '../transport.js';
-import { warnIfNotForwarding } from './forwarding.js';
+import { assignAddress } from './address.js';
+import type { FleetNode } from './fleet/node.js';
+import type { FleetStore } from './fleet/store.js';
+import { addressesOf, localLeases, warnIfNotForwarding } from './startup.js';
 import { restartKeys, type ReloadResult } from './reload.js';
 import { Roster } from './roster.js';
 import { TrafficTotals } from './traffic.js';
@@ -54,9 +56,11 @@ export class Server {
   private constructor(
     private cfg: ServerConfig,
     private readonly log: Logger,
-    private readonly leases: LeasePool,
+    private readonly leases: Leases,
     traffic: TrafficTotals,
     private readonly dp: DataPath,
+    /** This server's membership of a fleet (clients and leases in etcd), or null. */
+    private readonly fleet: FleetNode | null,
   ) {
     const { address, address6 } = cfg.interface;
     this.tcpOffer = tcpOffer(cfg);
@@ -64,7 +68,8 @@ export class Server {
     this.clients = this.roster.clients;
   }
 
-  static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv = {}): Promise<Server> {
+  /** env.fleetStore: the fleet's etcd (default: a client of fleet.etcd), for the unit tests' fake. */
+  static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv & { fleetStore?: FleetStore } = {}): Promise<Server> {
     const host = env.host ?? systemHost;
     let server: Server | null = null;
     const dp = await DataPath.open({
@@ -90,15 +95,19 @@ export class Server {
     });
     try {
       prepareStateDir(cfg.stateDir, cfg.file);
-      const statics = cfg.clients.flatMap((c) => [c.address, c.address6].flatMap((a) => (a ? [a] : [])));
-      const reserved = [...addressesOf(cfg).map((a) => a.ip), ...statics];
-      const ranges = cfg.pool6 ? [cfg.pool, cfg.pool6] : [cfg.pool];
-      const leases = new LeasePool({ ranges, reserved, file: join(cfg.stateDir, 'leases.json') });
-      for (const w of leases.load()) log.warn(w);
+      // Loaded only with a fleet section: grpc stays out of a server on its own.
+      const fleet = cfg.fleet
+        ? await (await import('./fleet/node.js')).FleetNode.start(cfg, encodeKey(dp.device.publicKey), log, {
+            onClients: (entries) => server?.applyFleetClients(entries),
+            onSettled: (key) => server?.settled(key),
+            onServers: () => server?.pushAll('fleet servers changed', (line) => log.info(line)),
+          }, env.fleetStore)
+        : null;
       const traffic = new TrafficTotals(join(cfg.stateDir, 'traffic.json'));
       for (const w of traffic.load()) log.warn(w);
-      const s = (server = new Server(cfg, log, leases, traffic, dp));
-      s.roster.configure(cfg.clients);
+      const s = (server = new Server(cfg, log, fleet?.leases ?? localLeases(cfg, log), traffic, dp, fleet));
+      s.roster.configure(fleet?.clients() ?? cfg.clients);
+      fleet?.route(dp.device, () => new Set([...s.clients.values()].filter((c) => dp.device.hasSession(c.peer, now())).map((c) => c.key)));
       s.status = await serveStatus(cfg.statusSocket, () => s.snapshotStatus(), STATUS_LIMITS, () => s.reloadFile());
       // Loaded only when asked for: prom-client stays out of a daemon without metrics.
       if (cfg.metrics) s.metrics = await (await import('../metrics/http.js')).serveMetrics(cfg.metrics, () => s.snapshotMetrics(), log);
@@ -130,7 +139,7 @@ export class Server {
         this.log.info(`handshake with ${c.entry.name} (${who.endpoint ?? '?'})`, who);
         if (c.channel?.failed) this.restartChannel(c);
         else if (c.appliedSerial !== this.serial) this.pushConfig(c);
-        return;
+        return this.fleet?.sessionUp(c, this.dp.device);
       case 'endpoint-changed':
         // To another transport in a session: a keepalive at once, so the client sees this direction works (its UDP probe).
         if (noteEndpoint(c, e.endpoint, now(), this.log) && this.dp.device.hasSession(e.peer, now())) this.dp.device.connect(e.peer, now());
@@ -138,6 +147,7 @@ export class Server {
       case 'handshake-gave-up':
         return this.log.info(`${c.entry.name}: no handshake answer, giving up until it returns`, who);
       case 'keys-zeroed':
+        this.fleet?.sessionDown(c.key);
         return this.log.info(`${c.entry.name} gone (session keys erased)`, who);
       case 'handshake-initiated':
         return this.log.debug(`handshake initiation to ${c.entry.name}`, who);
@@ -158,6 +168,8 @@ export class Server {
     // An authenticated frame: the client is back. A channel that gave up, or one still
     // retransmitting to the client's previous incarnation, starts over with the latest config.
     if (channel.failed || (channel.stats.peerRestarts !== restarts && channel.retrying)) this.restartChannel(c);
+    // A fleet client fails over after two unanswered probes: answer at once, not with WireGuard's keepalive 10 s later.
+    if (this.fleet && messages.length === 0) channel.probe();
     for (const bytes of messages) {
       const m = decodeMessage(bytes);
       if ('error' in m) {
@@ -196,36 +208,15 @@ export class Server {
       case 'bye':
         this.log.info(`${c.entry.name} disconnected${m.reason ? `: ${m.reason}` : ''}`, peerFields(c));
         c.appliedSerial = 0;
-        return;
+        return this.fleet?.sessionDown(c.key);
       case 'config':
       case 'refused':
         return this.log.warn(`${c.entry.name}: unexpected ${m.type} message from a client`);
     }
   }
 
-  /**
-   * The client's address of interface.address's family ('address') or its IPv6 one on a
-   * dual-stack server ('address6'): static, its lease, or a new lease; null when the pool is exhausted.
-   */
   private addressFor(c: ClientState, which: 'address' | 'address6'): string | null {
-    const held = c[which];
-    if (held && c.entry[which] !== null) return held; // static
-    // A lease known from leases.json is acquired too: that marks it connected, so a full pool
-    // never reclaims it for another client while this one uses it.
-    const family = which === 'address6' ? 6 : ipFamily(this.cfg.interface.address.ip) || 4;
-    let address: string | null;
-    try {
-      address = this.leases.acquire(c.key, c.entry.name, Date.now(), family);
-    } catch (err) {
-      this.log.warn(`lease store: ${errorMessage(err)}`);
-      address = this.leases.leaseOf(c.key, family);
-    }
-    if (!address || address === held) return address;
-    if (held) this.dp.device.allowedIps.remove(hostPrefix(held), c.peer); // its lease went to another client while it was away
-    c[which] = address;
-    this.dp.device.allowedIps.insert(hostPrefix(address), c.peer);
-    this.log.info(`address ${address} assigned to ${c.entry.name}`, { ...peerFields(c), address });
-    return address;
+    return assignAddress(c, which, which === 'address6' ? 6 : ipFamily(this.cfg.interface.address.ip) || 4, this.leases, this.dp.device.allowedIps, this.log);
   }
 
   /**
@@ -241,8 +232,10 @@ export class Server {
     const t = now();
     const exhausted = !address ? pool : itf.address6 && !address6 ? pool6 : null;
     if (exhausted) {
-      this.log.error(`address pool ${exhausted.first}-${exhausted.last} exhausted: refusing ${c.entry.name}`);
-      channel.sendMessage(encodeMessage({ type: 'refused', reason: 'address pool exhausted' }), t);
+      const why = this.leases.refusal?.(c.key) ?? null;
+      if (why === 'pending') return; // the fleet's etcd is leasing it one: settled() pushes then
+      if (why === null) this.log.error(`address pool ${exhausted.first}-${exhausted.last} exhausted: refusing ${c.entry.name}`);
+      channel.sendMessage(encodeMessage({ type: 'refused', reason: why ?? 'address pool exhausted' }), t);
       return;
     }
     const dual = this.dualFor(c) ? { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip } : {};
@@ -258,6 +251,7 @@ export class Server {
       redirectGateway: push.redirectGateway,
       keepalive: push.keepalive,
       ...(c.protocol >= TCP_VERSION && this.tcpOffer && { tcp: this.tcpOffer }),
+      ...(this.fleet && c.protocol >= FLEET_VERSION && { servers: this.fleet.serverList() }),
     };
     channel.sendMessage(encodeMessage(snapshot), t);
     c.pushedSerial = this.serial;
@@ -298,7 +292,8 @@ export class Server {
     const device = this.dp.device;
     const to = device.routeTo(buf, offset, length);
     if (!to || to === from) return false;
-    if (this.cfg.clientToClient) device.sendPacket(buf.subarray(offset, offset + length), now());
+    // Never from one fleet server to another: a stale route would bounce the packet between them.
+    if (this.cfg.clientToClient && !(this.fleet?.isServer(from) && this.fleet.isServer(to))) device.sendPacket(buf.subarray(offset, offset + length), now());
     return true;
   }
 
@@ -325,7 +320,7 @@ export class Server {
       changes.push(line);
       this.log.info(line);
     };
-    this.roster.reload(next.clients, note);
+    this.roster.reload(this.fleet?.clients() ?? next.clients, note);
     const pushChanged = JSON.stringify(next.push) !== JSON.stringify(this.cfg.push) || next.clientToClient !== this.cfg.clientToClient;
     if (next.logLevel !== this.cfg.logLevel && !this.logLevelPinned) {
       this.log.level = next.logLevel;
@@ -336,14 +331,33 @@ export class Server {
     if (restart.length > 0) this.log.warn(`reload: ${restart.join(', ')} changed: kept as they were until the server is restarted`);
     const { push, clientToClient, logLevel, underLoad } = next;
     this.cfg = { ...this.cfg, clients: next.clients, push, clientToClient, logLevel, underLoad };
-    if (pushChanged) {
-      this.serial++;
-      note(`push changed: config ${this.serial} goes to the connected clients`);
-      for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
-    }
+    if (pushChanged) this.pushAll('push changed', note);
     this.dp.flush();
     this.log.info(`reloaded ${next.file}: ${next.clients.length} client(s)`);
     return { file: next.file, clients: next.clients.length, changes, restart };
+  }
+
+  /** A new config serial to every connected client. */
+  private pushAll(why: string, note: (line: string) => void): void {
+    this.serial++;
+    note(`${why}: config ${this.serial} goes to the connected clients`);
+    for (const c of this.clients.values()) if (c.appliedSerial !== 0) this.pushConfig(c);
+    this.dp.flush();
+  }
+
+  /** The fleet's registry changed (an etcd watch): applied as a reload applies a clients list. */
+  private applyFleetClients(entries: ClientEntry[]): void {
+    this.roster.reload(entries, (line) => this.log.info(line));
+    this.dp.flush();
+  }
+
+  /** The fleet leased the client an address, or refused it for now: its config (or the refusal) goes out. */
+  private settled(key: string): void {
+    const c = [...this.clients.values()].find((x) => x.key === key);
+    if (!c) return;
+    this.pushConfig(c);
+    this.fleet?.sessionUp(c, this.dp.device);
+    this.dp.flush();
   }
 
   snapshotStatus(): Status {
@@ -388,10 +402,8 @@ export class Server {
     }
     await new Promise<void>((resolve) => (this.status ? this.status.close(() => resolve()) : resolve()));
     await this.metrics?.close();
+    await this.fleet?.stop();
     this.dp.close();
     this.log.info(`server stopped, ${this.dp.tun.name} removed`);
   }
 }
-
-/** The server's tunnel addresses: interface.address, and address6 on a dual-stack server. */
-const addressesOf = (cfg: ServerConfig): InterfaceAddress[] => [cfg.interface.address, ...(cfg.interface.address6 ? [cfg.interface.address6] : [])];
