@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -30,6 +30,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   fsFault.failWrites = false;
+  rmSync(dir, { recursive: true, force: true });
 });
 
 type PoolOptions = Partial<Omit<ConstructorParameters<typeof LeasePool>[0], 'ranges'> & { first: string; last: string }>;
