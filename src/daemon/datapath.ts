@@ -18,7 +18,7 @@
 import type { BatchAead } from '../crypto/aead.js';
 import { SLOT_HEADER } from '../crypto/aead.js';
 import { MAX_PUSH_MTU } from '../control/limits.js';
-import { createBatch, type PacketBatch } from '../io/batch.js';
+import { createBatch, slotSizeFor, type PacketBatch } from '../io/batch.js';
 import { ENDPOINT_SIZE, copyEndpoint, decodeEndpoint, encodeEndpoint, endpointEquals } from '../io/endpoint.js';
 import type { TunDevice, UdpBind } from '../io/device.js';
 import { IoError } from '../io/errors.js';
@@ -26,9 +26,7 @@ import { Tun } from '../io/tun.js';
 import { UdpSocket, type UdpBindOptions } from '../io/udp.js';
 import { TcpBind, type TcpBindOptions } from '../io/tcpbind.js';
 import { MuxBind } from '../io/muxbind.js';
-import { bestAead } from '../crypto/backends.js';
-import { NativeAead } from '../crypto/aead-native.js';
-import { warmUp } from './warmup.js';
+import { dataPathAead } from './aead.js';
 import { Device, type DeviceEvent, type DeviceOutput } from '../wireguard/device.js';
 import { formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import type { Peer } from '../wireguard/peer.js';
@@ -78,14 +76,11 @@ type PacketHandler = NonNullable<DataPathOptions['onPacket']>;
 const BATCH = 64;
 
 /**
- * Slot bytes for packets of up to `mtu`: the WireGuard header, the packet padded to 16 and
- * the tag, rounded up to 64. Slots are sized once for the largest MTU the tun can get (a
- * client's follows the push up to MAX_PUSH_MTU), not re-created when it changes: 4 x 64 slots of
- * 9088 bytes are 2.3 MB of address space, of which only the bytes packets touch become resident.
+ * Slots are sized once for the largest MTU the tun can get (a client's follows the push up to
+ * MAX_PUSH_MTU), not re-created when it changes: 4 x 64 slots of 9088 bytes are 2.3 MB of
+ * address space, of which only the bytes packets touch become resident.
  */
-export function slotSizeFor(mtu: number): number {
-  return Math.max(2048, (mtu + 64 + 63) & ~63);
-}
+const slotSize = (mtu: number): number => slotSizeFor(Math.max(mtu, MAX_PUSH_MTU));
 
 /**
  * Batches a readiness handler takes per event-loop turn: 128 datagrams or packets. Under load
@@ -141,11 +136,8 @@ export class DataPath implements DeviceOutput {
     try {
       await opts.configureTun(tun.name);
       udp = io.openUdp(opts.udp);
-      const tcp = opts.tcp ? await TcpBind.open({ maxFrame: slotSizeFor(Math.max(opts.mtu, MAX_PUSH_MTU)), ...opts.tcp }) : null;
-      const aead = bestAead();
-      if (aead instanceof NativeAead) aead.setThreads((opts.workers ?? 1) - 1);
-      // Over the kernel's devices the first packets should not wait for V8's optimiser (tests' fakes need no speed).
-      if (opts.io === undefined) opts.log.debug(`data path warmed up in ${warmUp(aead).toFixed(0)} ms`);
+      const aead = dataPathAead({ workers: opts.workers, warm: opts.io === undefined, log: opts.log });
+      const tcp = opts.tcp ? await TcpBind.open({ maxFrame: slotSize(opts.mtu), ...opts.tcp }) : null;
       return new DataPath(tun, tcp ? new MuxBind(udp, tcp) : udp, tcp, aead, opts);
     } catch (err) {
       udp?.close();
@@ -162,7 +154,7 @@ export class DataPath implements DeviceOutput {
     readonly aead: BatchAead,
     private readonly opts: DataPathOptions,
   ) {
-    const slot = slotSizeFor(Math.max(opts.mtu, MAX_PUSH_MTU));
+    const slot = slotSize(opts.mtu);
     this.outbound = createBatch<Peer>(BATCH, slot);
     this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);

@@ -51,6 +51,11 @@ export function createBatch<P = unknown>(slots: number = DEFAULT_BATCH_SLOTS, sl
   };
 }
 
+/** Slot bytes for packets of up to `mtu`: the WireGuard header, the packet padded to 16 and the tag, rounded up to 64. */
+export function slotSizeFor(mtu: number): number {
+  return Math.max(2048, (mtu + 64 + 63) & ~63);
+}
+
 /** Resolves a range against a batch: [first, count, offset]. Native code re-checks bounds. */
 export function resolveRange(b: PacketBatch, r: BatchRange | undefined): [number, number, number] {
   const first = r?.first ?? 0;

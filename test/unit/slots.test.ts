@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_PUSH_MTU } from '../../src/control/limits.js';
 import { SLOT_HEADER, TAG_LENGTH } from '../../src/crypto/aead.js';
-import { slotSizeFor } from '../../src/daemon/datapath.js';
+import { slotSizeFor } from '../../src/io/batch.js';
 import { paddedLength } from '../../src/wireguard/send.js';
 
 describe('data path slots', () => {
