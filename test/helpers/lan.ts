@@ -3,8 +3,8 @@
  * namespace per host joined to it by a veth pair made directly inside the two namespaces
  * (nothing in the root namespace). Addresses are the caller's, from its own subnet.
  *
- *   const lan = await createLan('tvf', '198.18.120.0/24' host part: lan.bridgeAddresses);
- *   const s1 = await lan.host('s1', '198.18.120.1');
+ *   const lan = await createLan('tvf', ['198.18.121.11']);   // addresses on the bridge itself
+ *   const s1 = await lan.host('s1', '198.18.121.1');          // a namespace with eth0 on the bridge
  *   await lan.cleanup();   // kills their children by PID, deletes every namespace
  */
 import { createNetns, deleteNetns, type Netns } from '../../src/lab/netns.js';

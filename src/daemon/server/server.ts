@@ -72,6 +72,7 @@ export class Server {
   static async start(cfg: ServerConfig, log: Logger, env: DaemonEnv & { fleetStore?: FleetStore } = {}): Promise<Server> {
     const host = env.host ?? systemHost;
     let server: Server | null = null;
+    let fleet: FleetNode | null = null;
     const dp = await DataPath.open({
       tunName: cfg.interface.name,
       configureTun: async (name) => {
@@ -96,7 +97,7 @@ export class Server {
     try {
       prepareStateDir(cfg.stateDir, cfg.file);
       // Loaded only with a fleet section: grpc stays out of a server on its own.
-      const fleet = cfg.fleet
+      fleet = cfg.fleet
         ? await (await import('./fleet/node.js')).FleetNode.start(cfg, encodeKey(dp.device.publicKey), log, {
             onClients: (entries) => server?.applyFleetClients(entries),
             onSettled: (key) => server?.settled(key),
@@ -120,6 +121,7 @@ export class Server {
       warnIfNotForwarding(cfg, log);
       return s;
     } catch (err) {
+      await fleet?.stop(); // its etcd lease revoked, its connections closed
       dp.close();
       throw err;
     }

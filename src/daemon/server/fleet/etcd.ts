@@ -138,7 +138,8 @@ export class Etcd implements FleetStore {
         if (this.current === index) this.current = (index + 1) % this.targets.length;
       }
     }
-    throw new StoreUnavailable(`etcd has no quorum or cannot be reached (${last}); check fleet.etcd.endpoints and that most members run`);
+    const fix = /certificate|SSL|TLS/i.test(last) ? "check fleet.etcd's ca_file, cert_file and key_file" : 'check fleet.etcd.endpoints and that most members run';
+    throw new StoreUnavailable(`etcd has no quorum or cannot be reached (${last}); ${fix}`);
   }
 
   async list(prefix: string, exact = false): Promise<{ kvs: StoredKv[]; revision: number }> {
@@ -293,6 +294,10 @@ export class Etcd implements FleetStore {
 }
 
 /** gRPC's message without its resolver notes. */
-const detail = (e: grpc.ServiceError): string => (e.details || errorMessage(e)).replace(/\.? ?Resolution note: .*$/, '');
+const detail = (e: grpc.ServiceError): string =>
+  (e.details || errorMessage(e))
+    .replace(/\s+/g, ' ')
+    .replace(/\.? ?Resolution note: .*$/, '')
+    .trim();
 
 const putRequest = (op: PutOp): object => ({ key: Buffer.from(op.key), value: Buffer.from(op.value), ...(op.lease ? { lease: op.lease } : {}) });
