@@ -6,13 +6,13 @@
  */
 import type { Server as NetServer } from 'node:net';
 import type { ClientConfig } from '../../config/client.js';
-import { decodeKey, encodeKey } from '../../config/keys.js';
+import { encodeKey } from '../../config/keys.js';
 import { ControlChannel } from '../../control/channel.js';
 import { CONTROL_HEADROOM } from '../../control/limits.js';
-import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage, type FleetServer } from '../../control/messages.js';
+import { PROTOCOL_VERSION, decodeMessage, encodeMessage, toReason, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
 import { DEFAULT_MTU } from '../../wireguard/constants.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
-import { type Endpoint, formatEndpoint, parseHostPort } from '../../net/endpoint.js';
+import { type Endpoint, formatEndpoint } from '../../net/endpoint.js';
 import { ipFamily } from '../../net/ip.js';
 import type { Peer } from '../../wireguard/peer.js';
 import { now } from '../clock.js';
@@ -24,7 +24,8 @@ import { systemHost, type HostNet } from '../hostnet.js';
 import { NetState, type NetworkSettings } from './netstate.js';
 import { FALLBACK_MS, resolveServer, TransportChoice, type ServerEndpoints } from './fallback.js';
 import { clientTcpOptions } from '../transport.js';
-import { nextServer } from './servers.js';
+import { FleetServers } from './servers.js';
+import { Connecting } from './connecting.js';
 import { serveStatus, type Status } from '../status.js';
 import { errorMessage } from '../../errors.js';
 import type { MetricsServer } from '../metrics/http.js';
@@ -32,8 +33,6 @@ import { dataPathMetrics, peerDrops, PeerEvents, type MetricsSnapshot } from '..
 
 const BACKOFF_MIN = 1_000;
 const BACKOFF_MAX = 60_000;
-/** Without a handshake, a warning after 20 s, then 1 min and every 5 min (OpenVPN's "TLS key negotiation failed"). */
-const NO_HANDSHAKE_WARNINGS = [20_000, 60_000, 300_000];
 /** In a fleet, how long a server may leave a handshake unanswered before the next one is tried. */
 const FAILOVER_MS = 4_000;
 const FAILOVER_WAIT_MS = 250;
@@ -41,8 +40,8 @@ const FAILOVER_WAIT_MS = 250;
 export class Client {
   /** The server; in a fleet it changes at a failover. */
   private peer: Peer;
-  /** The fleet's servers as last pushed (version 3), this client's one first: where to fail over to. */
-  private fleet: FleetServer[];
+  /** Where to fail over to in a fleet: the servers as last pushed (version 3), or the profile's. */
+  private readonly fleet: FleetServers;
   private readonly channel: ControlChannel;
   private readonly net: NetState;
   private readonly transport: TransportChoice;
@@ -53,9 +52,7 @@ export class Client {
   private backoff = BACKOFF_MIN;
   private reconnectAt = Infinity;
   /** Since when no handshake has completed (clock ms), null once one did. */
-  private connectingSince: number | null = null;
-  private warnings = 0;
-  private warnAt = Infinity;
+  private readonly connecting = new Connecting();
   private applying: Promise<void> = Promise.resolve();
   private status: NetServer | null = null;
   private metrics: MetricsServer | null = null;
@@ -73,9 +70,8 @@ export class Client {
   ) {
     this.net = new NetState(dp.tun.name, log, host);
     this.keepaliveMs = cfg.keepalive * 1000;
-    const own = { endpoint: formatEndpoint({ ip: cfg.server.host, port: cfg.server.port }), publicKey: encodeKey(cfg.server.publicKey) };
-    this.fleet = cfg.server.fleet.length > 0 ? [own, ...cfg.server.fleet] : [];
-    this.startConnecting();
+    this.fleet = new FleetServers(cfg.server);
+    this.connecting.start(now());
     this.transport = new TransportChoice(cfg.server, dp, log);
     this.peer = this.addServerPeer(cfg.server.publicKey, this.transport.begin(server, now()), cfg.keepalive);
     this.channel = new ControlChannel({
@@ -165,7 +161,7 @@ export class Client {
         this.log.info(`handshake with server ${where.endpoint ?? ''}`, where);
         this.backoff = BACKOFF_MIN;
         this.reconnectAt = Infinity;
-        this.connectingSince = null;
+        this.connecting.done();
         this.transport.handshake(now());
         this.dp.wakeAt(now()); // the session's first probe and silence deadline
         if (this.needHello) {
@@ -225,7 +221,7 @@ export class Client {
   private applyConfig(m: ConfigMessage): void {
     this.config = m;
     if (m.tcp) this.transport.offered(m.tcp).catch((err: unknown) => this.log.warn(`the server's TCP listener ${m.tcp!.endpoint}: ${errorMessage(err)}`));
-    if (m.servers) this.fleet = m.servers;
+    if (m.servers) this.fleet.pushed(m.servers);
     this.applying = this.applying.then(async () => {
       if (this.stopped) return;
       try {
@@ -273,45 +269,32 @@ export class Client {
         this.dp.flush();
       }
       // Three keepalives and a rekey's worth; in a fleet, where another server is waiting, two probes unanswered.
-      const silentUntil = this.peer.lastReceiveAt + (this.fleet.length > 1 ? 2 * this.keepaliveMs + 1000 : 3 * this.keepaliveMs + 15_000);
+      const silentUntil = this.peer.lastReceiveAt + (this.fleet.active ? 2 * this.keepaliveMs + 1000 : 3 * this.keepaliveMs + 15_000);
       if (t > silentUntil) this.scheduleReconnect(`server silent for ${Math.round((t - this.peer.lastReceiveAt) / 1000)} s`);
       else next = Math.min(next, silentUntil);
       next = Math.min(next, this.lastProbe + this.keepaliveMs);
     }
     // A server left without a handshake is left after FAILOVER_MS, or after its TCP fallback had as long.
     const failoverAfter = FAILOVER_MS + (this.transport.mayFallBack() ? FALLBACK_MS : 0);
-    if (this.fleet.length > 1 && this.connectingSince !== null && t - this.connectingSince > failoverAfter) this.scheduleReconnect('no handshake');
+    const since = this.connecting.since;
+    if (this.fleet.active && since !== null && t - since > failoverAfter) this.scheduleReconnect('no handshake');
     if (t >= this.reconnectAt) void this.reconnect();
     return Math.min(next, this.reconnectAt, this.warnIfUnanswered(t), this.transport.tick(this.peer, t));
   }
 
-  /** WireGuard says nothing when handshakes go unanswered: say why that may be, with backoff; returns when to look again. */
+  /** Why handshakes may go unanswered, said with backoff; returns when to look again. */
   private warnIfUnanswered(t: number): number {
-    if (this.connectingSince === null) return Infinity;
-    if (t < this.warnAt) return this.warnAt;
-    this.warnings = Math.min(this.warnings + 1, NO_HANDSHAKE_WARNINGS.length - 1);
-    this.warnAt = t + NO_HANDSHAKE_WARNINGS[this.warnings]!;
-    const to = this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : this.cfg.server.host;
-    this.log.warn(
-      `no handshake with the server at ${to} after ${Math.round((t - this.connectingSince) / 1000)} s: ` +
-        `wrong server.public_key, server down, or ${this.peer.endpoint?.transport ? 'TCP' : 'UDP'} blocked on the path? still trying`,
-      { endpoint: to },
-    );
-    return this.warnAt;
-  }
-
-  /** A new attempt at a first handshake: the warnings start over unless one is already under way. */
-  private startConnecting(): void {
-    if (this.connectingSince !== null) return;
-    this.connectingSince = now();
-    this.warnings = 0;
-    this.warnAt = this.connectingSince + NO_HANDSHAKE_WARNINGS[0]!;
+    return this.connecting.check(t, (seconds) => {
+      const to = this.peer.endpoint ? formatEndpoint(this.peer.endpoint) : this.cfg.server.host;
+      const path = this.peer.endpoint?.transport ? 'TCP' : 'UDP';
+      this.log.warn(`no handshake with the server at ${to} after ${seconds} s: wrong server.public_key, server down, or ${path} blocked on the path? still trying`, { endpoint: to });
+    });
   }
 
   private scheduleReconnect(reason: string): void {
     if (this.stopped || this.reconnectAt !== Infinity) return;
     // In a fleet the next attempt goes to another server: no reason to wait (each waits FAILOVER_MS for its handshake).
-    const wait = this.fleet.length > 1 ? FAILOVER_WAIT_MS : this.backoff;
+    const wait = this.fleet.active ? FAILOVER_WAIT_MS : this.backoff;
     this.reconnectIn(wait);
     this.log.warn(`${reason}: reconnecting in ${(wait / 1000).toFixed(wait < 1000 ? 2 : 0)} s`, this.where());
   }
@@ -329,30 +312,28 @@ export class Client {
     this.reconnectAt = Infinity;
     const wait = this.backoff;
     this.backoff = Math.min(this.backoff * 2, BACKOFF_MAX);
-    const current = encodeKey(this.peer.publicKey);
-    const next = nextServer(this.fleet, current);
+    const hop = this.fleet.next(this.peer.publicKey);
     let server: ServerEndpoints;
     try {
-      // Another server of the fleet: its TCP listener, if any, comes with its push.
-      server = await resolveServer(next && next.publicKey !== current ? { ...this.cfg.server, ...parseHostPort(next.endpoint, { ipOnly: false }), tcp: null } : this.cfg.server);
+      server = await resolveServer(hop.server);
     } catch (err) {
       this.reconnectIn(wait);
       this.log.warn(`${errorMessage(err)}; retrying`);
       return;
     }
     if (this.stopped) return;
-    if (next && next.publicKey !== current) {
+    if (hop.other) {
       this.dp.device.removePeer(this.peer);
       this.transport.serverChanged();
-      this.peer = this.addServerPeer(decodeKey(next.publicKey, 'server public key', 'public'), this.transport.begin(server, now()), this.keepaliveMs / 1000);
-      this.log.info(`failing over to the fleet's server at ${next.endpoint}`, { endpoint: next.endpoint });
+      this.peer = this.addServerPeer(hop.other.publicKey, this.transport.begin(server, now()), this.keepaliveMs / 1000);
+      this.log.info(`failing over to the fleet's server at ${hop.other.endpoint}`, { endpoint: hop.other.endpoint });
     } else {
       this.peer.endpoint = this.transport.begin(server, now());
     }
     this.dp.device.resetPeer(this.peer);
     this.channel.reset();
     this.needHello = true;
-    this.startConnecting();
+    this.connecting.start(now());
     this.dp.device.connect(this.peer, now());
     this.dp.flush();
   }
@@ -380,7 +361,7 @@ export class Client {
           address: this.config?.gateway ?? null,
           ...(this.config?.gateway6 && { address6: this.config.gateway6 }),
           control: this.config !== null,
-          ...(this.connectingSince !== null ? { channel: 'connecting' as const }
+          ...(this.connecting.since !== null ? { channel: 'connecting' as const }
           : this.config ? { channel: this.channel.state, configSerial: this.config.serial }
           : {}),
         },

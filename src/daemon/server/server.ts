@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
 import { encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ClientEntry, type ServerConfig } from '../../config/server.js';
-import { DUAL_STACK_VERSION, FLEET_VERSION, TCP_VERSION, decodeMessage, encodeMessage, type ConfigMessage, type ControlMessage } from '../../control/messages.js';
+import { decodeMessage, encodeMessage, type ControlMessage } from '../../control/messages.js';
+import { configSnapshot, pushShape, type PushSource } from './push.js';
 import type { Leases } from './leases.js';
 import { prepareStateDir } from './statefile.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
@@ -194,8 +195,8 @@ export class Server {
     switch (m.type) {
       case 'hello':
         this.log.debug(`${c.entry.name}: hello (protocol ${m.version})`, peerFields(c));
-        // A config sent before the hello (at the handshake) left address6 and tcp out: resend it if the client takes them.
-        if (this.shapeFor(c.protocol) !== this.shapeFor(m.version)) c.pushedSerial = 0;
+        // A config sent before the hello (at the handshake) left the newer fields out: resend it if the client takes them.
+        if (pushShape(this.pushSource(), c.protocol) !== pushShape(this.pushSource(), m.version)) c.pushedSerial = 0;
         c.protocol = m.version;
         return this.pushConfig(c);
       case 'applied':
@@ -240,35 +241,15 @@ export class Server {
       channel.sendMessage(encodeMessage({ type: 'refused', reason: why ?? 'address pool exhausted' }), t);
       return;
     }
-    const dual = this.dualFor(c) ? { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip } : {};
-    const snapshot: ConfigMessage = {
-      type: 'config',
-      serial: this.serial,
-      address: `${address}/${itf.address.prefix}`,
-      gateway: itf.address.ip,
-      ...dual,
-      mtu: push.mtu,
-      routes: push.routes,
-      dns: push.dns,
-      redirectGateway: push.redirectGateway,
-      keepalive: push.keepalive,
-      ...(c.protocol >= TCP_VERSION && this.tcpOffer && { tcp: this.tcpOffer }),
-      ...(this.fleet && c.protocol >= FLEET_VERSION && { servers: this.fleet.serverList() }),
-    };
+    const snapshot = configSnapshot(this.pushSource(), c.protocol, address!, address6);
     channel.sendMessage(encodeMessage(snapshot), t);
     c.pushedSerial = this.serial;
     const fields = { ...peerFields(c), serial: this.serial, address: snapshot.address };
     this.log.debug(`config ${this.serial} pushed to ${c.entry.name}: ${snapshot.address}${snapshot.address6 ? ` ${snapshot.address6}` : ''}, routes [${push.routes.join(', ')}]`, fields);
   }
 
-  /** Whether the client gets address6: a dual-stack server, a client that said it takes it (version 1 refuses unknown fields). */
-  private dualFor(c: Pick<ClientState, 'protocol'>): boolean {
-    return this.cfg.interface.address6 !== null && c.protocol >= DUAL_STACK_VERSION;
-  }
-
-  /** Which of the fields older clients refuse a config for this version carries: address6, tcp. */
-  private shapeFor(protocol: number): string {
-    return `${this.dualFor({ protocol })} ${this.tcpOffer !== null && protocol >= TCP_VERSION}`;
+  private pushSource(): PushSource {
+    return { cfg: this.cfg, serial: this.serial, tcp: this.tcpOffer, servers: () => this.fleet?.serverList() ?? null };
   }
 
   /** Expires clients, retransmits what is due on the control channels, saves the totals; returns the next deadline. */

@@ -1,0 +1,44 @@
+/**
+ * What a client is pushed: the config snapshot, with the fields its protocol version takes.
+ * A client of an older version refuses fields it does not know (address6 before 2; tcp and
+ * servers before 3), so they go only to clients that announced a version that has them.
+ */
+import type { ServerConfig } from '../../config/server.js';
+import { DUAL_STACK_VERSION, FLEET_VERSION, TCP_VERSION, type ConfigMessage, type FleetServer } from '../../control/messages.js';
+
+export interface PushSource {
+  cfg: ServerConfig;
+  serial: number;
+  /** The TCP listener clients may fall back to (issue 16), or null. */
+  tcp: { endpoint: string; tls: boolean } | null;
+  /** A fleet's live servers, or null without a fleet. */
+  servers: () => FleetServer[] | null;
+}
+
+/** Whether a client of this version gets address6: a dual-stack server, a client that takes it. */
+export const dualFor = (cfg: ServerConfig, protocol: number): boolean => cfg.interface.address6 !== null && protocol >= DUAL_STACK_VERSION;
+
+/** Which version-bound fields a config for this version carries: a client that announces a version with more is sent the config again. */
+export function pushShape(s: PushSource, protocol: number): string {
+  return `${dualFor(s.cfg, protocol)} ${s.tcp !== null && protocol >= TCP_VERSION} ${s.servers() !== null && protocol >= FLEET_VERSION}`;
+}
+
+/** The snapshot for a client of `protocol` with its addresses (address6 null on a single-stack server). */
+export function configSnapshot(s: PushSource, protocol: number, address: string, address6: string | null): ConfigMessage {
+  const { push, interface: itf } = s.cfg;
+  const servers = protocol >= FLEET_VERSION ? s.servers() : null;
+  return {
+    type: 'config',
+    serial: s.serial,
+    address: `${address}/${itf.address.prefix}`,
+    gateway: itf.address.ip,
+    ...(dualFor(s.cfg, protocol) && { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip }),
+    mtu: push.mtu,
+    routes: push.routes,
+    dns: push.dns,
+    redirectGateway: push.redirectGateway,
+    keepalive: push.keepalive,
+    ...(protocol >= TCP_VERSION && s.tcp && { tcp: s.tcp }),
+    ...(servers && { servers }),
+  };
+}
