@@ -2,6 +2,9 @@
  * add-client, remove-client and list-clients on a server config with `fleet`: the registry in
  * etcd instead of server.yaml. Every server of the fleet sees a change through its watch
  * within a second, so nothing is reloaded; a removed client is cut off wherever it is.
+ *
+ * Imported only when a config has `fleet` (dynamic imports in the commands): it brings in
+ * @grpc/grpc-js, about 10 MB of RSS that a daemon or a server on its own should not carry.
  */
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../config/errors.js';

@@ -136,7 +136,7 @@ export class DataPath implements DeviceOutput {
     try {
       await opts.configureTun(tun.name);
       udp = io.openUdp(opts.udp);
-      const aead = dataPathAead({ workers: opts.workers, warm: opts.io === undefined, log: opts.log });
+      const aead = dataPathAead(opts.workers);
       const tcp = opts.tcp ? await TcpBind.open({ maxFrame: slotSize(opts.mtu), ...opts.tcp }) : null;
       return new DataPath(tun, tcp ? new MuxBind(udp, tcp) : udp, tcp, aead, opts);
     } catch (err) {

@@ -86,3 +86,34 @@ it('finds imports of every form', () => {
   const text = "import a from './a.js';\nimport './b.js';\nexport { c } from '../c.js';\nconst d = await import('./d.js');\n";
   expect(ts.preProcessFile(text, true, true).importedFiles.map((f) => f.fileName)).toEqual(['./a.js', './b.js', '../c.js', './d.js']);
 });
+
+/** A file's static, value-carrying imports (no `import type`, no dynamic import()), bare ones included. */
+function staticImportsOf(file: string): string[] {
+  const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
+  return sf.statements.flatMap((s) => {
+    if (!ts.isImportDeclaration(s) && !ts.isExportDeclaration(s)) return [];
+    if (ts.isImportDeclaration(s) ? s.importClause?.isTypeOnly : s.isTypeOnly) return [];
+    const spec = s.moduleSpecifier;
+    if (!spec || !ts.isStringLiteral(spec)) return [];
+    return [spec.text.startsWith('.') ? relative(SRC, resolve(dirname(file), spec.text)).replace(/\.js$/, '.ts') : spec.text];
+  });
+}
+
+it("the etcd client (@grpc/grpc-js, ~10 MB of RSS) is loaded only by a config with fleet: no static import reaches it from the CLI", () => {
+  const seen = new Set<string>();
+  const path = new Map<string, string>([['cli/main.ts', 'cli/main.ts']]);
+  const queue = ['cli/main.ts'];
+  while (queue.length > 0) {
+    const rel = queue.shift()!;
+    if (seen.has(rel)) continue;
+    seen.add(rel);
+    for (const dep of staticImportsOf(join(SRC, rel))) {
+      expect(dep.startsWith('@grpc/') ? `${path.get(rel)} -> ${dep}` : '').toBe('');
+      if (dep.endsWith('.ts') && !path.has(dep)) {
+        path.set(dep, `${path.get(rel)} -> ${dep}`);
+        queue.push(dep);
+      }
+    }
+  }
+  expect(seen.size).toBeGreaterThan(50);
+});

@@ -20,7 +20,6 @@ import {
 import { wgQuickConfig } from '../../config/wgquick.js';
 import { advertisedTcp } from '../../config/tcp.js';
 import { applyChange } from '../apply.js';
-import { fleetAddClient } from '../fleet.js';
 import { qrTerminal, writeQrPng } from '../qr.js';
 import { chownLike, commentsAbove, lineStart, replaceFile } from '../serverfile.js';
 
@@ -358,7 +357,7 @@ export function register(program: Command): void {
             fleet,
             tcp: advertisedTcp(cfg.tcp, parseHostPort(endpoint, { ipOnly: false }).host),
           });
-        const { lines, clientText } = await fleetAddClient({ ...cfg, fleet: cfg.fleet }, name, opts, writeNew, profile);
+        const { lines, clientText } = await (await import('../fleet.js')).fleetAddClient({ ...cfg, fleet: cfg.fleet }, name, opts, writeNew, profile);
         process.stdout.write(lines.map((l) => `${l}\n`).join(''));
         return showQr(opts, clientText);
       }

@@ -12,7 +12,6 @@ import { ipFamily } from '../../net/ip.js';
 import { refusalOf } from '../../daemon/server/reload.js';
 import { readTraffic } from '../../daemon/server/traffic.js';
 import { ago, bytes, NoDaemonError, queryStatus, type PeerStatus } from '../../daemon/status.js';
-import { fleetListClients } from '../fleet.js';
 
 export interface ListedClient {
   name: string;
@@ -95,7 +94,7 @@ function fromStateDir(cfg: ServerConfig): ListedClient[] {
 
 export async function listClients(config: string): Promise<ClientList> {
   const cfg = loadServerConfig(config);
-  if (cfg.fleet) return fleetListClients({ ...cfg, fleet: cfg.fleet });
+  if (cfg.fleet) return (await import('../fleet.js')).fleetListClients({ ...cfg, fleet: cfg.fleet });
   try {
     return { running: true, clients: fromStatus(cfg, (await queryStatus(cfg.statusSocket)).peers) };
   } catch (err) {

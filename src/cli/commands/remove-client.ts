@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { readConfigFile } from '../../config/walk.js';
 import { loadServerConfig, parseServerConfig, type ServerConfig } from '../../config/server.js';
 import { applyChange } from '../apply.js';
-import { fleetRemoveClient } from '../fleet.js';
 import { removeClientEntry, replaceFile } from '../serverfile.js';
 
 /**
@@ -34,7 +33,7 @@ export function register(program: Command): void {
     .option('--no-reload', 'only edit the file; do not make the running server reload it')
     .action(async (name: string, opts: { config: string; reload: boolean }) => {
       const fleet = loadServerConfig(opts.config);
-      if (fleet.fleet) return void process.stdout.write(`${await fleetRemoveClient({ ...fleet, fleet: fleet.fleet }, name)}\n`);
+      if (fleet.fleet) return void process.stdout.write(`${await (await import('../fleet.js')).fleetRemoveClient({ ...fleet, fleet: fleet.fleet }, name)}\n`);
       const { cfg, message } = removeClient(name, opts.config);
       process.stdout.write(`${message}\n`);
       await applyChange(cfg, opts.reload);
