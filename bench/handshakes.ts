@@ -35,7 +35,7 @@ const WARMUP = 500; // initiations consumed before the clock starts, for the JIT
 const VERIFY = 100; // initiators kept to consume their responses (each Device holds ~130 KiB of scratch)
 
 /** Keeps copies of what a device sends (its buffers are only valid during the call). */
-class Capture implements DeviceOutput {
+export class Capture implements DeviceOutput {
   readonly sent: { data: Uint8Array; to: Endpoint }[] = [];
   completed = 0;
   sendDatagram(data: Uint8Array, to: Endpoint): void {

@@ -14,7 +14,10 @@ import { createBatch, type PacketBatch } from '../src/io/batch.js';
 import { NativeAead } from '../src/crypto/aead-native.js';
 import { generatePrivateKey } from '../src/config/keys.js';
 import { SLOT_HEADER } from '../src/crypto/aead.js';
-import { Device, type DeviceOutput } from '../src/wireguard/device.js';
+import { Device } from '../src/wireguard/device.js';
+import { ipv4 } from '../test/unit/support/sim.js';
+import { Capture } from './handshakes.js';
+import { median } from './measure.js';
 import type { Endpoint } from '../src/net/endpoint.js';
 import type { Peer } from '../src/wireguard/peer.js';
 
@@ -35,31 +38,8 @@ const SLOT = 2048;
 const PACKET = 1420;
 const SERVER: Endpoint = { ip: '198.18.0.1', port: 51820 };
 
-class Capture implements DeviceOutput {
-  readonly sent: Uint8Array[] = [];
-  sendDatagram(data: Uint8Array): void {
-    this.sent.push(data.slice());
-  }
-  deliverControl(): void {}
-  event(): void {}
-}
-
 const clientIp = (i: number): string => `10.9.${i >> 8}.${(i & 255) + 1}`;
 const clientEndpoint = (i: number): Endpoint => ({ ip: `198.19.${i >> 8}.${(i & 255) + 1}`, port: 40000 });
-
-/** An IPv4 packet of PACKET bytes from the client's tunnel address to the server's. */
-function ipv4(src: string, seq: number): Uint8Array {
-  const p = new Uint8Array(PACKET);
-  p[0] = 0x45;
-  p[2] = PACKET >> 8;
-  p[3] = PACKET & 0xff;
-  p[8] = 64;
-  p[9] = 17;
-  p.set(src.split('.').map(Number), 12);
-  p.set([10, 9, 255, 254], 16);
-  p.fill(seq & 0xff, 20);
-  return p;
-}
 
 /** A server with PEERS sessions and the batches its clients sent it, with their senders. */
 function setup(aead: NativeAead): { server: Device; batches: { b: PacketBatch<Peer>; from: Endpoint[]; count: number }[] } {
@@ -72,11 +52,11 @@ function setup(aead: NativeAead): { server: Device; batches: { b: PacketBatch<Pe
     const toServer = client.addPeer({ publicKey: server.publicKey, endpoint: SERVER, allowedIps: ['0.0.0.0/0'] });
     server.addPeer({ publicKey: client.publicKey, allowedIps: [`${clientIp(i)}/32`] });
     client.connect(toServer, 0);
-    server.receive(out.sent.pop()!, clientEndpoint(i), 0);
-    client.receive(serverOut.sent.pop()!, SERVER, 0);
+    server.receive(out.sent.pop()!.data, clientEndpoint(i), 0);
+    client.receive(serverOut.sent.pop()!.data, SERVER, 0);
     const b = createBatch<Peer>(PER_PEER, SLOT);
     for (let k = 0; k < PER_PEER; k++) {
-      b.buf.set(ipv4(clientIp(i), k), k * SLOT + SLOT_HEADER);
+      b.buf.set(ipv4(clientIp(i), '10.9.255.254', new Uint8Array(PACKET - 20).fill(k & 0xff)), k * SLOT + SLOT_HEADER);
       b.lens[k] = PACKET;
     }
     client.encryptBatch(b, PER_PEER, 0);
@@ -126,8 +106,6 @@ function measure(aead: NativeAead, threads: number): number {
   if (delivered !== PEERS * PER_PEER) throw new Error(`workers bench: ${delivered} of ${PEERS * PER_PEER} packets delivered`);
   return (delivered / ms) * 1000;
 }
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 export function runWorkers(reps = 7): WorkersResult {
   const aead = new NativeAead();

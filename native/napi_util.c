@@ -55,6 +55,14 @@ napi_value make_int(napi_env env, int64_t v) {
   return r;
 }
 
+napi_value make_pair(napi_env env, int64_t a, int64_t b) {
+  napi_value result;
+  NAPI_OK(env, napi_create_array_with_length(env, 2, &result));
+  NAPI_OK(env, napi_set_element(env, result, 0, make_int(env, a)));
+  NAPI_OK(env, napi_set_element(env, result, 1, make_int(env, b)));
+  return result;
+}
+
 napi_value make_bool(napi_env env, bool v) {
   napi_value r;
   NAPI_OK(env, napi_get_boolean(env, v, &r));

@@ -33,6 +33,8 @@ napi_value throw_range(napi_env env, const char *msg);
 
 napi_value make_int(napi_env env, int64_t v);
 napi_value make_bool(napi_env env, bool v);
+/* [a, b] */
+napi_value make_pair(napi_env env, int64_t a, int64_t b);
 napi_value make_undefined(napi_env env);
 
 /* A plain exported function, for napi_define_properties. */

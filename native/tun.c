@@ -224,14 +224,6 @@ static bool test_args(napi_env env, napi_callback_info info, const char *what, b
 }
 
 /* [a, b], what they return. */
-static napi_value make_pair(napi_env env, int64_t a, int64_t b) {
-  napi_value result;
-  NAPI_OK(env, napi_create_array_with_length(env, 2, &result));
-  NAPI_OK(env, napi_set_element(env, result, 0, make_int(env, a)));
-  NAPI_OK(env, napi_set_element(env, result, 1, make_int(env, b)));
-  return result;
-}
-
 /* tcpCoalesce(buf, slotSize, offset, lens, first, count, out) -> [slots, bytes]: what
  * tun.write hands the kernel for the slots from `first`: `slots` of them as one write of
  * `bytes` (vnet header, then the packet) copied into out. The same code as tun.write, without

@@ -178,16 +178,12 @@ static napi_value udp_get_oversized(napi_env env, napi_callback_info info) {
 static napi_value udp_buffer_sizes(napi_env env, napi_callback_info info) {
   int rcv = 0, snd = 0;
   socklen_t len = sizeof rcv;
-  napi_value arr;
   io_handle *h = OPEN_THIS(0, NULL, NULL);
   if (!h) return NULL;
   if (getsockopt(h->fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) < 0 ||
       getsockopt(h->fd, SOL_SOCKET, SO_SNDBUF, &snd, &len) < 0)
     return throw_errno(env, errno, "getsockopt");
-  NAPI_OK(env, napi_create_array_with_length(env, 2, &arr));
-  NAPI_OK(env, napi_set_element(env, arr, 0, make_int(env, rcv)));
-  NAPI_OK(env, napi_set_element(env, arr, 1, make_int(env, snd)));
-  return arr;
+  return make_pair(env, rcv, snd);
 }
 
 /* udp.recv(buf, slotSize, offset, lens, addrs, first, count) -> datagrams received into

@@ -12,11 +12,12 @@ import type { FleetConfig } from '../config/fleet.js';
 import { encodeKey, generatePresharedKey, generatePrivateKey, publicKeyOf, writeKeyFile } from '../config/keys.js';
 import { parseClientName, type ServerConfig } from '../config/server.js';
 import { wgQuickConfig } from '../config/wgquick.js';
-import { Layout, parseRecord, type LeaseRecord, type ServerRecord } from '../daemon/server/fleet/layout.js';
+import { Layout, parseRecord, type ServerRecord } from '../daemon/server/fleet/layout.js';
 import { MAX_FLEET_SERVERS } from '../control/limits.js';
 import { etcdOf } from '../daemon/server/fleet/node.js';
 import { Registry } from '../daemon/server/fleet/registry.js';
 import type { FleetStore } from '../daemon/server/fleet/store.js';
+import { lowestFree } from '../daemon/server/fleet/addresses.js';
 import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
 import { ipFamily } from '../net/ip.js';
 import { formatRange, ipOf, ipText, rangeContains } from '../net/range.js';
@@ -44,10 +45,8 @@ async function withRegistry<T>(cfg: FleetServer, fn: (registry: Registry, store:
 async function freeAddress(cfg: FleetServer, store: FleetStore, layout: Layout): Promise<string> {
   const taken = new Set((await store.list(layout.leases())).kvs.map((kv) => kv.key.slice(layout.leases().length)));
   const first = ipOf(cfg.pool.first);
-  for (let v = first.value; v <= ipOf(cfg.pool.last).value; v++) {
-    const ip = ipText({ family: first.family, value: v });
-    if (!taken.has(ip)) return ip;
-  }
+  const free = lowestFree(first.family, first.value, ipOf(cfg.pool.last).value, (ip) => taken.has(ip));
+  if (free !== null) return ipText({ family: first.family, value: free });
   throw new ConfigError(`no free address left in the pool ${cfg.pool.first}-${cfg.pool.last}: every one is leased in the fleet`);
 }
 
@@ -130,18 +129,17 @@ export async function fleetRemoveClient(cfg: FleetServer, name: string): Promise
 }
 
 export async function fleetListClients(cfg: FleetServer): Promise<ClientList> {
-  return withRegistry(cfg, async (registry, store, layout) => {
+  return withRegistry(cfg, async (registry) => {
     const family = ipFamily(cfg.interface.address.ip) === 6 ? 6 : 4;
     const { clients } = await registry.list(family);
-    const leases = new Map((await store.list(layout.leases())).kvs.map((kv) => [kv.key.slice(layout.leases().length), parseRecord<LeaseRecord>(kv.value)]));
     return {
       running: false,
       fleet: true,
-      clients: clients.map(({ record, address, session }) => ({
+      clients: clients.map(({ record, address, leased, session }) => ({
         name: record.name,
         publicKey: record.public_key,
         address,
-        leased: address !== null && record.address === undefined && leases.has(address),
+        leased: leased && record.address === undefined,
         access: record.disabled ? 'disabled' : 'active',
         expires: null,
         latestHandshake: 0,

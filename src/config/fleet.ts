@@ -7,7 +7,7 @@
  *     etcd: { endpoints: [https://10.0.0.1:2379, ...], ca_file: ca.pem, cert_file: vpn1.pem, key_file: vpn1-key.pem }
  */
 import { statSync } from 'node:fs';
-import { parseHostPort } from '../net/endpoint.js';
+import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
 import { FLEET, FLEET_ETCD } from './fields.js';
 import type { Value } from './walk.js';
 
@@ -73,5 +73,5 @@ function etcdEndpoint(text: string): string {
   const m = /^(https?):\/\/(.+?)\/?$/.exec(text);
   if (!m) throw new Error(`'${text}' is not an etcd endpoint; write http(s)://host:port, e.g. https://10.0.0.1:2379`);
   const { host, port } = parseHostPort(m[2]!, { ipOnly: false });
-  return `${m[1]}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `${m[1]}://${formatEndpoint({ ip: host, port })}`;
 }

@@ -1,6 +1,7 @@
 import { MIN_MTU, MIN_MTU_IPV6 } from '../control/limits.js';
 import { parseInterfaceAddress, parseRoute, type InterfaceAddress } from '../net/cidr.js';
 import type { Family } from '../net/ip.js';
+import { parseHostPort } from '../net/endpoint.js';
 import { availableParallelism } from 'node:os';
 import {
   CLIENT_INTERFACE,
@@ -60,6 +61,13 @@ export function statusSocketOf(root: Section, interfaceName: string, warnings: s
     throw value.fail(`socket path is longer than 107 bytes; use a shorter path or an abstract name like '@tvpn-${interfaceName}'`);
   }
   return socket;
+}
+
+/** A listen address: host:port with an IP host (a bare port number gets a hint). */
+export function listenOf(value: Value): { host: string; port: number } {
+  const port = value.number();
+  if (port !== undefined) throw value.fail(`expected host:port, got the number ${port}; write 0.0.0.0:${port} (or '[::]:${port}' for IPv6, quoted)`);
+  return value.parse((t) => parseHostPort(t, { ipOnly: true }));
 }
 
 /** Reads `log_level`, default info. */

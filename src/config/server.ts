@@ -19,6 +19,7 @@ import { DEFAULT_MTU } from '../wireguard/constants.js';
 import {
   interfaceOf,
   keepaliveOf,
+  listenOf,
   logFormatOf,
   workersOf,
   logLevelOf,
@@ -272,12 +273,6 @@ function pushable(
 }
 
 /** `listen`; a bare port, which YAML reads as a number, gets the fix spelt out. */
-function listenOf(value: Value | undefined): { host: string; port: number } {
-  const port = value?.number();
-  if (port !== undefined) throw value!.fail(`expected host:port, got the number ${port}; write 0.0.0.0:${port} (or '[::]:${port}' for IPv6, quoted)`);
-  return value?.parse((t) => parseHostPort(t, { ipOnly: true })) ?? DEFAULT_LISTEN;
-}
-
 function buildServerConfig(root: Section, file: string): ServerConfig {
   const warnings: string[] = [];
   const iface = interfaceOf(
@@ -288,7 +283,8 @@ function buildServerConfig(root: Section, file: string): ServerConfig {
   const { address6 } = iface;
   const address = iface.address!;
   const mtu = iface.mtu ?? DEFAULT_MTU;
-  const listen = listenOf(root.get('listen'));
+  const listenValue = root.get('listen');
+  const listen = listenValue ? listenOf(listenValue) : DEFAULT_LISTEN;
   const endpoint = root.get('endpoint')?.parse((t) => parseHostPort(t, { ipOnly: false }));
   const privateKey = privateKeyOf(root, 'server.key');
   const poolValue = root.get('pool');

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { ipFamily } from '../net/ip.js';
+import { listenOf } from './load.js';
 import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
 import { fsReason } from './errors.js';
 import { CLIENT_TCP, SERVER_TCP, TCP_TLS, TRANSPORTS, type Transport } from './fields.js';
@@ -48,10 +49,7 @@ function readPem(value: Value, what: string): { pem: Buffer; file: string } {
 export function serverTcpOf(value: Value | undefined): ServerTcpConfig | null {
   if (value === undefined) return null;
   const s = value.section(SERVER_TCP);
-  const listenValue = s.need('listen', 'the TCP address to listen on, e.g. 0.0.0.0:443');
-  const port = listenValue.number();
-  if (port !== undefined) throw listenValue.fail(`expected host:port, got the number ${port}; write 0.0.0.0:${port} (or '[::]:${port}' for IPv6, quoted)`);
-  const listen = listenValue.parse((t) => parseHostPort(t, { ipOnly: true }));
+  const listen = listenOf(s.need('listen', 'the TCP address to listen on, e.g. 0.0.0.0:443'));
   const endpoint = s.get('endpoint')?.parse((t) => parseHostPort(t, { ipOnly: false })) ?? null;
   const tlsValue = s.get('tls');
   if (tlsValue === undefined) return { listen, tls: null, endpoint };

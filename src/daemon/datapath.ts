@@ -75,11 +75,8 @@ type PacketHandler = NonNullable<DataPathOptions['onPacket']>;
 
 const BATCH = 64;
 
-/**
- * Slots are sized once for the largest MTU the tun can get (a client's follows the push up to
- * MAX_PUSH_MTU), not re-created when it changes: 4 x 64 slots of 9088 bytes are 2.3 MB of
- * address space, of which only the bytes packets touch become resident.
- */
+/** Slots sized once for the largest MTU the tun can get (a client's follows the push up to MAX_PUSH_MTU):
+ * 4 x 64 slots of 9088 bytes are 2.3 MB of address space, of which only the bytes packets touch become resident. */
 const slotSize = (mtu: number): number => slotSizeFor(Math.max(mtu, MAX_PUSH_MTU));
 
 /**
@@ -159,7 +156,7 @@ export class DataPath implements DeviceOutput {
     this.inbound = createBatch<Peer>(BATCH, slot);
     this.udpOut = createBatch(BATCH, slot);
     this.device = new Device({ privateKey: opts.privateKey, output: this, aead, mtu: opts.mtu, forceUnderLoad: opts.forceUnderLoad ?? false });
-    this.drops = new DropReport(() => ({ ...this.device.drops, 'socket-full': this.overflowDrops, ...this.tcp?.drops }), opts.log, now());
+    this.drops = new DropReport(this.allDrops, opts.log, now());
     const onPacket = opts.onPacket;
     this.onPacket = onPacket
       ? (buf, offset, length, peer) => {
@@ -179,6 +176,9 @@ export class DataPath implements DeviceOutput {
     this.stopClockListener = onClockAdvanced(() => this.arm(-Infinity));
     this.arm(now() + MAX_SLEEP_MS);
   }
+
+  /** Drops by reason: the device's, 'socket-full' (outgoing batch overflow) and the TCP bind's (tcp-*). */
+  readonly allDrops = (): Record<string, number> => ({ ...this.device.drops, 'socket-full': this.overflowDrops, ...this.tcp?.drops });
 
   close(): void {
     this.stopClockListener();

@@ -36,7 +36,7 @@ export function detectStyle(format: LogFormat, env: NodeJS.ProcessEnv = process.
 }
 
 /** JOURNAL_STREAM is "dev:inode" of the stream systemd connected; stderr redirected elsewhere does not match. */
-export function underJournald(env: NodeJS.ProcessEnv = process.env): boolean {
+function underJournald(env: NodeJS.ProcessEnv = process.env): boolean {
   const stream = env.JOURNAL_STREAM;
   if (!stream) return false;
   try {

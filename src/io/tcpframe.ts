@@ -4,11 +4,12 @@
  * smallest WireGuard message or longer than the receiver's slots cannot be one: the stream is
  * garbage (or out of step, which cannot be repaired), and its connection is closed.
  */
+import { SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
 
 /** The length prefix. */
 export const FRAME_HEADER = 2;
 /** The smallest WireGuard message: a transport header and tag around nothing (a keepalive). */
-export const MIN_FRAME = 32;
+export const MIN_FRAME = SLOT_HEADER + TAG_LENGTH;
 /** The largest length the prefix can express. */
 export const MAX_FRAME = 0xffff;
 

@@ -188,6 +188,11 @@ export class DeviceCore {
     if (runs.count > 0) this.aead.cryptRuns(seal, b.buf, b.slotSize, b.lens, runs);
   }
 
+  /** Forced, or the handshake queue filled within UNDER_LOAD_AFTER_TIME. */
+  underLoad(now: number): boolean {
+    return this.forceUnderLoad || now < this.underLoadUntil;
+  }
+
   /** Counts a drop, also against the peer when it is known (authenticated, or the destination). */
   drop(reason: DropReason, peer?: Peer): void {
     this.drops[reason]++;

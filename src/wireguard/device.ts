@@ -116,9 +116,13 @@ export class Device {
     return this.core.handshakeQueue.length;
   }
 
+  get handshakeQueueCapacity(): number {
+    return this.core.handshakeQueue.capacity;
+  }
+
   /** Whether handshakes get cookie replies now (forced, or the queue filled recently): for metrics. */
   underLoad(now: number): boolean {
-    return this.core.forceUnderLoad || now < this.core.underLoadUntil;
+    return this.core.underLoad(now);
   }
 
   // ---- outbound (send.ts) ----

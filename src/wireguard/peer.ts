@@ -4,6 +4,7 @@
  */
 import { CookieGenerator } from './cookie.js';
 import type { Endpoint } from '../net/endpoint.js';
+import type { DropReason } from './core.js';
 import { Handshake } from './handshake.js';
 import { Keypairs } from './keypair.js';
 import { TIMER_COUNT, type Timer, type TimerBound } from './timers.js';
@@ -40,7 +41,7 @@ export class Peer {
   rxBytes = 0;
   txBytes = 0;
   /** Drops of what came authenticated as this peer, or was on its way to it, by reason (filled on a drop only). */
-  readonly drops: Record<string, number> = {};
+  readonly drops: Partial<Record<DropReason, number>> = {};
 
   constructor(
     config: PeerConfig,

@@ -86,7 +86,7 @@ export function processHandshakes(d: DeviceCore, now: number, max: number): numb
 function isUnderLoad(d: DeviceCore, now: number): boolean {
   const queue = d.handshakeQueue;
   if (queue.length >= queue.capacity / 8) d.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
-  return d.forceUnderLoad || now < d.underLoadUntil;
+  return d.underLoad(now);
 }
 
 function receiveHandshake(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: number, initiation: boolean): void {

@@ -5,7 +5,6 @@
 import { encodeKey } from '../../config/keys.js';
 import type { DeviceEvent } from '../../wireguard/device.js';
 import type { Peer } from '../../wireguard/peer.js';
-import { HANDSHAKE_QUEUE_SIZE } from '../../wireguard/handshakequeue.js';
 import { now } from '../clock.js';
 import type { DataPath } from '../datapath.js';
 import type { Status } from '../status.js';
@@ -56,8 +55,8 @@ export class PeerEvents {
 export function dataPathMetrics(dp: DataPath): Pick<MetricsSnapshot, 'handshakeQueue' | 'underLoad' | 'drops'> {
   const device = dp.device;
   return {
-    handshakeQueue: { length: device.pendingHandshakes, capacity: HANDSHAKE_QUEUE_SIZE },
+    handshakeQueue: { length: device.pendingHandshakes, capacity: device.handshakeQueueCapacity },
     underLoad: device.underLoad(now()),
-    drops: { ...device.drops, 'socket-full': dp.overflowDrops, ...dp.tcp?.drops },
+    drops: dp.allDrops(),
   };
 }

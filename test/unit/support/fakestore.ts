@@ -52,8 +52,7 @@ export class FakeStore implements FleetStore {
     const rev = ++this.revision;
     const events: StoreEvent[] = [];
     for (const p of puts) {
-      const old = this.kvs.get(p.key);
-      this.kvs.set(p.key, { key: p.key, value: p.value, createRevision: old?.createRevision ?? rev, modRevision: rev, lease: p.lease ?? null });
+      this.kvs.set(p.key, { key: p.key, value: p.value, modRevision: rev, lease: p.lease ?? null });
       events.push({ type: 'put', key: p.key, value: p.value, modRevision: rev });
     }
     for (const k of deletes) {
@@ -73,7 +72,7 @@ export class FakeStore implements FleetStore {
     this.check();
     const existing = puts.flatMap((p) => {
       const e = this.kvs.get(p.key);
-      return e ? [{ key: e.key, value: e.value, createRevision: e.createRevision, modRevision: e.modRevision }] : [];
+      return e ? [{ key: e.key, value: e.value, modRevision: e.modRevision }] : [];
     });
     if (existing.length > 0) return existing;
     this.apply(puts, []);

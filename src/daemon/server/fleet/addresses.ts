@@ -12,8 +12,7 @@
  */
 import type { Family } from '../../../net/ip.js';
 import { errorMessage } from '../../../errors.js';
-import { ipText, toIp, type Ip } from '../../../net/range.js';
-import { parseCidr } from '../../../net/cidr.js';
+import { ipOf, ipText } from '../../../net/range.js';
 import type { Leases } from '../leases.js';
 import type { Layout } from './layout.js';
 import type { Mirror } from './mirror.js';
@@ -37,7 +36,11 @@ export interface FleetLeasesOptions {
   log: { info(line: string): void; error(line: string): void };
 }
 
-const ipOfText = (text: string): Ip => toIp(parseCidr(text).ip);
+/** The lowest address of first..last that `taken` (its text and value) does not claim, or null. */
+export function lowestFree(family: Family, first: bigint, last: bigint, taken: (ip: string, value: bigint) => boolean): bigint | null {
+  for (let value = first; value <= last; value++) if (!taken(ipText({ family, value }), value)) return value;
+  return null;
+}
 
 export class FleetLeases implements Leases {
   private readonly ranges = new Map<Family, Range>();
@@ -49,8 +52,8 @@ export class FleetLeases implements Leases {
 
   constructor(private readonly o: FleetLeasesOptions) {
     for (const r of o.ranges) {
-      const first = ipOfText(r.first);
-      this.ranges.set(first.family, { first: first.value, last: ipOfText(r.last).value });
+      const first = ipOf(r.first);
+      this.ranges.set(first.family, { first: first.value, last: ipOf(r.last).value });
     }
   }
 
@@ -73,7 +76,7 @@ export class FleetLeases implements Leases {
   refusal(clientKey: string): string | null {
     const refused = this.refused.get(clientKey);
     if (refused) return refused.reason;
-    return [...this.inflight].some((k) => k.startsWith(`${clientKey} `)) ? 'pending' : null;
+    return this.inflight.has(`${clientKey} 4`) || this.inflight.has(`${clientKey} 6`) ? 'pending' : null;
   }
 
   // Leases live until the client is removed from the registry (registry.ts deletes them with it).
@@ -117,10 +120,7 @@ export class FleetLeases implements Leases {
   private candidate(family: Family, tried: Set<bigint>): bigint | null {
     const r = this.ranges.get(family)!;
     const leases = this.o.layout.leases();
-    for (let a = r.first; a <= r.last; a++) {
-      if (!tried.has(a) && !this.o.mirror.values.has(`${leases}${ipText({ family, value: a })}`)) return a;
-    }
-    return null;
+    return lowestFree(family, r.first, r.last, (ip, value) => tried.has(value) || this.o.mirror.values.has(`${leases}${ip}`));
   }
 
   /** The client's address, taken by compare-and-set; null when no address is left. */

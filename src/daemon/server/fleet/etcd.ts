@@ -76,7 +76,6 @@ export function prefixEnd(prefix: string): Buffer {
 const toKv = (kv: RawKv): StoredKv => ({
   key: kv.key.toString(),
   value: kv.value.toString(),
-  createRevision: Number(kv.create_revision),
   modRevision: Number(kv.mod_revision),
 });
 

@@ -11,6 +11,7 @@ import { dirname } from 'node:path';
 import type { ClientEntry, ServerConfig } from '../../../config/server.js';
 import type { FleetConfig } from '../../../config/fleet.js';
 import { errorMessage } from '../../../errors.js';
+import { formatEndpoint } from '../../../net/endpoint.js';
 import { ipFamily } from '../../../net/ip.js';
 import type { Logger } from '../../log.js';
 import { hostPrefix } from '../../../net/cidr.js';
@@ -88,7 +89,7 @@ export class FleetNode {
   static async start(cfg: ServerConfig, publicKey: string, log: Logger, hooks: FleetHooks, store?: FleetStore): Promise<FleetNode> {
     const fleet = cfg.fleet!;
     const s = store ?? etcdOf(fleet);
-    const endpoint = `${fleet.endpoint.host.includes(':') ? `[${fleet.endpoint.host}]` : fleet.endpoint.host}:${fleet.endpoint.port}`;
+    const endpoint = formatEndpoint({ ip: fleet.endpoint.host, port: fleet.endpoint.port });
     const node = new FleetNode(cfg as ServerConfig & { fleet: FleetConfig }, s, { endpoint, public_key: publicKey, address: cfg.interface.address.ip }, log, hooks);
     try {
       await node.join();

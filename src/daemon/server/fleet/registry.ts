@@ -16,7 +16,7 @@ import type { Mirror } from './mirror.js';
 import type { FleetStore, PutOp } from './store.js';
 
 export interface FleetClientList {
-  clients: { record: ClientRecord; address: string | null; session: SessionRecord | null }[];
+  clients: { record: ClientRecord; address: string | null; leased: boolean; session: SessionRecord | null }[];
   servers: Map<string, ServerRecord>;
 }
 
@@ -67,7 +67,7 @@ export class Registry {
     return record;
   }
 
-  /** Every client with its address (of `family`) and session, and the live servers. */
+  /** Every client with its address (of `family`), whether that address is leased, and its session; the live servers. */
   async list(family: 4 | 6): Promise<FleetClientList> {
     const { layout } = this;
     const { kvs } = await this.store.list(layout.prefix);
@@ -78,11 +78,15 @@ export class Registry {
       const record = name === null ? null : parseRecord<ServerRecord>(value);
       if (record) servers.set(name!, record);
     }
-    const clients = recordsOf(values, layout).map((record) => ({
-      record,
-      address: values.get(layout.address(record.public_key, family)) ?? null,
-      session: parseRecord<SessionRecord>(values.get(layout.session(record.public_key)) ?? ''),
-    }));
+    const clients = recordsOf(values, layout).map((record) => {
+      const address = values.get(layout.address(record.public_key, family)) ?? null;
+      return {
+        record,
+        address,
+        leased: address !== null && values.has(layout.lease(address)),
+        session: parseRecord<SessionRecord>(values.get(layout.session(record.public_key)) ?? ''),
+      };
+    });
     return { clients, servers };
   }
 }

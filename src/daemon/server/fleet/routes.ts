@@ -36,6 +36,8 @@ export interface FleetRoutesOptions {
 
 export class FleetRoutes {
   private readonly servers = new Map<string, ServerPeer>();
+  /** The servers' peers: forward() asks for every packet, so a set, not a scan. */
+  private readonly peers = new Set<Peer>();
   private readonly warned = new Set<string>();
 
   constructor(private readonly o: FleetRoutesOptions) {}
@@ -50,8 +52,7 @@ export class FleetRoutes {
     }
     for (const [name, s] of this.servers) {
       if (live.get(name) === s.record) continue;
-      this.o.device.removePeer(s.peer);
-      this.servers.delete(name);
+      this.removeServer(name, s);
       this.o.log.info(`fleet: server ${name} ${live.has(name) ? 'changed' : 'gone'}`);
     }
     for (const [name, value] of live) if (!this.servers.has(name)) this.addServer(name, value);
@@ -72,6 +73,7 @@ export class FleetRoutes {
       if (ipFamily(host) === 0) throw new Error(`its endpoint ${record.endpoint} is a DNS name; servers peer at IP addresses (fleet.endpoint)`);
       const peer = this.o.device.addPeer({ publicKey: decodeKey(record.public_key, 'public_key', 'public'), endpoint: endpointOf(host, port), allowedIps: [] });
       this.servers.set(name, { peer, record: value, prefixes: new Set() });
+      this.peers.add(peer);
       this.warned.delete(name);
       this.o.log.info(`fleet: server ${name} at ${record.endpoint} is a peer`);
     } catch (err) {
@@ -89,13 +91,12 @@ export class FleetRoutes {
       if (typeof r !== 'string') routesOf.set(keyId(r.public_key), r.routes);
     }
     const wanted = new Map<string, Set<string>>();
-    const local = this.o.localClients();
+    const local = new Set([...this.o.localClients()].map(keyId));
     for (const [key, value] of mirror.under(layout.sessions())) {
       const id = layout.under('sessions', key)!;
       const s = parseRecord<SessionRecord>(value);
       if (!s || !this.servers.has(s.server) || s.address === null) continue;
-      const clientKey = id.replaceAll('-', '+').replaceAll('_', '/') + '=';
-      if (local.has(clientKey)) continue;
+      if (local.has(id)) continue;
       const set = wanted.get(s.server) ?? new Set<string>();
       set.add(hostPrefix(s.address));
       for (const r of routesOf.get(id) ?? []) set.add(r);
@@ -106,11 +107,16 @@ export class FleetRoutes {
 
   /** Server peers, for telling them apart from clients. */
   has(peer: Peer): boolean {
-    return [...this.servers.values()].some((s) => s.peer === peer);
+    return this.peers.has(peer);
+  }
+
+  private removeServer(name: string, s: ServerPeer): void {
+    this.o.device.removePeer(s.peer);
+    this.peers.delete(s.peer);
+    this.servers.delete(name);
   }
 
   stop(): void {
-    for (const s of this.servers.values()) this.o.device.removePeer(s.peer);
-    this.servers.clear();
+    for (const [name, s] of this.servers) this.removeServer(name, s);
   }
 }

@@ -8,8 +8,7 @@
 export interface StoredKv {
   key: string;
   value: string;
-  /** The revision of the key's creation and of its last change. */
-  createRevision: number;
+  /** The revision of its last change. */
   modRevision: number;
 }
 
