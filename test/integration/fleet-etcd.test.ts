@@ -167,6 +167,8 @@ describeRoot('fleet store on a real etcd cluster', () => {
     cluster.start(1);
     cluster.start(2);
     await until('quorum back', async () => (await etcd.put({ key: '/q/back', value: 'x' }), true), 20_000);
-    expect((await etcd.list('/q/')).kvs.map((kv) => kv.key)).toEqual(['/q/back', '/q/one-down']);
+    // A write that timed out without quorum has no known outcome in etcd: the leader may still
+    // commit it once quorum is back, so /q/two-down may or may not be there.
+    expect((await etcd.list('/q/')).kvs.map((kv) => kv.key).filter((k) => k !== '/q/two-down')).toEqual(['/q/back', '/q/one-down']);
   }, 60_000);
 });
