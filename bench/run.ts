@@ -53,6 +53,7 @@ interface RepResult {
   gbps1: number;
   gbps4: number;
   pingMs: number;
+  warmPingMs: number; // the same, after the load runs
   loadPingMs: number; // during the 4-stream run
   loadPingLossPct: number;
   cpu: number[]; // server, client (% of one core, over both iperf3 runs)
@@ -74,7 +75,10 @@ async function measureOnce(system: TunnelSystem, opts: Options, tmp: string): Pr
     const cpu = new CpuMeter(pids);
     const gbps1 = await iperf(pair.b, tunnel.serverAddr, seconds, 1);
     const [gbps4, loaded] = await Promise.all([iperf(pair.b, tunnel.serverAddr, seconds, 4), pingDuring(pair.b, tunnel.serverAddr, seconds)]);
-    const result = { gbps1, gbps4, pingMs, loadPingMs: loaded.avgMs, loadPingLossPct: loaded.lossPct, cpu: cpu.percent(), rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
+    const cpuPct = cpu.percent();
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // queues drain
+    const warmPingMs = await pingAvg(pair.b, tunnel.serverAddr);
+    const result = { gbps1, gbps4, pingMs, warmPingMs, loadPingMs: loaded.avgMs, loadPingLossPct: loaded.lossPct, cpu: cpuPct, rssMb: pids.map((pid) => memoryMb(pid, 'VmHWM')), busyBefore };
     await stopProc(iperfServer);
     return result;
   } finally {
@@ -92,6 +96,7 @@ function summarise(name: string, label: string, reps: RepResult[], errors: strin
     gbps1: m((r) => r.gbps1),
     gbps4: m((r) => r.gbps4),
     pingMs: m((r) => r.pingMs),
+    warmPingMs: m((r) => r.warmPingMs),
     loadPingMs: m((r) => r.loadPingMs),
     loadPingLossPct: m((r) => r.loadPingLossPct),
     cpuServer: m((r) => r.cpu[0]),
@@ -124,7 +129,7 @@ function environment(opts: Options, infos: readonly SystemInfo[]): string {
 
 const NOTES =
   'CPU: utime+stime of each daemon over both iperf3 runs, % of one core (200% = both cores). Peak RSS: VmHWM at the end of a repetition. ' +
-  'Idle ping: average of 20 at 50 ms intervals on the idle tunnel; idle added RTT: that minus veth\'s. ' +
+  'Idle ping: average of 20 at 50 ms intervals on the idle tunnel just brought up; idle added RTT: that minus veth\'s; idle ping after load: the same 1 s after the load runs. ' +
   'Ping under load: average of pings every 100 ms during the 4-stream run (from 0.5 s in to 0.5 s before its end), of those that came back; the share lost is given where any were. ' +
   'veth is the same namespaces without a tunnel (the ceiling).';
 
@@ -156,7 +161,7 @@ async function benchTunnels(opts: Options, infos: ReadonlyMap<string, SystemInfo
         const r = await measureOnce(system, opts, tmp);
         reps.get(system.name)!.push(r);
         say(
-          `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms idle, ` +
+          `  ${rep}/${opts.reps} ${system.name.padEnd(19)} ${r.gbps1.toFixed(2)} / ${r.gbps4.toFixed(2)} Gbit/s, ping ${r.pingMs.toFixed(3)} ms idle (${r.warmPingMs.toFixed(3)} after load), ` +
             `${r.loadPingMs.toFixed(3)} ms under load${r.loadPingLossPct > 0 ? ` (${r.loadPingLossPct}% lost)` : ''}, ` +
             `CPU ${r.cpu.map((c) => c.toFixed(0)).join('/') || '–'} %, RSS ${r.rssMb.map((x) => x.toFixed(1)).join('/') || '–'} MB (${((performance.now() - t0) / 1000).toFixed(0)} s)` +
             (r.busyBefore > QUIET_PCT ? `, DISTURBED: the machine was ${r.busyBefore.toFixed(0)}% busy before it` : ''),
