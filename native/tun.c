@@ -119,17 +119,51 @@ TUN_GETTER(tun_get_super_packets, make_int(env, (int64_t)h->tun.super_packets))
 /* tun.gsoPending: segments of a super-packet are left for the next read (the batch was full). */
 TUN_GETTER(tun_get_gso_pending, make_bool(env, h->tun.reader && tun_gso_pending(&h->tun.reader->gso)))
 
-/* One packet from the tun into slot p (cap bytes) and, with offloads on, on into
- * reader->buf from TUN_GSO_MAX: a super-packet then only needs the part in the slot copied
- * in front of the rest. One spill byte past the room tells a cut packet from one that fits
- * exactly: the kernel returns only what it copied (tun_chr_read_iter caps the length). */
-static ssize_t read_packet(int fd, tun_reader *reader, uint8_t *hdr, uint8_t *p, size_t in_slot) {
-  uint8_t spill;
-  struct iovec iov[4] = {{hdr, TUN_VNET_HDR_LEN}, {p, in_slot}};
-  int n = 2;
+/* How much of its slot a read fills directly: all of it, but with offloads on no more than
+ * a super-packet (TUN_GSO_MAX); the rest of a super-packet goes to the reader's buffer. */
+static size_t in_slot_room(const io_handle *h, const batch *b) {
+  size_t cap = b->slot - b->offset;
+  return h->tun.reader && cap > TUN_GSO_MAX ? TUN_GSO_MAX : cap;
+}
+
+/* Where one packet from the tun goes: its vnet header into hdr, the packet into slot p
+ * (in_slot bytes) and, with offloads on, on into reader->buf from TUN_GSO_MAX: a super-packet
+ * then only needs the part in the slot copied in front of the rest. One spill byte past the
+ * room tells a cut packet from one that fits exactly: the kernel returns only what it copied
+ * (tun_chr_read_iter caps the length). Returns the iovec count (iov: 4 entries). */
+static int read_iov(tun_reader *reader, uint8_t *hdr, uint8_t *p, size_t in_slot, uint8_t *spill, struct iovec *iov) {
+  int n = 0;
+  iov[n++] = (struct iovec){hdr, TUN_VNET_HDR_LEN};
+  iov[n++] = (struct iovec){p, in_slot};
   if (reader) iov[n++] = (struct iovec){reader->buf + TUN_GSO_MAX, TUN_GSO_MAX - in_slot};
-  iov[n++] = (struct iovec){&spill, 1};
-  return readv(fd, iov, n);
+  iov[n++] = (struct iovec){spill, 1};
+  return n;
+}
+
+/* What a read makes of the r bytes (vnet header hdr, then the packet) it got through
+ * read_iov into slot i: a plain packet with its checksum completed, or lens[i] = -1 when it
+ * cannot be used (1 is returned: the slot is done); or a super-packet taken for cutting
+ * (0 is returned: tun_gso_split puts its segments into slots from i). */
+static size_t take_packet(io_handle *h, const batch *b, size_t i, const uint8_t *hdr, ssize_t r) {
+  tun_reader *reader = h->tun.reader;
+  size_t cap = b->slot - b->offset, in_slot = in_slot_room(h, b);
+  uint8_t *p = b->buf + i * b->slot + b->offset;
+  size_t len = r > TUN_VNET_HDR_LEN ? (size_t)r - TUN_VNET_HDR_LEN : 0;
+  bool gso = hdr[1] != VNET_GSO_NONE;
+  if (gso && reader && len <= TUN_GSO_MAX) {
+    size_t head = len < in_slot ? len : in_slot;
+    uint8_t *pkt = reader->buf + TUN_GSO_MAX - head;
+    memcpy(pkt, p, head);
+    h->tun.super_packets++;
+    if (tun_gso_start(&reader->gso, hdr, pkt, len)) return 0;
+    b->lens[i] = -1;
+  } else if (len > cap) {
+    h->tun.oversized++;
+    b->lens[i] = -1;
+  } else {
+    b->lens[i] = !gso && len > 0 && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
+  }
+  return 1;
 }
 
 /* tun.read(buf, slotSize, offset, lens, first, count) -> packets read into slots
@@ -144,38 +178,22 @@ static napi_value tun_read(napi_env env, napi_callback_info info) {
   io_handle *h = OPEN_THIS(6, argv, NULL);
   if (!h || !arg_batch(env, argv, false, &b)) return NULL;
   tun_reader *reader = h->tun.reader;
-  uint8_t hdr[TUN_VNET_HDR_LEN];
-  size_t n = 0, end = b.first + b.count, cap = b.slot - b.offset;
-  size_t in_slot = reader && cap > TUN_GSO_MAX ? TUN_GSO_MAX : cap;
+  uint8_t hdr[TUN_VNET_HDR_LEN], spill;
+  struct iovec iov[4];
+  size_t n = 0, end = b.first + b.count, in_slot = in_slot_room(h, &b);
   while (n < b.count) {
     size_t i = b.first + n;
     if (reader && tun_gso_pending(&reader->gso)) {
       n += tun_gso_split(&reader->gso, b.buf, b.slot, b.offset, b.lens, i, end);
       continue;
     }
-    uint8_t *p = b.buf + i * b.slot + b.offset;
-    ssize_t r = read_packet(h->fd, reader, hdr, p, in_slot);
+    ssize_t r = readv(h->fd, iov, read_iov(reader, hdr, b.buf + i * b.slot + b.offset, in_slot, &spill, iov));
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || n > 0) break;
       return make_int(env, -errno);
     }
-    size_t len = r > TUN_VNET_HDR_LEN ? (size_t)r - TUN_VNET_HDR_LEN : 0;
-    bool gso = hdr[1] != VNET_GSO_NONE;
-    if (gso && reader && len <= TUN_GSO_MAX) {
-      size_t head = len < in_slot ? len : in_slot;
-      uint8_t *pkt = reader->buf + TUN_GSO_MAX - head;
-      memcpy(pkt, p, head);
-      h->tun.super_packets++;
-      if (tun_gso_start(&reader->gso, hdr, pkt, len)) continue; /* cut at the top of the loop */
-      b.lens[i] = -1;
-    } else if (len > cap) {
-      h->tun.oversized++;
-      b.lens[i] = -1;
-    } else {
-      b.lens[i] = !gso && len > 0 && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
-    }
-    n++;
+    n += take_packet(h, &b, i, hdr, r); /* a super-packet is cut at the top of the loop */
   }
   return make_int(env, (int64_t)n);
 }
@@ -247,31 +265,35 @@ static napi_value tcp_coalesce(napi_env env, napi_callback_info info) {
 }
 
 /* gsoSplit(buf, slotSize, offset, lens, first, count, packet) -> [slots, left]: what
- * tun.read makes of `packet` (a vnet header, then the packet as the kernel hands it over): a
- * super-packet's segments, or a plain packet with its checksum completed, in slots from
- * `first`; `left`: payload bytes that did not fit before slot first + count. The same code
- * as tun.read, without a tun, so tests can check segmentation without root. */
+ * tun.read with offloads on makes of `packet` (a vnet header, then the packet as the kernel
+ * hands it over): a super-packet's segments, or one packet (lens -1: dropped), in slots from
+ * `first`; `left`: payload bytes that did not fit before slot first + count. The packet is
+ * laid out as a readv through read_iov would leave it and goes through take_packet and
+ * tun_gso_split, tun.read's own code, so tests can check it without root. */
 static napi_value gso_split(napi_env env, napi_callback_info info) {
   size_t len;
   batch b;
   uint8_t *pkt;
   if (!test_args(env, info, "packet", &b, &pkt, &len)) return NULL;
   if (b.count == 0 || len < TUN_VNET_HDR_LEN) return throw_range(env, "need a slot and a vnet header");
-  const uint8_t *hdr = pkt;
-  pkt += TUN_VNET_HDR_LEN;
-  len -= TUN_VNET_HDR_LEN;
-  tun_gso g = {0};
-  size_t slots = 1;
-  if (hdr[1] != VNET_GSO_NONE) {
-    slots = tun_gso_start(&g, hdr, pkt, len) ? tun_gso_split(&g, b.buf, b.slot, b.offset, b.lens, b.first, b.first + b.count) : 0;
-  } else if (len > b.slot - b.offset) {
-    return throw_range(env, "the packet does not fit a slot");
-  } else {
-    uint8_t *p = b.buf + b.first * b.slot + b.offset;
-    memcpy(p, pkt, len);
-    b.lens[b.first] = tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
+  /* A handle of its own with offloads on and no tun: tun.read's state without the fd. */
+  io_handle t = {.kind = KIND_TUN, .fd = -1};
+  if (!(t.tun.reader = calloc(1, sizeof *t.tun.reader))) return throw_errno(env, ENOMEM, "calloc");
+  uint8_t hdr[TUN_VNET_HDR_LEN], spill;
+  struct iovec iov[4];
+  int iovcnt = read_iov(t.tun.reader, hdr, b.buf + b.first * b.slot + b.offset, in_slot_room(&t, &b), &spill, iov);
+  size_t r = 0; /* what readv would return: the bytes that fit */
+  for (int k = 0; k < iovcnt && r < len; k++) {
+    size_t n = len - r < iov[k].iov_len ? len - r : iov[k].iov_len;
+    memcpy(iov[k].iov_base, pkt + r, n);
+    r += n;
   }
-  return make_pair(env, (int64_t)slots, (int64_t)(g.len - g.next));
+  size_t slots = take_packet(&t, &b, b.first, hdr, (ssize_t)r);
+  tun_gso *g = &t.tun.reader->gso;
+  if (slots == 0) slots = tun_gso_split(g, b.buf, b.slot, b.offset, b.lens, b.first, b.first + b.count);
+  int64_t left = (int64_t)(g->len - g->next);
+  free(t.tun.reader);
+  return make_pair(env, (int64_t)slots, left);
 }
 
 bool tun_register(napi_env env, napi_value exports) {

@@ -1,13 +1,14 @@
 /**
  * The TCP transport's keys (issue 16): the server's `tcp` listener, optionally TLS with a
- * certificate and key read (and checked as a pair) here, so `tvpn check` refuses a bad one;
- * the client's `server.tcp` endpoint and `server.transport`.
+ * certificate and key read here and made into the listener's TLS context, so `tvpn check`
+ * refuses a bad pair and the listener serves the context checked; the client's `server.tcp`
+ * endpoint and `server.transport`.
  *
  *   server.yaml:  tcp: { listen: 0.0.0.0:443, tls: { cert: tls.crt, key: tls.key } }
  *   client.yaml:  server: { ..., tcp: { endpoint: vpn.example.com:443, tls: true }, transport: auto }
  */
 import { readFileSync } from 'node:fs';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { ipFamily } from '../net/ip.js';
 import { listenOf } from './load.js';
 import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
@@ -17,8 +18,11 @@ import type { Section, Value } from './walk.js';
 
 export interface ServerTcpConfig {
   listen: { host: string; port: number };
-  /** PEM certificate and key (null: plain TCP), with the files they came from. */
-  tls: { cert: Buffer; key: Buffer; certFile: string; keyFile: string } | null;
+  /**
+   * PEM certificate and key (null: plain TCP), with the files they came from, and the TLS
+   * context made of them: the listener's (src/io/tcpbind.ts takes it as it is).
+   */
+  tls: { cert: Buffer; key: Buffer; certFile: string; keyFile: string; context: SecureContext } | null;
   /** The public host:port of the listener, for add-client. */
   endpoint: { host: string; port: number } | null;
 }
@@ -56,12 +60,13 @@ export function serverTcpOf(value: Value | undefined): ServerTcpConfig | null {
   const t = tlsValue.section(TCP_TLS);
   const cert = readPem(t.need('cert', `the certificate file; ${MAKE_CERT}`), 'certificate');
   const key = readPem(t.need('key', "the certificate's private key file"), 'key');
+  let context: SecureContext;
   try {
-    createSecureContext({ cert: cert.pem, key: key.pem });
+    context = createSecureContext({ cert: cert.pem, key: key.pem });
   } catch (err) {
     throw t.fail(`the certificate ${cert.file} and key ${key.file} are refused (${(err as Error).message}); they must be a matching PEM pair`);
   }
-  return { listen, tls: { cert: cert.pem, key: key.pem, certFile: cert.file, keyFile: key.file }, endpoint };
+  return { listen, tls: { cert: cert.pem, key: key.pem, certFile: cert.file, keyFile: key.file, context }, endpoint };
 }
 
 /** server.tcp and server.transport of a client config. */

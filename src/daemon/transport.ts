@@ -43,8 +43,7 @@ export function tcpOffer(cfg: ServerConfig): { endpoint: string; tls: boolean } 
 }
 
 export function serverTcpOptions(tcp: ServerTcpConfig, log: Logger): TcpBindOptions {
-  const tls = tcp.tls ? { tls: { cert: tcp.tls.cert, key: tcp.tls.key } } : {};
-  return { listen: { ...tcp.listen, ...tls }, onEvent: (e) => logTcpEvent(log, e) };
+  return { listen: { ...tcp.listen, ...(tcp.tls && { tls: tcp.tls.context }) }, onEvent: (e) => logTcpEvent(log, e) };
 }
 
 export function clientTcpOptions(tls: (e: Endpoint) => { serverName: string } | null, log: Logger): TcpBindOptions {

@@ -15,7 +15,7 @@
  * limit), and each batch goes out in one write per connection.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { connect as tlsConnect, TLSSocket, type SecureContext } from 'node:tls';
 import { endpointOf, formatEndpoint, type Endpoint } from '../net/endpoint.js';
 import { type PacketBatch } from './batch.js';
 import { ENDPOINT_SIZE, TRANSPORT_TCP, decodeEndpoint, endpointEquals } from './endpoint.js';
@@ -49,8 +49,11 @@ export const TCP_LIMITS: TcpLimits = {
 };
 
 export interface TcpBindOptions {
-  /** Accept connections here (a server); with tls, as a TLS server with this certificate and key (PEM). */
-  listen?: { host: string; port: number; tls?: { cert: string | Buffer; key: string | Buffer } };
+  /**
+   * Accept connections here (a server); with tls, as a TLS server with this context: the one
+   * the config made of the certificate and key, where a bad pair is refused (src/config/tcp.ts).
+   */
+  listen?: { host: string; port: number; tls?: SecureContext };
   /** Connect to endpoints sends go to (a client); in TLS, sending serverName as SNI, where tls says so for the endpoint. */
   dial?: { tls?: (e: Endpoint) => { serverName: string } | null };
   /** The longest frame taken (default the largest a prefix expresses); longer ones close the connection. */
@@ -109,18 +112,12 @@ export class TcpBind {
     this.ctx = { maxFrame, limits: this.limits, clock: this.clock, ready: this.onReady, closed: this.onClosed };
   }
 
-  /** A listener (resolves once listening) and/or a dialer. Throws a one-line error for a bad certificate or key, or a port in use. */
+  /** A listener (resolves once listening) and/or a dialer. Throws a one-line error for a port in use. */
   static async open(opts: TcpBindOptions): Promise<TcpBind> {
     const bind = new TcpBind(opts);
     const l = opts.listen;
     if (!l) return bind;
-    if (l.tls) {
-      try {
-        bind.secure = createSecureContext({ cert: l.tls.cert, key: l.tls.key });
-      } catch (err) {
-        throw new Error(`TLS certificate or key refused: ${(err as Error).message}; are tcp.tls.cert and tcp.tls.key a matching PEM pair?`);
-      }
-    }
+    bind.secure = l.tls ?? null;
     const server = (bind.server = createServer({ noDelay: true }, bind.onAccept));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {

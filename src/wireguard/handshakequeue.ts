@@ -11,7 +11,7 @@ import type { Endpoint } from '../net/endpoint.js';
 import { endpointAddress } from '../net/endpoint.js';
 import { MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION } from './constants.js';
 import { CookieReply, Initiation, Response } from './messages.js';
-import { RateLimiter } from './ratelimiter.js';
+import { RateLimiter, type SourceKey, sourceKey } from './ratelimiter.js';
 
 /** wireguard-go's QueueHandshakeSize. */
 export const HANDSHAKE_QUEUE_SIZE = 1024;
@@ -29,26 +29,36 @@ const SIZES = [Initiation.size, Response.size, CookieReply.size] as const;
 
 export type Admission = 'queued' | 'malformed' | 'queue-full' | 'source-limit';
 
+/** A queued message, its sender and the sender's rate limiter key. */
+export interface Handshake {
+  msg: Uint8Array;
+  from: Endpoint;
+  source: SourceKey;
+}
+
 export class HandshakeQueue {
   private readonly buf: Uint8Array;
   /** Per slot and type, the view of a message of that type's size: shift() hands these out. */
   private readonly views: Uint8Array[][];
   private readonly types: Uint8Array;
   private readonly from: (Endpoint | null)[];
+  /** Per slot, its sender's rate limiter key: receive.ts's post-mac2 limiter takes it from here. */
+  private readonly sources: SourceKey[];
   private readonly admission: RateLimiter;
   private head = 0;
   private count = 0;
-  /** The address of the last source admitted: a batch's run from one sender parses it once. */
+  /** The key of the last source admitted: a batch's run from one sender parses its address once. */
   private lastFrom: Endpoint | null = null;
-  private lastAddress: Uint8Array = new Uint8Array(4);
+  private lastSource: SourceKey = 0;
   /** What shift() returns, reused. */
-  private readonly out: { msg: Uint8Array; from: Endpoint } = { msg: new Uint8Array(0), from: { ip: '', port: 0 } };
+  private readonly out: Handshake = { msg: new Uint8Array(0), from: { ip: '', port: 0 }, source: 0 };
 
   constructor(readonly capacity = HANDSHAKE_QUEUE_SIZE) {
     this.buf = new Uint8Array(capacity * Initiation.size);
     this.views = SIZES.map((size) => Array.from({ length: capacity }, (_, i) => this.buf.subarray(i * Initiation.size, i * Initiation.size + size)));
     this.types = new Uint8Array(capacity);
     this.from = new Array<Endpoint | null>(capacity).fill(null);
+    this.sources = new Array<SourceKey>(capacity).fill(0);
     // Addresses here are unproven: past the table's size a source is let through to the bounded
     // queue and the cookies of under-load mode, never locked out.
     this.admission = new RateLimiter({ packetsPerSecond: ADMIT_PER_SECOND, burst: ADMIT_BURST, allowWhenFull: true });
@@ -66,15 +76,16 @@ export class HandshakeQueue {
     }
     if (this.count === this.capacity) return 'queue-full';
     if (from !== this.lastFrom) {
-      this.lastAddress = endpointAddress(from);
+      this.lastSource = sourceKey(endpointAddress(from));
       this.lastFrom = from;
     }
-    if (!this.admission.allow(this.lastAddress, now)) return 'source-limit';
+    if (!this.admission.allow(this.lastSource, now)) return 'source-limit';
     const slot = (this.head + this.count++) % this.capacity;
     const at = slot * Initiation.size;
     for (let i = 0; i < len; i++) this.buf[at + i] = buf[off + i]!; // no view to allocate
     this.types[slot] = type;
     this.from[slot] = from;
+    this.sources[slot] = this.lastSource;
     return 'queued';
   }
 
@@ -82,7 +93,7 @@ export class HandshakeQueue {
    * The oldest message and its sender, or null when empty. The view stays valid until the
    * slot is reused: until the next push once the ring has wrapped round to it.
    */
-  shift(): { msg: Uint8Array; from: Endpoint } | null {
+  shift(): Handshake | null {
     if (this.count === 0) return null;
     const slot = this.head;
     this.head = (slot + 1) % this.capacity;
@@ -91,6 +102,7 @@ export class HandshakeQueue {
     this.from[slot] = null;
     this.out.msg = this.views[this.types[slot]! - 1]![slot]!;
     this.out.from = from;
+    this.out.source = this.sources[slot]!;
     return this.out;
   }
 }

@@ -8,7 +8,8 @@
  * Tokens are counted in nanoseconds of credit like the originals (one packet costs
  * 1e9 / packetsPerSecond); time is injected in (possibly fractional) milliseconds from a
  * monotonic clock. Idle entries are dropped by gc(), which allow() also runs lazily at most
- * once per GARBAGE_COLLECT_TIME_MS, so no timer is needed here.
+ * once per GARBAGE_COLLECT_TIME_MS, so no timer is needed here. A message's source is keyed
+ * once (sourceKey), by the handshake queue that admits it, and that key goes to every limiter.
  */
 import { unmapIp } from '../net/ip.js';
 
@@ -24,6 +25,9 @@ const GARBAGE_COLLECT_TIME_MS = 1000;
 const MAX_ENTRIES = 1 << 16;
 const NS_PER_MS = 1e6;
 
+/** IPv4 keyed by the address as a uint32 number, IPv6 by its /64 as a string: no collisions. */
+export type SourceKey = number | string;
+
 interface Entry {
   lastTimeMs: number;
   tokens: number; // ns of credit
@@ -34,15 +38,10 @@ export class RateLimiter {
   private readonly maxTokens: number;
   private readonly maxEntries: number;
   private readonly allowWhenFull: boolean;
-  /** IPv4 keyed by the address as a uint32 number, IPv6 by its /64 as a string: no collisions. */
-  private readonly table = new Map<number | string, Entry>();
+  private readonly table = new Map<SourceKey, Entry>();
   private lastGcMs = -Infinity;
-  /**
-   * The entry of the last source asked about, by identity of its address array: a flood from
-   * one address (the caller passing the same array) skips the key, which for most IPv4
-   * addresses is a heap number allocated per call, and the lookup.
-   */
-  private lastIp: Uint8Array | null = null;
+  /** The entry of the last source asked about: a flood from one address skips the lookup. */
+  private lastKey: SourceKey | null = null;
   private lastEntry: Entry | undefined;
 
   /**
@@ -67,22 +66,18 @@ export class RateLimiter {
     return this.table.size;
   }
 
-  /**
-   * True if a handshake message from this source may be processed now. ip is 4 or 16 bytes,
-   * and must not change once passed: the same array again means the same source.
-   */
-  allow(ip: Uint8Array, nowMs: number): boolean {
+  /** True if a handshake message from this source (its sourceKey) may be processed now. */
+  allow(key: SourceKey, nowMs: number): boolean {
     if (nowMs - this.lastGcMs >= GARBAGE_COLLECT_TIME_MS) this.gc(nowMs);
-    let entry = ip === this.lastIp ? this.lastEntry : undefined;
+    let entry = key === this.lastKey ? this.lastEntry : undefined;
     if (entry === undefined) {
-      const key = sourceKey(ip);
       entry = this.table.get(key);
       if (entry === undefined) {
         if (this.table.size >= this.maxEntries) return this.allowWhenFull;
         entry = { lastTimeMs: nowMs, tokens: this.maxTokens };
         this.table.set(key, entry);
       }
-      this.lastIp = ip;
+      this.lastKey = key;
       this.lastEntry = entry;
     }
     // A clock that steps back must not drain the bucket.
@@ -101,14 +96,15 @@ export class RateLimiter {
   /** Drops entries idle for more than a second. */
   gc(nowMs: number): void {
     this.lastGcMs = nowMs;
-    this.lastIp = null;
+    this.lastKey = null;
     for (const [key, entry] of this.table) {
       if (nowMs - entry.lastTimeMs > GARBAGE_COLLECT_TIME_MS) this.table.delete(key);
     }
   }
 }
 
-function sourceKey(source: Uint8Array): number | string {
+/** The key of a source address of 4 or 16 bytes. */
+export function sourceKey(source: Uint8Array): SourceKey {
   // IPv4-mapped (::ffff:a.b.c.d) is keyed as IPv4, as wireguard-go's To4() does; otherwise
   // every IPv4 source would share the single ::/64 bucket.
   const ip = unmapIp(source);

@@ -30,13 +30,14 @@ import {
   UNDER_LOAD_AFTER_TIME,
 } from './constants.js';
 import { SCRATCH_SLOT, type DeviceCore, type SlotBatch } from './core.js';
-import { endpointAddress, sameEndpoint, type Endpoint } from '../net/endpoint.js';
+import { sameEndpoint, type Endpoint } from '../net/endpoint.js';
 import { acceptInitiation, consumeInitiation, consumeResponse, createResponse } from './handshake.js';
 import { CookieReply, Initiation, Response, Transport, messageType, readU32 } from './messages.js';
 import type { Peer } from './peer.js';
 import { sendHandshakeInitiation, sendKeepalive, sendStaged } from './send.js';
 import { beginSession, receivedWithKeypair, rekeyDueReceiving, releaseHandshakeIndex } from './sessions.js';
 import { tai64nAfter } from './tai64n.js';
+import type { SourceKey } from './ratelimiter.js';
 import {
   timersAnyAuthenticatedPacketReceived,
   timersAnyAuthenticatedPacketSent,
@@ -75,9 +76,9 @@ export function processHandshakes(d: DeviceCore, now: number, max: number): numb
   for (let n = 0; n < max; n++) {
     const next = queue.shift();
     if (!next) break;
-    const { msg, from } = next;
+    const { msg, from, source } = next;
     if (msg[0] === MESSAGE_COOKIE_REPLY) receiveCookieReply(d, msg, now);
-    else receiveHandshake(d, msg, from, now, msg[0] === MESSAGE_INITIATION);
+    else receiveHandshake(d, msg, from, source, now, msg[0] === MESSAGE_INITIATION);
   }
   return queue.length;
 }
@@ -89,7 +90,7 @@ function isUnderLoad(d: DeviceCore, now: number): boolean {
   return d.underLoad(now);
 }
 
-function receiveHandshake(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: number, initiation: boolean): void {
+function receiveHandshake(d: DeviceCore, msg: Uint8Array, from: Endpoint, source: SourceKey, now: number, initiation: boolean): void {
   if (!d.cookieChecker.checkMac1(msg)) return d.drop('mac1');
   if (isUnderLoad(d, now)) {
     if (!d.cookieChecker.checkMac2(msg, from, now)) {
@@ -97,7 +98,7 @@ function receiveHandshake(d: DeviceCore, msg: Uint8Array, from: Endpoint, now: n
       d.output.event?.({ type: 'cookie-sent', to: from });
       return;
     }
-    if (!d.rateLimiter.allow(endpointAddress(from), now)) return d.drop('rate-limited');
+    if (!d.rateLimiter.allow(source, now)) return d.drop('rate-limited');
   }
   if (initiation) receiveInitiation(d, msg, from, now);
   else receiveResponse(d, msg, from, now);

@@ -33,7 +33,7 @@ test('server: tcp is off by default; listen alone is plain TCP; tls reads the pa
   expect(c.tls!.key.toString()).toContain('PRIVATE KEY');
 });
 
-test('server: a missing, unreadable, non-PEM or mismatched certificate or key is one line with the fix', () => {
+test('server: a missing, unreadable, non-PEM or mismatched certificate or key is one line with the fix', async () => {
   expect(serverError(`${HEAD}tcp: {}\n`)).toBe(`DIR/server.yaml:3: tcp: missing 'listen' (the TCP address to listen on, e.g. 0.0.0.0:443)`);
   expect(serverError(`${HEAD}tcp: { listen: 443 }\n`)).toBe("DIR/server.yaml:3: tcp.listen: expected host:port, got the number 443; write 0.0.0.0:443 (or '[::]:443' for IPv6, quoted)");
   expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { key: tls.key } }\n`)).toMatch(/^DIR\/server\.yaml:3: tcp\.tls: missing 'cert' \(the certificate file; make a self-signed pair with: openssl req -x509 /);
@@ -48,6 +48,10 @@ test('server: a missing, unreadable, non-PEM or mismatched certificate or key is
     /^DIR\/server\.yaml:3: tcp\.tls: the certificate DIR\/a\.crt and key DIR\/b\.key are refused \(.*\); they must be a matching PEM pair$/,
   );
   expect(serverError(`${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: a.crt, key: a.key, ca: x } }\n`)).toMatch(/unknown key 'tcp\.tls\.ca'/);
+  writeFileSync(F, `${HEAD}tcp: { listen: 0.0.0.0:443, tls: { cert: a.crt, key: b.key } }\n`, { mode: 0o600 });
+  const check = await tvpn('check', '-c', F);
+  expect(check.code).not.toBe(0);
+  expect(check.err.trimEnd()).toMatch(/^[^\n]*tcp\.tls: the certificate .*a\.crt and key .*b\.key are refused \(.*\); they must be a matching PEM pair$/);
 });
 
 test('client: auto by default (UDP until a TCP endpoint is known); tls takes the DNS name as SNI', () => {

@@ -4,6 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { ADMIT_BURST, ADMIT_PER_SECOND, HandshakeQueue } from '../../src/wireguard/handshakequeue.js';
+import { sourceKey } from '../../src/wireguard/ratelimiter.js';
 
 const message = (type: number, size: number, mark = 0): Uint8Array => {
   const m = new Uint8Array(size).fill(mark);
@@ -13,7 +14,7 @@ const message = (type: number, size: number, mark = 0): Uint8Array => {
 const from = (i: number) => ({ ip: `198.51.100.${i}`, port: 1000 + i });
 
 describe('HandshakeQueue', () => {
-  test('holds at most its capacity, hands messages out oldest first with their sender, and wraps round', () => {
+  test('holds at most its capacity, hands messages out oldest first with their sender and its key, and wraps round', () => {
     const q = new HandshakeQueue(4);
     const sent = [message(1, 148, 1), message(2, 92, 2), message(3, 64, 3), message(1, 148, 4)];
     sent.forEach((m, i) => expect(q.push(m, 0, m.length, from(i), 0)).toBe('queued'));
@@ -21,7 +22,7 @@ describe('HandshakeQueue', () => {
     expect(q.length).toBe(4);
     for (let i = 0; i < 2; i++) {
       const next = q.shift()!;
-      expect([next.msg, next.from]).toEqual([sent[i], from(i)]);
+      expect([next.msg, next.from, next.source]).toEqual([sent[i], from(i), sourceKey(Uint8Array.of(198, 51, 100, i))]);
     }
     const late = message(2, 92, 5);
     const buf = new Uint8Array(300);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from '../../src/wireguard/ratelimiter.js';
+import { RateLimiter, sourceKey } from '../../src/wireguard/ratelimiter.js';
 
 function ip4(s: string): Uint8Array {
   return Uint8Array.from(s.split('.').map(Number));
@@ -52,7 +52,7 @@ describe('RateLimiter', () => {
     steps.forEach((step, i) => {
       now += step.waitMs;
       for (const ip of ips) {
-        expect({ i, text: step.text, ip: [...ip], allowed: rl.allow(ip, now) }).toEqual({
+        expect({ i, text: step.text, ip: [...ip], allowed: rl.allow(sourceKey(ip), now) }).toEqual({
           i,
           text: step.text,
           ip: [...ip],
@@ -67,43 +67,43 @@ describe('RateLimiter', () => {
     const rl = new RateLimiter();
     const ip = ip4('10.0.0.1');
     let now = 0;
-    for (let i = 0; i < 5; i++) expect(rl.allow(ip, now)).toBe(true);
-    expect(rl.allow(ip, now)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(ip), now)).toBe(true);
+    expect(rl.allow(sourceKey(ip), now)).toBe(false);
     // Sustained 20/s: one packet every 50 ms passes, a second one in between does not.
     for (let i = 0; i < 40; i++) {
       now += COST_MS;
-      expect(rl.allow(ip, now)).toBe(true);
-      expect(rl.allow(ip, now)).toBe(false);
+      expect(rl.allow(sourceKey(ip), now)).toBe(true);
+      expect(rl.allow(sourceKey(ip), now)).toBe(false);
     }
     // Part of a token's worth of time is not enough, but the partial credit is kept.
     now += 30;
-    expect(rl.allow(ip, now)).toBe(false);
+    expect(rl.allow(sourceKey(ip), now)).toBe(false);
     now += 19.5;
-    expect(rl.allow(ip, now)).toBe(false);
+    expect(rl.allow(sourceKey(ip), now)).toBe(false);
     now += 0.5;
-    expect(rl.allow(ip, now)).toBe(true);
+    expect(rl.allow(sourceKey(ip), now)).toBe(true);
     // A long pause (but under the GC time) refills only up to the burst.
     now += 900;
-    for (let i = 0; i < 5; i++) expect(rl.allow(ip, now)).toBe(true);
-    expect(rl.allow(ip, now)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(ip), now)).toBe(true);
+    expect(rl.allow(sourceKey(ip), now)).toBe(false);
   });
 
   it('honours custom rate and burst', () => {
     const rl = new RateLimiter({ packetsPerSecond: 2, burst: 2 });
     const ip = ip4('10.0.0.1');
-    expect([rl.allow(ip, 0), rl.allow(ip, 0), rl.allow(ip, 0)]).toEqual([true, true, false]);
-    expect(rl.allow(ip, 499)).toBe(false);
-    expect(rl.allow(ip, 500)).toBe(true);
+    expect([rl.allow(sourceKey(ip), 0), rl.allow(sourceKey(ip), 0), rl.allow(sourceKey(ip), 0)]).toEqual([true, true, false]);
+    expect(rl.allow(sourceKey(ip), 499)).toBe(false);
+    expect(rl.allow(sourceKey(ip), 500)).toBe(true);
   });
 
   it('keeps separate buckets per IPv4 address', () => {
     const rl = new RateLimiter();
     const a = ip4('10.0.0.1');
     const b = ip4('10.0.0.2');
-    for (let i = 0; i < 5; i++) expect(rl.allow(a, 0)).toBe(true);
-    expect(rl.allow(a, 0)).toBe(false);
-    for (let i = 0; i < 5; i++) expect(rl.allow(b, 0)).toBe(true);
-    expect(rl.allow(b, 0)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(a), 0)).toBe(true);
+    expect(rl.allow(sourceKey(a), 0)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(b), 0)).toBe(true);
+    expect(rl.allow(sourceKey(b), 0)).toBe(false);
     expect(rl.size).toBe(2);
   });
 
@@ -115,11 +115,11 @@ describe('RateLimiter', () => {
       ip6('2001:0db8:0000:0001:1234:5678:9abc:def0'),
     ];
     // Five packets spread over three addresses of one /64 exhaust the shared bucket.
-    for (let i = 0; i < 5; i++) expect(rl.allow(hosts[i % 3]!, 0)).toBe(true);
-    for (const h of hosts) expect(rl.allow(h, 0)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(hosts[i % 3]!), 0)).toBe(true);
+    for (const h of hosts) expect(rl.allow(sourceKey(h), 0)).toBe(false);
     expect(rl.size).toBe(1);
     // The neighbouring /64 has its own bucket.
-    expect(rl.allow(ip6('2001:0db8:0000:0002:0000:0000:0000:0001'), 0)).toBe(true);
+    expect(rl.allow(sourceKey(ip6('2001:0db8:0000:0002:0000:0000:0000:0001')), 0)).toBe(true);
     expect(rl.size).toBe(2);
   });
 
@@ -127,10 +127,10 @@ describe('RateLimiter', () => {
     const rl = new RateLimiter();
     const mappedA = ip6('0000:0000:0000:0000:0000:ffff:0a00:0001'); // ::ffff:10.0.0.1
     const mappedB = ip6('0000:0000:0000:0000:0000:ffff:0a00:0002');
-    for (let i = 0; i < 5; i++) expect(rl.allow(mappedA, 0)).toBe(true);
-    expect(rl.allow(mappedA, 0)).toBe(false);
-    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(false); // same source
-    expect(rl.allow(mappedB, 0)).toBe(true);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(mappedA), 0)).toBe(true);
+    expect(rl.allow(sourceKey(mappedA), 0)).toBe(false);
+    expect(rl.allow(sourceKey(ip4('10.0.0.1')), 0)).toBe(false); // same source
+    expect(rl.allow(sourceKey(mappedB), 0)).toBe(true);
     expect(rl.size).toBe(2);
   });
 
@@ -138,44 +138,44 @@ describe('RateLimiter', () => {
     const rl = new RateLimiter();
     const a = ip4('10.0.0.1');
     const b = ip4('10.0.0.2');
-    for (let i = 0; i < 6; i++) rl.allow(a, 0);
-    rl.allow(b, 500);
+    for (let i = 0; i < 6; i++) rl.allow(sourceKey(a), 0);
+    rl.allow(sourceKey(b), 500);
     rl.gc(1000); // a idle exactly 1 s: kept
     expect(rl.size).toBe(2);
     rl.gc(1000.5);
     expect(rl.size).toBe(1);
     rl.gc(1501);
     expect(rl.size).toBe(0);
-    for (let i = 0; i < 5; i++) expect(rl.allow(a, 1501)).toBe(true);
-    expect(rl.allow(a, 1501)).toBe(false);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(a), 1501)).toBe(true);
+    expect(rl.allow(sourceKey(a), 1501)).toBe(false);
   });
 
   it('collects idle entries lazily from allow() without an explicit gc()', () => {
     const rl = new RateLimiter();
-    for (let i = 0; i < 100; i++) rl.allow(ip4(`10.0.${i}.1`), 0);
+    for (let i = 0; i < 100; i++) rl.allow(sourceKey(ip4(`10.0.${i}.1`)), 0);
     expect(rl.size).toBe(100);
-    rl.allow(ip4('10.1.0.1'), 5000);
+    rl.allow(sourceKey(ip4('10.1.0.1')), 5000);
     expect(rl.size).toBe(1);
   });
 
   it('refuses new sources when the table is full, while known sources keep their buckets', () => {
     const rl = new RateLimiter({ maxEntries: 3 });
-    for (let i = 1; i <= 3; i++) expect(rl.allow(ip4(`10.0.0.${i}`), 0)).toBe(true);
-    expect(rl.allow(ip4('10.0.0.4'), 0)).toBe(false);
+    for (let i = 1; i <= 3; i++) expect(rl.allow(sourceKey(ip4(`10.0.0.${i}`)), 0)).toBe(true);
+    expect(rl.allow(sourceKey(ip4('10.0.0.4')), 0)).toBe(false);
     expect(rl.size).toBe(3);
-    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(true);
+    expect(rl.allow(sourceKey(ip4('10.0.0.1')), 0)).toBe(true);
     // Once the old entries go idle they are collected and newcomers get in.
-    expect(rl.allow(ip4('10.0.0.4'), 1001)).toBe(true);
+    expect(rl.allow(sourceKey(ip4('10.0.0.4')), 1001)).toBe(true);
     expect(rl.size).toBe(1);
   });
 
   it('with allowWhenFull, a source the full table cannot track passes (and is not tracked), known sources keep their limits', () => {
     const rl = new RateLimiter({ maxEntries: 2, burst: 1, allowWhenFull: true });
-    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(true);
-    expect(rl.allow(ip4('10.0.0.2'), 0)).toBe(true);
-    for (let i = 0; i < 5; i++) expect(rl.allow(ip4('10.0.0.3'), 0)).toBe(true);
+    expect(rl.allow(sourceKey(ip4('10.0.0.1')), 0)).toBe(true);
+    expect(rl.allow(sourceKey(ip4('10.0.0.2')), 0)).toBe(true);
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(ip4('10.0.0.3')), 0)).toBe(true);
     expect(rl.size).toBe(2);
-    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(false); // its bucket is empty
+    expect(rl.allow(sourceKey(ip4('10.0.0.1')), 0)).toBe(false); // its bucket is empty
   });
 
   it('is bounded at 65,536 entries by default', () => {
@@ -185,32 +185,32 @@ describe('RateLimiter', () => {
     let allowed = 0;
     for (let i = 0; i < 1 << 16; i++) {
       v.setUint32(0, 0x0a000000 + i);
-      if (rl.allow(ip.slice(), 0)) allowed++;
+      if (rl.allow(sourceKey(ip.slice()), 0)) allowed++;
     }
     expect(allowed).toBe(1 << 16);
     v.setUint32(0, 0x0b000000);
-    expect(rl.allow(ip.slice(), 0)).toBe(false);
+    expect(rl.allow(sourceKey(ip.slice()), 0)).toBe(false);
     expect(rl.size).toBe(1 << 16);
   });
 
-  it('a repeated address array is the same source, without a lookup', () => {
+  it('a repeated key is the same source', () => {
     const rl = new RateLimiter();
     const ip = ip4('10.0.0.1');
-    for (let i = 0; i < 5; i++) expect(rl.allow(ip, 0)).toBe(true);
-    expect(rl.allow(ip, 0)).toBe(false);
-    expect(rl.allow(ip4('10.0.0.1'), 0)).toBe(false); // the same bucket by value
+    for (let i = 0; i < 5; i++) expect(rl.allow(sourceKey(ip), 0)).toBe(true);
+    expect(rl.allow(sourceKey(ip), 0)).toBe(false);
+    expect(rl.allow(sourceKey(ip4('10.0.0.1')), 0)).toBe(false); // the same bucket by value, from another array
     expect(rl.size).toBe(1);
   });
 
   it('does not drain a bucket when the clock steps back', () => {
     const rl = new RateLimiter();
     const ip = ip4('10.0.0.1');
-    for (let i = 0; i < 4; i++) rl.allow(ip, 10_000);
-    expect(rl.allow(ip, 9_000)).toBe(true);
-    expect(rl.allow(ip, 9_000)).toBe(false);
+    for (let i = 0; i < 4; i++) rl.allow(sourceKey(ip), 10_000);
+    expect(rl.allow(sourceKey(ip), 9_000)).toBe(true);
+    expect(rl.allow(sourceKey(ip), 9_000)).toBe(false);
   });
 
   it('rejects addresses that are neither 4 nor 16 bytes', () => {
-    expect(() => new RateLimiter().allow(new Uint8Array(5), 0)).toThrow(/4 or 16 bytes/);
+    expect(() => sourceKey(new Uint8Array(5))).toThrow(/4 or 16 bytes/);
   });
 });

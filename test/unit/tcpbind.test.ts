@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { afterEach, expect, test } from 'vitest';
 import { createBatch, type PacketBatch } from '../../src/io/batch.js';
 import { decodeEndpoint, encodeEndpoint } from '../../src/io/endpoint.js';
@@ -33,7 +34,7 @@ async function open(opts: TcpBindOptions): Promise<{ bind: TcpBind; events: TcpE
   return { bind, events };
 }
 
-const listener = (limits: TcpBindOptions['limits'] = {}, tls?: { cert: Buffer; key: Buffer }) =>
+const listener = (limits: TcpBindOptions['limits'] = {}, tls?: SecureContext) =>
   open({ listen: { host: '127.0.0.1', port: 0, ...(tls && { tls }) }, maxFrame: 2048, limits: { pendingMs: 400, ...limits } });
 
 /** A message of the given type and length (reserved bytes zero), filled with `fill`. */
@@ -225,7 +226,7 @@ test('TLS carries the same frames; a plain-TCP client gets no frame through', as
   try {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=vpn.test',
       '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
-    const tls = { cert: readFileSync(join(dir, 'c.pem')), key: readFileSync(join(dir, 'k.pem')) };
+    const tls = createSecureContext({ cert: readFileSync(join(dir, 'c.pem')), key: readFileSync(join(dir, 'k.pem')) });
     const { bind: server } = await listener({}, tls);
     const to: Endpoint = { ip: '127.0.0.1', port: server.port, transport: 'tcp' };
     const { bind: client } = await open({ dial: { tls: () => ({ serverName: 'vpn.test' }) } });
@@ -244,8 +245,7 @@ test('TLS carries the same frames; a plain-TCP client gets no frame through', as
   }
 });
 
-test('a bad certificate or key, or a port in use, is one line saying so', async () => {
-  await expect(TcpBind.open({ listen: { host: '127.0.0.1', port: 0, tls: { cert: 'x', key: 'y' } } })).rejects.toThrow(/TLS certificate or key refused/);
+test('a port in use is one line saying so', async () => {
   const { bind } = await listener();
   await expect(TcpBind.open({ listen: { host: '127.0.0.1', port: bind.port } })).rejects.toThrow(/TCP 127\.0\.0\.1:\d+ is in use/);
 });

@@ -88,16 +88,20 @@ describe('TCP segmentation of tun reads', () => {
     expect(out[0]).toEqual(original);
   });
 
-  test('what cannot be cut is dropped: UFO, bad offsets, a segment larger than its slot', () => {
+  test('what cannot be cut is dropped: UFO, bad offsets, a segment or plain packet larger than its slot', () => {
     const { vnet, packet } = superPacket(packets(flow(3)));
-    expect(split({ ...vnet, gsoType: 3 }, packet).slots).toBe(0);
-    expect(split({ ...vnet, csumStart: 24 }, packet).slots).toBe(0);
-    expect(split({ ...vnet, csumOffset: 6 }, packet).slots).toBe(0);
-    expect(split({ ...vnet, flags: 0 }, packet).slots).toBe(0);
+    const dropped = { slots: 1, left: 0, out: [null] }; // the read's slot, marked unusable
+    expect(split({ ...vnet, gsoType: 3 }, packet)).toEqual(dropped);
+    expect(split({ ...vnet, csumStart: 24 }, packet)).toEqual(dropped);
+    expect(split({ ...vnet, csumOffset: 6 }, packet)).toEqual(dropped);
+    expect(split({ ...vnet, flags: 0 }, packet)).toEqual(dropped);
     const badOffset = packet.slice();
     badOffset[20 + 12] = 0x40; // a TCP header of 16 bytes
-    expect(split(vnet, badOffset).slots).toBe(0);
+    expect(split(vnet, badOffset)).toEqual(dropped);
     const small = split(vnet, packet, 64, 1024);
     expect([small.slots, small.left, small.out]).toEqual([1, 0, [null]]);
+    const plain = buildTcpPacket(flow(1)[0]!);
+    expect(plain.length).toBeGreaterThan(1024 - OFFSET);
+    expect(split({ flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 }, plain, 64, 1024)).toEqual(dropped);
   });
 });
