@@ -15,7 +15,7 @@ import type { Endpoint } from '../net/endpoint.js';
 import { Handshake, initialState } from './handshake.js';
 import { Peer, type PeerConfig } from './peer.js';
 import { decryptBatch, processHandshakes, receive } from './receive.js';
-import { encryptBatch, routeTo, sendControl, sendHandshakeInitiation, sendKeepalive, sendPacket } from './send.js';
+import { encryptBatch, routeTo, sendControl, sendHandshakeInitiation, sendKeepalive, sendKeepaliveTo, sendPacket } from './send.js';
 import { usableCurrent, zeroAndFlushAll } from './sessions.js';
 import { Timer, tick, type TimerSends } from './timers.js';
 
@@ -157,6 +157,14 @@ export class Device {
   /** Starts a handshake unless a session is up; either way the peer gets a keepalive (which confirms a new session). */
   connect(peer: Peer, now: number): void {
     sendKeepalive(this.core, peer, now);
+  }
+
+  /**
+   * A keepalive to `to`, leaving peer.endpoint as it is (a probe of another path): sent only
+   * over a usable session with nothing staged, else false. Counters and timers as connect's.
+   */
+  sendKeepaliveTo(peer: Peer, to: Endpoint, now: number): boolean {
+    return sendKeepaliveTo(this.core, peer, to, now);
   }
 
   /** Forgets the peer's sessions (it said it is going away): the next packet starts a handshake at once. */

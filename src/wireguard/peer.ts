@@ -17,13 +17,24 @@ export interface PeerConfig {
   allowedIps?: readonly string[];
   /** Persistent keepalive interval in seconds; 0 or absent turns it off. */
   persistentKeepalive?: number;
+  /** See Peer.roamFilter; absent: the endpoint always follows (WireGuard's roaming). */
+  roamFilter?: RoamFilter;
 }
+
+/**
+ * Whether an authenticated packet from `from` moves the peer's endpoint there. A tvpn
+ * extension (the kernel driver and wireguard-go always roam) for an owner that picks the path
+ * itself, e.g. between UDP and TCP. Called only for a source other than the endpoint; it must
+ * not call back into the device.
+ */
+export type RoamFilter = (from: Endpoint) => boolean;
 
 export class Peer {
   readonly publicKey: Uint8Array;
   /** Hex of the public key: the map key for lookups by static key. */
   readonly id: string;
   endpoint: Endpoint | null;
+  readonly roamFilter: RoamFilter | null;
   persistentKeepaliveMs: number;
   readonly keypairs = new Keypairs();
   readonly cookieGenerator: CookieGenerator;
@@ -51,6 +62,7 @@ export class Peer {
     this.publicKey = Uint8Array.from(config.publicKey);
     this.id = Buffer.from(this.publicKey).toString('hex');
     this.endpoint = config.endpoint ?? null;
+    this.roamFilter = config.roamFilter ?? null;
     this.persistentKeepaliveMs = (config.persistentKeepalive ?? 0) * 1000;
     this.cookieGenerator = new CookieGenerator(this.publicKey);
   }

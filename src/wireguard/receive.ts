@@ -252,8 +252,9 @@ function dispatchPlaintext(d: DeviceCore, peer: Peer, buf: Uint8Array, p: number
   return -1;
 }
 
+/** Roaming: the endpoint follows the source of authenticated packets, unless the peer's roamFilter says no. */
 function setEndpoint(d: DeviceCore, peer: Peer, from: Endpoint): void {
-  if (sameEndpoint(peer.endpoint, from)) return;
+  if (sameEndpoint(peer.endpoint, from) || (peer.roamFilter && !peer.roamFilter(from))) return;
   peer.endpoint = from;
   d.output.event?.({ type: 'endpoint-changed', peer, endpoint: from });
 }

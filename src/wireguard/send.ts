@@ -9,12 +9,14 @@
  *      slots that share a keypair (encryptBatch; sendWith for one packet, in the one-slot tx
  *      batch); without an endpoint for the peer it is dropped
  *   -> sent: timers (timers.ts), and an initiation if the keypair is due for a rekey (sessions.ts).
- * A keepalive is an empty staged packet; a control frame is a packet whose first nibble is 0.
+ * A keepalive is an empty staged packet (sendKeepaliveTo's, to another endpoint, is never
+ * staged); a control frame is a packet whose first nibble is 0.
  */
 import { SLOT_HEADER, TAG_LENGTH } from '../crypto/aead.js';
 import type { AllowedIPs } from './allowedips.js';
 import { MAX_STAGED_PACKETS, MESSAGE_TRANSPORT, PADDING, REKEY_TIMEOUT } from './constants.js';
 import type { DeviceCore, SlotBatch } from './core.js';
+import type { Endpoint } from '../net/endpoint.js';
 import { createInitiation } from './handshake.js';
 import type { Keypair } from './keypair.js';
 import { Transport, writeU32 } from './messages.js';
@@ -157,9 +159,23 @@ export function sendKeepalive(d: DeviceCore, peer: Peer, now: number): void {
   sendStaged(d, peer, now);
 }
 
-/** Pads, encrypts in the one-slot batch and sends one transport message. */
-function sendWith(d: DeviceCore, peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number): void {
-  const endpoint = peer.endpoint;
+const KEEPALIVE = new Uint8Array(0);
+
+/**
+ * A keepalive to `to` while the peer's endpoint stays where it is (an owner probing another
+ * path), counted and timed as any keepalive. Only over a usable keypair with nothing staged
+ * (staged packets go first, to the endpoint): false, and nothing sent, otherwise.
+ */
+export function sendKeepaliveTo(d: DeviceCore, peer: Peer, to: Endpoint, now: number): boolean {
+  const kp = usableCurrent(peer, now);
+  if (!kp || peer.staged.length > 0) return false;
+  sendWith(d, peer, kp, KEEPALIVE, now, to);
+  keepKeyFreshSending(d, peer, now);
+  return true;
+}
+
+/** Pads, encrypts in the one-slot batch and sends one transport message (to the peer's endpoint unless told). */
+function sendWith(d: DeviceCore, peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number, endpoint = peer.endpoint): void {
   if (!endpoint) return void d.drop('no-endpoint', peer);
   const tx = d.tx;
   tx.buf.set(plaintext, SLOT_HEADER);

@@ -11,9 +11,11 @@ import { encodeKey, publicKeyOf } from '../../src/config/keys.js';
 import { Client } from '../../src/daemon/client/client.js';
 import { FALLBACK_MS, PROBE_MS } from '../../src/daemon/client/fallback.js';
 import { now } from '../../src/daemon/clock.js';
+import type { DataPath } from '../../src/daemon/datapath.js';
 import { Server } from '../../src/daemon/server/server.js';
 import { formatStatus } from '../../src/daemon/status.js';
 import { parseServerConfig } from '../../src/config/server.js';
+import type { Peer } from '../../src/wireguard/peer.js';
 import { waitFor } from '../helpers/wait.js';
 import { CLIENT_IP, SERVER_IP, clientToServer, key, labPerTest, type Lab } from './support/daemons.js';
 
@@ -75,6 +77,35 @@ test('auto: UDP blocked, TCP after FALLBACK_MS; UDP probed and taken back once i
   expect(tcp.stats.connections).toBe(1);
   await lab.advance(30_000);
   await waitFor('the TCP connection closed', () => tcp.stats.connections === 0);
+});
+
+test('auto on TCP: the probe is a keepalive over UDP while the endpoint stays on TCP; back on UDP, a late packet over TCP moves nothing', async () => {
+  lab.net.drop = (d) => d.from.ip === CLIENT_IP;
+  const client = await start('auto');
+  await lab.advance(FALLBACK_MS);
+  await lab.serverLogged('laptop applied config 1 (10.8.0.2)');
+  const clientPeer = (client as unknown as { peer: Peer }).peer;
+  const sentBefore = lab.net.sent.length;
+  await lab.advance(PROBE_MS + 1000);
+  const probes = lab.net.sent.slice(sentBefore).filter((d) => d.from.ip === CLIENT_IP);
+  expect(probes.length).toBeGreaterThan(0);
+  expect(probes.every((d) => d.to.ip === SERVER_IP && d.to.port === 51820 && d.size === 32)).toBe(true);
+  expect(clientPeer.endpoint).toMatchObject({ ip: '127.0.0.1', port, transport: 'tcp' });
+
+  const serverDp = (lab.server as unknown as { dp: DataPath }).dp;
+  const serverPeer = serverDp.device.peer(publicKeyOf(key(2)))!;
+  const overTcp = serverPeer.endpoint!;
+  expect(overTcp.transport).toBe('tcp');
+  lab.net.drop = null;
+  await lab.advance(PROBE_MS);
+  await lab.clientLogged('the server answers over UDP again');
+  const rx = clientPeer.rxBytes;
+  expect(serverDp.device.sendKeepaliveTo(serverPeer, overTcp, now())).toBe(true); // as if still in flight
+  serverDp.flush();
+  await waitFor('the late keepalive over TCP at the client', () => clientPeer.rxBytes > rx);
+  expect(transportOf(client)).toBe('udp');
+  expect(clientPeer.endpoint).toEqual({ ip: SERVER_IP, port: 51820 });
+  await clientToServer(lab, 'still on udp');
 });
 
 test('tcp: the handshake goes over TCP from the start and UDP carries nothing', async () => {

@@ -87,7 +87,8 @@ export class Client {
   /** The server as the one peer, allowed everything: the kernel's routes decide what enters the tunnel. */
   private addServerPeer(publicKey: Uint8Array, endpoint: Endpoint, keepalive: number): Peer {
     const psk = this.cfg.server.presharedKey;
-    return this.dp.device.addPeer({ publicKey, ...(psk ? { presharedKey: psk } : {}), endpoint, allowedIps: ['0.0.0.0/0', '::/0'], persistentKeepalive: keepalive });
+    const roamFilter = this.transport.roamFilter();
+    return this.dp.device.addPeer({ publicKey, ...(psk ? { presharedKey: psk } : {}), endpoint, allowedIps: ['0.0.0.0/0', '::/0'], persistentKeepalive: keepalive, roamFilter });
   }
 
   static async start(cfg: ClientConfig, log: Logger, env: DaemonEnv = {}): Promise<Client> {
@@ -172,7 +173,7 @@ export class Client {
       case 'handshake-gave-up':
         return this.scheduleReconnect('no answer to handshakes');
       case 'endpoint-changed':
-        this.transport.endpointChanged(this.peer, e.endpoint, now());
+        this.transport.endpointChanged(e.endpoint, now());
         return this.log.debug(`server endpoint ${formatEndpoint(e.endpoint)}`, where);
       case 'cookie-received':
         return this.log.info('the server is under load: it answered with a cookie, the next handshake attempt carries it', where);

@@ -8,16 +8,17 @@
  *         directions work again. Packets still in flight on TCP do not move it back. The TCP
  *         connection is closed after TCP_LINGER_MS on UDP. A reconnection starts on the
  *         transport that worked last, so a network that blocks UDP costs the wait once.
- * The endpoint is the client's decision in tcp and auto modes: roaming to the other transport
- * is undone, roaming within one is kept. Without server.tcp in client.yaml, auto uses the TCP
- * listener the server pushes (protocol 3), from the next reconnection or fallback on.
+ * The transport is the client's decision in tcp and auto modes: the core roams only within
+ * the transport in use (roamFilter), save auto's return to UDP, and the client moves
+ * peer.endpoint only to switch. Without server.tcp in client.yaml, auto uses the TCP listener
+ * the server pushes (protocol 3), from the next reconnection or fallback on.
  */
 import { lookup } from 'node:dns/promises';
 import type { ClientConfig } from '../../config/client.js';
 import type { Transport } from '../../config/fields.js';
 import { endpointOf, formatEndpoint, parseHostPort, type Endpoint } from '../../net/endpoint.js';
 import { ipFamily } from '../../net/ip.js';
-import type { Peer } from '../../wireguard/peer.js';
+import type { Peer, RoamFilter } from '../../wireguard/peer.js';
 import type { DataPath } from '../datapath.js';
 import type { Logger } from '../log.js';
 import { transportOf, type TransportName } from '../transport.js';
@@ -120,8 +121,22 @@ export class TransportChoice {
     if (this.mode === 'auto' && this.on === 'tcp') this.nextProbe = Math.min(this.nextProbe, t + PROBE_MS);
   }
 
-  /** The core moved the endpoint (it follows the server's packets). */
-  endpointChanged(peer: Peer, to: Endpoint, t: number): void {
+  /**
+   * For the server's peer (PeerConfig.roamFilter); none for udp, where it roams as WireGuard
+   * does. Roaming within the transport in use is kept; a late packet over the other one moves
+   * nothing, except UDP while on TCP in auto mode: the server answered a probe (see above).
+   */
+  roamFilter(): RoamFilter | undefined {
+    return this.mode === 'udp' ? undefined : this.roams;
+  }
+
+  private readonly roams = (from: Endpoint): boolean => {
+    const tcp = from.transport === 'tcp';
+    return tcp === (this.endpoint().transport === 'tcp') || (!tcp && this.mode === 'auto');
+  };
+
+  /** The core moved the endpoint (it follows the server's packets, as roamFilter lets it). */
+  endpointChanged(to: Endpoint, t: number): void {
     if (this.mode === 'udp' || !this.eps) return;
     const tcp = to.transport === 'tcp';
     if (this.mode === 'auto' && !tcp && this.on === 'tcp') {
@@ -132,7 +147,6 @@ export class TransportChoice {
     }
     if (tcp) this.eps.tcp = to;
     else this.eps.udp = to;
-    if (tcp !== (this.on === 'tcp')) peer.endpoint = this.endpoint(); // a late packet on the other transport
   }
 
   /** The fallback, the UDP probes and closing TCP after the return; the next deadline. */
@@ -172,16 +186,8 @@ export class TransportChoice {
     this.dp.flush();
   }
 
-  /** A keepalive over UDP; the server answers there if it gets it (see above). */
+  /** A keepalive over UDP, the endpoint staying on TCP; the server answers there if it gets it (see above). */
   private probe(peer: Peer, t: number): void {
-    if (!this.dp.device.hasSession(peer, t) || peer.staged.length > 0) return;
-    const tcp = peer.endpoint;
-    peer.endpoint = this.eps!.udp;
-    try {
-      this.dp.device.connect(peer, t);
-      this.dp.flush();
-    } finally {
-      peer.endpoint = tcp;
-    }
+    if (this.dp.device.sendKeepaliveTo(peer, this.eps!.udp, t)) this.dp.flush();
   }
 }
