@@ -145,10 +145,14 @@ static int read_iov(tun_reader *reader, uint8_t *hdr, uint8_t *p, size_t in_slot
  * cannot be used (1 is returned: the slot is done); or a super-packet taken for cutting
  * (0 is returned: tun_gso_split puts its segments into slots from i). */
 static size_t take_packet(io_handle *h, const batch *b, size_t i, const uint8_t *hdr, ssize_t r) {
+  if (r <= TUN_VNET_HDR_LEN) { /* no packet behind the header (the kernel always writes one) */
+    b->lens[i] = -1;
+    return 1;
+  }
   tun_reader *reader = h->tun.reader;
   size_t cap = b->slot - b->offset, in_slot = in_slot_room(h, b);
   uint8_t *p = b->buf + i * b->slot + b->offset;
-  size_t len = r > TUN_VNET_HDR_LEN ? (size_t)r - TUN_VNET_HDR_LEN : 0;
+  size_t len = (size_t)r - TUN_VNET_HDR_LEN;
   bool gso = hdr[1] != VNET_GSO_NONE;
   if (gso && reader && len <= TUN_GSO_MAX) {
     size_t head = len < in_slot ? len : in_slot;
@@ -161,7 +165,7 @@ static size_t take_packet(io_handle *h, const batch *b, size_t i, const uint8_t 
     h->tun.oversized++;
     b->lens[i] = -1;
   } else {
-    b->lens[i] = !gso && len > 0 && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
+    b->lens[i] = !gso && tun_read_fixup(hdr, p, len) ? (int32_t)len : -1;
   }
   return 1;
 }

@@ -30,7 +30,7 @@ const SIZES = [Initiation.size, Response.size, CookieReply.size] as const;
 export type Admission = 'queued' | 'malformed' | 'queue-full' | 'source-limit';
 
 /** A queued message, its sender and the sender's rate limiter key. */
-export interface Handshake {
+export interface QueuedHandshake {
   msg: Uint8Array;
   from: Endpoint;
   source: SourceKey;
@@ -51,7 +51,7 @@ export class HandshakeQueue {
   private lastFrom: Endpoint | null = null;
   private lastSource: SourceKey = 0;
   /** What shift() returns, reused. */
-  private readonly out: Handshake = { msg: new Uint8Array(0), from: { ip: '', port: 0 }, source: 0 };
+  private readonly out: QueuedHandshake = { msg: new Uint8Array(0), from: { ip: '', port: 0 }, source: 0 };
 
   constructor(readonly capacity = HANDSHAKE_QUEUE_SIZE) {
     this.buf = new Uint8Array(capacity * Initiation.size);
@@ -93,7 +93,7 @@ export class HandshakeQueue {
    * The oldest message and its sender, or null when empty. The view stays valid until the
    * slot is reused: until the next push once the ring has wrapped round to it.
    */
-  shift(): Handshake | null {
+  shift(): QueuedHandshake | null {
     if (this.count === 0) return null;
     const slot = this.head;
     this.head = (slot + 1) % this.capacity;
