@@ -19,10 +19,10 @@ import type { Section, Value } from './walk.js';
 export interface ServerTcpConfig {
   listen: { host: string; port: number };
   /**
-   * PEM certificate and key (null: plain TCP), with the files they came from, and the TLS
-   * context made of them: the listener's (src/io/tcpbind.ts takes it as it is).
+   * PEM certificate and key (null: plain TCP; reload.ts compares them to see a renewal), and
+   * the TLS context made of them: the listener's (src/io/tcpbind.ts takes it as it is).
    */
-  tls: { cert: Buffer; key: Buffer; certFile: string; keyFile: string; context: SecureContext } | null;
+  tls: { cert: Buffer; key: Buffer; context: SecureContext } | null;
   /** The public host:port of the listener, for add-client. */
   endpoint: { host: string; port: number } | null;
 }
@@ -66,7 +66,7 @@ export function serverTcpOf(value: Value | undefined): ServerTcpConfig | null {
   } catch (err) {
     throw t.fail(`the certificate ${cert.file} and key ${key.file} are refused (${(err as Error).message}); they must be a matching PEM pair`);
   }
-  return { listen, tls: { cert: cert.pem, key: key.pem, certFile: cert.file, keyFile: key.file, context }, endpoint };
+  return { listen, tls: { cert: cert.pem, key: key.pem, context }, endpoint };
 }
 
 /** server.tcp and server.transport of a client config. */
