@@ -118,11 +118,12 @@ export class TcpConnection {
     }
     if (n > 0) {
       const out = this.writeBuffer(total);
+      const src = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength); // one view a write, none a message
       let at = 0;
       for (let i = 0; i < n; i++) {
         const len = lens[i]!;
         writeFrameHeader(out, at, len);
-        out.set(buf.subarray(starts[i]!, starts[i]! + len), at + FRAME_HEADER);
+        src.copy(out, at + FRAME_HEADER, starts[i]!, starts[i]! + len);
         at += FRAME_HEADER + len;
       }
       this.socket.write(out.subarray(0, total), () => this.spare.length < SPARE_BUFFERS && out.length === WRITE_BUFFER && this.spare.push(out));

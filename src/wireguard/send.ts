@@ -125,15 +125,19 @@ export function sendControl(d: DeviceCore, peer: Peer, frame: Uint8Array, now: n
 
 /** A plaintext for the peer: sent now when a keypair is usable and nothing waits before it, else staged. */
 export function sendTo(d: DeviceCore, peer: Peer, plaintext: Uint8Array, now: number): void {
+  if (sendNow(d, peer, plaintext, now, peer.endpoint)) return;
+  stage(d, peer, plaintext);
+  if (usableCurrent(peer, now)) sendStaged(d, peer, now);
+  else sendHandshakeInitiation(d, peer, false, now);
+}
+
+/** The plaintext to `to` at once, when a keypair is usable and nothing is staged before it; else false and nothing sent. */
+function sendNow(d: DeviceCore, peer: Peer, plaintext: Uint8Array, now: number, to: Endpoint | null): boolean {
   const kp = usableCurrent(peer, now);
-  if (!kp || peer.staged.length > 0) {
-    stage(d, peer, plaintext);
-    if (kp) sendStaged(d, peer, now);
-    else sendHandshakeInitiation(d, peer, false, now);
-    return;
-  }
-  sendWith(d, peer, kp, plaintext, now);
+  if (!kp || peer.staged.length > 0) return false;
+  sendWith(d, peer, kp, plaintext, now, to);
   keepKeyFreshSending(d, peer, now);
+  return true;
 }
 
 function stage(d: DeviceCore, peer: Peer, plaintext: Uint8Array): void {
@@ -149,7 +153,7 @@ export function sendStaged(d: DeviceCore, peer: Peer, now: number): void {
   while (peer.staged.length > 0) {
     const kp = usableCurrent(peer, now);
     if (!kp) return sendHandshakeInitiation(d, peer, false, now);
-    sendWith(d, peer, kp, peer.staged.shift()!, now);
+    sendWith(d, peer, kp, peer.staged.shift()!, now, peer.endpoint);
   }
   keepKeyFreshSending(d, peer, now);
 }
@@ -167,15 +171,11 @@ const KEEPALIVE = new Uint8Array(0);
  * (staged packets go first, to the endpoint): false, and nothing sent, otherwise.
  */
 export function sendKeepaliveTo(d: DeviceCore, peer: Peer, to: Endpoint, now: number): boolean {
-  const kp = usableCurrent(peer, now);
-  if (!kp || peer.staged.length > 0) return false;
-  sendWith(d, peer, kp, KEEPALIVE, now, to);
-  keepKeyFreshSending(d, peer, now);
-  return true;
+  return sendNow(d, peer, KEEPALIVE, now, to);
 }
 
-/** Pads, encrypts in the one-slot batch and sends one transport message (to the peer's endpoint unless told). */
-function sendWith(d: DeviceCore, peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number, endpoint = peer.endpoint): void {
+/** Pads, encrypts in the one-slot batch and sends one transport message to `endpoint`. */
+function sendWith(d: DeviceCore, peer: Peer, kp: Keypair, plaintext: Uint8Array, now: number, endpoint: Endpoint | null): void {
   if (!endpoint) return void d.drop('no-endpoint', peer);
   const tx = d.tx;
   tx.buf.set(plaintext, SLOT_HEADER);
