@@ -16,7 +16,6 @@
 
 #define CHUNK_BYTES 8192           /* about 6 full-size packets: worth a claim */
 #define PARALLEL_MIN_BYTES 32768   /* below this, waking a thread costs more than it saves */
-#define MAX_CHUNKS ((1u << 20) - 1) /* aead_pool.c's claim word */
 
 struct aead_state {
   EVP_CIPHER *chacha;
@@ -162,7 +161,7 @@ static napi_value aead_runs(napi_env env, napi_callback_info info) {
   aead_state *a = aead_get(env);
   if (!a) return NULL;
   uint32_t n = 0;
-  if (a->pool && bytes >= PARALLEL_MIN_BYTES && slots <= MAX_CHUNKS) n = cut_chunks(a, &job, nruns, (uint32_t)slots);
+  if (a->pool && bytes >= PARALLEL_MIN_BYTES && slots <= AEAD_MAX_CHUNKS) n = cut_chunks(a, &job, nruns, (uint32_t)slots);
   if (n > 1) return make_int(env, aead_pool_run(a->pool, a->ctx, &job, a->chunks, n));
   uint32_t ok = 0;
   for (uint32_t r = 0; r < nruns; r++) {

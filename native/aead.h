@@ -29,6 +29,10 @@ uint32_t aead_crypt_chunk(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *chacha, const a
 
 typedef struct aead_pool aead_pool;
 
+/* The pool's claim word counts chunks in this many bits: a job has at most AEAD_MAX_CHUNKS. */
+#define AEAD_COUNT_BITS 20
+#define AEAD_MAX_CHUNKS ((1u << AEAD_COUNT_BITS) - 1)
+
 /* Starts `threads` threads (each with its own cipher context); NULL with errno set on failure. */
 aead_pool *aead_pool_new(const EVP_CIPHER *chacha, unsigned threads);
 /* Stops and joins the threads. NULL is fine. */

@@ -16,7 +16,6 @@
 #include "aead.h"
 
 #define GEN_BITS 24
-#define COUNT_BITS 20 /* chunks per job; a batch has far fewer */
 #define MAX_THREADS 64
 #define GEN_MASK ((1u << GEN_BITS) - 1)
 /* After a job a thread watches for the next one this long before it sleeps: batches of a
@@ -26,7 +25,7 @@
 
 /* [generation:24][chunks:20][next:20] */
 static uint64_t claim_word(uint32_t gen, uint32_t n, uint32_t next) {
-  return ((uint64_t)(gen & GEN_MASK) << (2 * COUNT_BITS)) | ((uint64_t)n << COUNT_BITS) | next;
+  return ((uint64_t)(gen & GEN_MASK) << (2 * AEAD_COUNT_BITS)) | ((uint64_t)n << AEAD_COUNT_BITS) | next;
 }
 
 struct aead_pool {
@@ -51,8 +50,8 @@ struct aead_pool {
 static void take_chunks(aead_pool *p, EVP_CIPHER_CTX *ctx, uint32_t gen) {
   uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
   for (;;) {
-    uint32_t n = (uint32_t)(v >> COUNT_BITS) & ((1u << COUNT_BITS) - 1), next = (uint32_t)v & ((1u << COUNT_BITS) - 1);
-    if (v >> (2 * COUNT_BITS) != gen || next >= n) return;
+    uint32_t n = (uint32_t)(v >> AEAD_COUNT_BITS) & ((1u << AEAD_COUNT_BITS) - 1), next = (uint32_t)v & ((1u << AEAD_COUNT_BITS) - 1);
+    if (v >> (2 * AEAD_COUNT_BITS) != gen || next >= n) return;
     if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel, memory_order_acquire))
       continue;
     /* The chunk is ours; the caller cannot publish another job until it is done. */
@@ -73,7 +72,7 @@ static uint64_t now_ns(void) {
 static uint32_t spin_for_job(aead_pool *p, uint32_t seen) {
   uint64_t deadline = now_ns() + SPIN_NS;
   for (unsigned i = 1; !atomic_load_explicit(&p->stop, memory_order_relaxed); i++) {
-    uint32_t gen = (uint32_t)(atomic_load_explicit(&p->claim, memory_order_acquire) >> (2 * COUNT_BITS));
+    uint32_t gen = (uint32_t)(atomic_load_explicit(&p->claim, memory_order_acquire) >> (2 * AEAD_COUNT_BITS));
     if (gen != seen) return gen;
     if (i % 64 == 0 && now_ns() > deadline) break;
   }

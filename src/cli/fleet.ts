@@ -17,10 +17,9 @@ import { MAX_FLEET_SERVERS } from '../control/limits.js';
 import { etcdOf } from '../daemon/server/fleet/node.js';
 import { Registry } from '../daemon/server/fleet/registry.js';
 import type { FleetStore } from '../daemon/server/fleet/store.js';
-import { lowestFree } from '../daemon/server/fleet/addresses.js';
 import { formatEndpoint, parseHostPort } from '../net/endpoint.js';
 import { ipFamily } from '../net/ip.js';
-import { formatRange, ipOf, ipText, rangeContains } from '../net/range.js';
+import { formatRange, ipOf, ipText, lowestFree, rangeContains } from '../net/range.js';
 import { hostRange, networkOf } from '../net/cidr.js';
 import { errorMessage } from '../errors.js';
 import type { ClientList } from './commands/list-clients.js';
@@ -45,7 +44,7 @@ async function withRegistry<T>(cfg: FleetServer, fn: (registry: Registry, store:
 async function freeAddress(cfg: FleetServer, store: FleetStore, layout: Layout): Promise<string> {
   const taken = new Set((await store.list(layout.leases())).kvs.map((kv) => kv.key.slice(layout.leases().length)));
   const first = ipOf(cfg.pool.first);
-  const free = lowestFree(first.family, first.value, ipOf(cfg.pool.last).value, (ip) => taken.has(ip));
+  const free = lowestFree(first.value, ipOf(cfg.pool.last).value, (value) => taken.has(ipText({ family: first.family, value })));
   if (free !== null) return ipText({ family: first.family, value: free });
   throw new ConfigError(`no free address left in the pool ${cfg.pool.first}-${cfg.pool.last}: every one is leased in the fleet`);
 }

@@ -13,7 +13,6 @@ export type TransportName = 'udp' | 'tcp' | 'tls';
 /** udp, or tcp/tls for a TCP endpoint. */
 export const transportOf = (e: Endpoint | null, tcp: TcpBind | null): TransportName => (e?.transport ? (tcp?.tlsOf(e) ? 'tls' : 'tcp') : 'udp');
 
-
 /** "TCP 0.0.0.0:443 (TLS)" for the start line. */
 export const describeListener = (tcp: ServerTcpConfig, port: number): string =>
   `TCP ${formatEndpoint({ ip: tcp.listen.host, port })}${tcp.tls ? ' (TLS)' : ''}`;

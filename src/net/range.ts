@@ -62,3 +62,9 @@ export const rangeContains = (r: IpRange, ip: Ip): boolean =>
 
 export const rangesOverlap = (a: IpRange, b: IpRange): boolean =>
   a.first.family === b.first.family && a.first.value <= b.last.value && b.first.value <= a.last.value;
+
+/** The lowest address value of first..last that `taken` does not claim, or null. */
+export function lowestFree(first: bigint, last: bigint, taken: (value: bigint) => boolean): bigint | null {
+  for (let value = first; value <= last; value++) if (!taken(value)) return value;
+  return null;
+}

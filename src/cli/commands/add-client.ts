@@ -60,7 +60,7 @@ export function option<T>(label: string, parse: () => T): T {
 }
 
 /** The lowest host address that is free and outside the pool, or null. */
-function lowestFree(plan: AddressPlan & { pool: IpRange }, taken: ReadonlyMap<string, string>): Ip | null {
+function lowestStatic(plan: AddressPlan & { pool: IpRange }, taken: ReadonlyMap<string, string>): Ip | null {
   const { family } = plan.hosts.first;
   for (let value = plan.hosts.first.value; value <= plan.hosts.last.value; value++) {
     const ip = { family, value };
@@ -90,7 +90,7 @@ function pickAddresses(config: ServerConfig, opts: AddClientOptions): { ips: Ip[
       if (problem !== null) throw new ConfigError(`--address: ${problem}`);
       return { ip, pool: plan.pool };
     }
-    const free = lowestFree(plan, taken);
+    const free = lowestStatic(plan, taken);
     if (free !== null) return { ip: free, pool: plan.pool };
     const { first, last } = plan.pool;
     if (first.value === last.value) {

@@ -25,7 +25,7 @@
 import { readFileSync } from 'node:fs';
 import { parseCidr } from '../../net/cidr.js';
 import type { Family } from '../../net/ip.js';
-import { ipText, toIp, type Ip } from '../../net/range.js';
+import { ipText, lowestFree, toIp, type Ip } from '../../net/range.js';
 import { BACKUP, PUBLIC_KEY_RE, readStateFile, writeWithBackup } from './statefile.js';
 
 export interface LeasePoolOptions {
@@ -154,7 +154,7 @@ export class LeasePool implements Leases {
     if (r === undefined) return null;
     let held = r.leases.get(clientKey);
     if (held === undefined) {
-      const address = lowestFree(r) ?? reclaim(r);
+      const address = lowestFree(r.first, r.last, (a) => r.used.has(a) || r.reserved.has(a)) ?? reclaim(r);
       if (address === null) return null;
       held = { key: clientKey, address, name, lastSeen: now, connected: true };
       r.leases.set(clientKey, held);
@@ -220,11 +220,6 @@ export class LeasePool implements Leases {
     writeWithBackup(this.file, data);
     this.dirty = this.reassigned = false;
   }
-}
-
-function lowestFree(r: Range): bigint | null {
-  for (let a = r.first; a <= r.last; a++) if (!r.used.has(a) && !r.reserved.has(a)) return a;
-  return null;
 }
 
 function reclaim(r: Range): bigint | null {

@@ -15,30 +15,37 @@ export interface PushSource {
   servers: () => FleetServer[] | null;
 }
 
-/** Whether a client of this version gets address6: a dual-stack server, a client that takes it. */
-export const dualFor = (cfg: ServerConfig, protocol: number): boolean => cfg.interface.address6 !== null && protocol >= DUAL_STACK_VERSION;
+/** The version-bound fields a config for a client of this version carries. */
+function fieldsFor(s: PushSource, protocol: number): { address6: boolean; tcp: boolean; servers: FleetServer[] | null } {
+  return {
+    address6: s.cfg.interface.address6 !== null && protocol >= DUAL_STACK_VERSION,
+    tcp: s.tcp !== null && protocol >= TCP_VERSION,
+    servers: protocol >= FLEET_VERSION ? s.servers() : null,
+  };
+}
 
 /** Which version-bound fields a config for this version carries: a client that announces a version with more is sent the config again. */
 export function pushShape(s: PushSource, protocol: number): string {
-  return `${dualFor(s.cfg, protocol)} ${s.tcp !== null && protocol >= TCP_VERSION} ${s.servers() !== null && protocol >= FLEET_VERSION}`;
+  const f = fieldsFor(s, protocol);
+  return `${f.address6} ${f.tcp} ${f.servers !== null}`;
 }
 
 /** The snapshot for a client of `protocol` with its addresses (address6 null on a single-stack server). */
 export function configSnapshot(s: PushSource, protocol: number, address: string, address6: string | null): ConfigMessage {
   const { push, interface: itf } = s.cfg;
-  const servers = protocol >= FLEET_VERSION ? s.servers() : null;
+  const f = fieldsFor(s, protocol);
   return {
     type: 'config',
     serial: s.serial,
     address: `${address}/${itf.address.prefix}`,
     gateway: itf.address.ip,
-    ...(dualFor(s.cfg, protocol) && { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip }),
+    ...(f.address6 && { address6: `${address6}/${itf.address6!.prefix}`, gateway6: itf.address6!.ip }),
     mtu: push.mtu,
     routes: push.routes,
     dns: push.dns,
     redirectGateway: push.redirectGateway,
     keepalive: push.keepalive,
-    ...(protocol >= TCP_VERSION && s.tcp && { tcp: s.tcp }),
-    ...(servers && { servers }),
+    ...(f.tcp && s.tcp && { tcp: s.tcp }),
+    ...(f.servers && { servers: f.servers }),
   };
 }

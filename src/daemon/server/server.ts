@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Server as NetServer } from 'node:net';
-import { encodeKey } from '../../config/keys.js';
+import { decodeKey, encodeKey } from '../../config/keys.js';
 import { loadServerConfig, type ClientEntry, type ServerConfig } from '../../config/server.js';
 import { decodeMessage, encodeMessage, type ControlMessage } from '../../control/messages.js';
 import { configSnapshot, pushShape, type PushSource } from './push.js';
@@ -336,7 +336,8 @@ export class Server {
 
   /** The fleet leased the client an address, or refused it for now: its config (or the refusal) goes out. */
   private settled(key: string): void {
-    const c = [...this.clients.values()].find((x) => x.key === key);
+    const peer = this.dp.device.peer(decodeKey(key, 'a leased client', 'public'));
+    const c = peer && this.clients.get(peer);
     if (!c) return;
     this.pushConfig(c);
     this.fleet?.sessionUp(c, this.dp.device);

@@ -12,7 +12,7 @@
  */
 import type { Family } from '../../../net/ip.js';
 import { errorMessage } from '../../../errors.js';
-import { ipOf, ipText } from '../../../net/range.js';
+import { ipOf, ipText, lowestFree } from '../../../net/range.js';
 import type { Leases } from '../leases.js';
 import type { Layout } from './layout.js';
 import type { Mirror } from './mirror.js';
@@ -34,12 +34,6 @@ export interface FleetLeasesOptions {
   /** A client's address arrived, or its refusal changed: push its config again. */
   onSettled: (clientKey: string) => void;
   log: { info(line: string): void; error(line: string): void };
-}
-
-/** The lowest address of first..last that `taken` (its text and value) does not claim, or null. */
-export function lowestFree(family: Family, first: bigint, last: bigint, taken: (ip: string, value: bigint) => boolean): bigint | null {
-  for (let value = first; value <= last; value++) if (!taken(ipText({ family, value }), value)) return value;
-  return null;
 }
 
 export class FleetLeases implements Leases {
@@ -120,7 +114,7 @@ export class FleetLeases implements Leases {
   private candidate(family: Family, tried: Set<bigint>): bigint | null {
     const r = this.ranges.get(family)!;
     const leases = this.o.layout.leases();
-    return lowestFree(family, r.first, r.last, (ip, value) => tried.has(value) || this.o.mirror.values.has(`${leases}${ip}`));
+    return lowestFree(r.first, r.last, (value) => tried.has(value) || this.o.mirror.values.has(`${leases}${ipText({ family, value })}`));
   }
 
   /** The client's address, taken by compare-and-set; null when no address is left. */

@@ -62,7 +62,7 @@ function loadServices(): Record<Service, grpc.ServiceClientConstructor> {
 }
 
 /** The key just past every key that starts with prefix: etcd's range_end for a prefix. */
-export function prefixEnd(prefix: string): Buffer {
+function prefixEnd(prefix: string): Buffer {
   const end = Buffer.from(prefix);
   for (let i = end.length - 1; i >= 0; i--) {
     if (end[i]! < 0xff) {
