@@ -49,8 +49,24 @@ export class Peer {
   lastHandshakeWallMs = 0;
   /** Injected-clock time of the last authenticated packet from the peer. */
   lastReceiveAt = -Infinity;
-  rxBytes = 0;
-  txBytes = 0;
+  /**
+   * Bytes received and sent, as doubles from the start: as plain fields they would begin as
+   * small integers and turn into doubles at 1 GiB, a new hidden class for every peer that
+   * deoptimises the whole data path once, in the middle of a transfer.
+   */
+  private readonly bytes = new Float64Array(2);
+  get rxBytes(): number {
+    return this.bytes[0]!;
+  }
+  set rxBytes(n: number) {
+    this.bytes[0] = n;
+  }
+  get txBytes(): number {
+    return this.bytes[1]!;
+  }
+  set txBytes(n: number) {
+    this.bytes[1] = n;
+  }
   /** Drops of what came authenticated as this peer, or was on its way to it, by reason (filled on a drop only). */
   readonly drops: Partial<Record<DropReason, number>> = {};
 

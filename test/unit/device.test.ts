@@ -31,6 +31,18 @@ describe('handshake and data', () => {
     expect(Object.values(b.device.drops).every((n) => n === 0)).toBe(true);
   });
 
+  test('byte counters count on exactly past 4 GiB', () => {
+    const { net, a, peerA, peerB } = pair();
+    a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'hello'), net.now);
+    net.flush();
+    // peerB is B as a knows it, peerA is A as b knows it.
+    peerB.txBytes = peerA.rxBytes = 2 ** 40 + 1;
+    a.device.sendPacket(ipv4('10.0.0.1', '10.0.0.2', 'again'), net.now);
+    net.flush();
+    expect(peerB.txBytes - (2 ** 40 + 1)).toBe(a.sent.at(-1)!.data.length);
+    expect(peerA.rxBytes).toBe(peerB.txBytes);
+  });
+
   test('transport plaintext is padded to 16 bytes, capped at the MTU, and trimmed by the IP length', () => {
     const { net, a, b } = connected();
     const before = a.sent.length;
