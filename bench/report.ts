@@ -66,11 +66,14 @@ export function resultsTable(rows: readonly SystemResult[]): string {
   return lines.join('\n');
 }
 
-/** tvpn against the best other tunnel of the run (veth is the ceiling, not a tunnel), a line per column. */
+/** Rows that are no tunnel to compare with: the bare veth (the ceiling) and tvpn's I/O without its protocol (a floor). */
+const REFERENCES = new Set(['veth', 'node-relay']);
+
+/** tvpn against the best other tunnel of the run (the references are not tunnels), a line per column. */
 export function ratioLines(rows: readonly SystemResult[]): string[] {
   const tvpn = rows.find((r) => r.name === 'tvpn');
   // Over UDP: tvpn's TCP rows and OpenVPN's TCP anchor are compared among themselves (tcpLine).
-  const others = rows.filter((r) => !r.name.startsWith('tvpn') && r.name !== 'veth' && !r.name.endsWith('-tcp'));
+  const others = rows.filter((r) => !r.name.startsWith('tvpn') && !REFERENCES.has(r.name) && !r.name.endsWith('-tcp'));
   if (!tvpn || others.length === 0) return ['tvpn vs best other tunnel: not measured'];
   const lines = METRICS.map(({ key, name, lowerIsBetter }) => {
     const valid = others.filter((r) => Number.isFinite(r[key]));
@@ -82,10 +85,14 @@ export function ratioLines(rows: readonly SystemResult[]): string[] {
   if (target) {
     // The RTT each adds to veth's, tvpn's over the target's: on the fresh tunnel, and after load.
     const veth = rows.find((r) => r.name === 'veth');
-    const added = (key: 'pingMs' | 'warmPingMs'): number => (tvpn[key] - (veth?.[key] ?? NaN)) / (target[key] - (veth?.[key] ?? NaN));
-    const [fresh, after] = [added('pingMs'), added('warmPingMs')];
+    const added = (r: SystemResult, key: 'pingMs' | 'warmPingMs'): number => (r[key] - (veth?.[key] ?? NaN)) / (target[key] - (veth?.[key] ?? NaN));
+    const [fresh, after] = [added(tvpn, 'pingMs'), added(tvpn, 'warmPingMs')];
     if (Number.isFinite(fresh)) lines.push(`- idle added RTT vs ${target.system}: ${fresh.toFixed(2)}x (issue 13's target: at most ${ADDED_RTT_TARGET.factor}x)`);
     if (Number.isFinite(after)) lines.push(`- idle added RTT after load vs ${target.system}: ${after.toFixed(2)}x (for reference: the same daemons once their code is hot)`);
+    const relay = rows.find((r) => r.name === 'node-relay');
+    if (relay && Number.isFinite(added(relay, 'pingMs'))) {
+      lines.push(`- node-relay's idle added RTT vs ${target.system}: ${added(relay, 'pingMs').toFixed(2)}x fresh, ${added(relay, 'warmPingMs').toFixed(2)}x after load (the floor: tvpn's I/O and AEAD without its protocol)`);
+    }
   }
   return ['tvpn vs the best other tunnel of this run, per column (throughput: higher is better; ping and RTT: lower is better):', ...lines];
 }
@@ -148,7 +155,7 @@ const axisTop = (xs: readonly number[], floor: number): number => Math.max(...xs
  * the throughput axis is scaled to the tunnels and bars beyond it are cut with their value.
  */
 export function plotPng(rows: readonly SystemResult[], path: string, title: string): void {
-  const plotted = rows.filter((r) => Number.isFinite(r.gbps1) || Number.isFinite(r.gbps4));
+  const plotted = rows.filter((r) => r.name !== 'node-relay' && (Number.isFinite(r.gbps1) || Number.isFinite(r.gbps4)));
   const tunnels = plotted.filter((r) => r.name !== 'veth');
   const gbps = (rs: readonly SystemResult[]): number[] => rs.flatMap((r) => [r.gbps1, r.gbps4]);
   const gbpsTop = axisTop(gbps(tunnels.length > 0 ? tunnels : plotted), 0.1);

@@ -131,7 +131,7 @@ const NOTES =
   'CPU: utime+stime of each daemon over both iperf3 runs, % of one core (200% = both cores). Peak RSS: VmHWM at the end of a repetition. ' +
   'Idle ping: average of 20 at 50 ms intervals on the idle tunnel just brought up; idle added RTT: that minus veth\'s; idle ping after load: the same 1 s after the load runs. ' +
   'Ping under load: average of pings every 100 ms during the 4-stream run (from 0.5 s in to 0.5 s before its end), of those that came back; the share lost is given where any were. ' +
-  'veth is the same namespaces without a tunnel (the ceiling).';
+  'veth is the same namespaces without a tunnel (the ceiling); node-relay is tvpn\'s tun, UDP and AEAD relaying packets with no protocol (bench/tunnels/relayd.ts, not plotted: the floor of a data path in Node).';
 
 /** What runs in this process, without namespaces: the handshake capacity and the workers. */
 interface InProcess {

@@ -1,6 +1,7 @@
-/** The systems the tunnel benchmark compares, in report order: the veth ceiling first, then tvpn. */
+/** The systems the tunnel benchmark compares, in report order: the veth ceiling first, then tvpn and its node-relay floor. */
 import type { TunnelSystem } from './common.js';
 import { openvpn } from './openvpn.js';
+import { nodeRelay } from './relay.js';
 import { tvpn, tvpnTcp, tvpnTls } from './tvpn.js';
 import { veth } from './veth.js';
 import { wireguardGoSystem, wireguardGoTrixie } from './wireguard-go.js';
@@ -10,6 +11,8 @@ export type { SystemInfo, Tunnel, TunnelSystem } from './common.js';
 export const SYSTEMS: readonly TunnelSystem[] = [
   veth,
   tvpn,
+  // A reference, like veth: tvpn's I/O and AEAD without the protocol (issue 13's idle latency).
+  nodeRelay,
   openvpn('AES-256-GCM'),
   openvpn('CHACHA20-POLY1305'),
   wireguardGoSystem,
