@@ -21,7 +21,7 @@ async function startRelay(ns: NetnsPair['a'], peerIp: string, addr: string): Pro
 
 export const nodeRelay: TunnelSystem = {
   name: 'node-relay',
-  prepare: () => Promise.resolve({ label: 'node-relay (tvpn addon + AEAD, no protocol)', version: process.version }),
+  prepare: () => Promise.resolve({ label: 'node-relay (tvpn addon + AEAD, no protocol)' }), // runs on the Node named in the report
   async up(pair) {
     const [serverAddr, clientAddr] = [tunnelAddr(pair, 1), tunnelAddr(pair, 2)];
     // Children of the pair's namespaces: its cleanup kills them, also when this fails.
