@@ -90,8 +90,9 @@ export function ratioLines(rows: readonly SystemResult[]): string[] {
     if (Number.isFinite(fresh)) lines.push(`- idle added RTT vs ${target.system}: ${fresh.toFixed(2)}x (issue 13's target: at most ${ADDED_RTT_TARGET.factor}x)`);
     if (Number.isFinite(after)) lines.push(`- idle added RTT after load vs ${target.system}: ${after.toFixed(2)}x (for reference: the same daemons once their code is hot)`);
     const relay = rows.find((r) => r.name === 'node-relay');
-    if (relay && Number.isFinite(added(relay, 'pingMs'))) {
-      lines.push(`- node-relay's idle added RTT vs ${target.system}: ${added(relay, 'pingMs').toFixed(2)}x fresh, ${added(relay, 'warmPingMs').toFixed(2)}x after load (the floor: tvpn's I/O and AEAD without its protocol)`);
+    if (relay) {
+      const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}x` : '–');
+      lines.push(`- node-relay's idle added RTT vs ${target.system}: ${x(added(relay, 'pingMs'))} fresh, ${x(added(relay, 'warmPingMs'))} after load (the floor: tvpn's I/O and AEAD without its protocol)`);
     }
   }
   return ['tvpn vs the best other tunnel of this run, per column (throughput: higher is better; ping and RTT: lower is better):', ...lines];

@@ -51,8 +51,9 @@ export class Peer {
   lastReceiveAt = -Infinity;
   /**
    * Bytes received and sent, as doubles from the start: as plain fields they would begin as
-   * small integers and turn into doubles at 1 GiB, a new hidden class for every peer that
-   * deoptimises the whole data path once, in the middle of a transfer.
+   * small integers and turn into doubles past V8's small-integer range (1 or 2 GiB, by build),
+   * a new hidden class for every peer that deoptimises the whole data path once, in the
+   * middle of a transfer.
    */
   private readonly bytes = new Float64Array(2);
   get rxBytes(): number {

@@ -39,7 +39,11 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     await until(`server s${i + 1} in the fleet`, () => s.proc!.log().includes('fleet: joined as'));
   };
   const startClient = (j: number): Proc => (clients[j]!.proc = startTvpn(clients[j]!.ns, ['client', '-c', clients[j]!.yaml]));
-  const configured = (j: number): Promise<string> => until(`client ${clientNames[j]} configured`, () => /config \d+ applied: (\S+)\//.exec(clients[j]!.proc!.log())?.[1], 30_000);
+  // On a timeout the error carries the client's log: what it tried, and where.
+  const configured = (j: number, ms = 30_000): Promise<string> =>
+    until(`client ${clientNames[j]} configured`, () => /config \d+ applied: (\S+)\//.exec(clients[j]!.proc!.log())?.[1], ms).catch((err: Error) =>
+      Promise.reject(new Error(`${err.message}\n${clients[j]!.proc!.log().slice(-4000)}`)),
+    );
   const etcdValue = async (key: string): Promise<string | null> => (await cluster.client.list(key, true)).kvs[0]?.value ?? null;
 
   beforeAll(async () => {
@@ -204,7 +208,7 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     await stopProc(c4.proc!);
     const t1 = Date.now();
     startClient(3);
-    expect(await configured(3)).toBe(addresses[j]);
+    expect(await configured(3, 20_000)).toBe(addresses[j]);
     console.log(`fleet: c4 started with its profile's server down -> configured by another after ${Date.now() - t1} ms`);
     expect(Date.now() - t1).toBeLessThan(8000);
   }, 30_000);
