@@ -84,7 +84,7 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
   test('six clients connect at once: six distinct addresses, the same ones after all reconnect; sessions name their servers', async () => {
     const six = [0, 1, 2, 3, 4, 5];
     six.forEach(startClient);
-    const first = await Promise.all(six.map(configured));
+    const first = await Promise.all(six.map((j) => configured(j)));
     expect(new Set(first).size).toBe(6);
     for (const j of six) {
       expect(await addrOf(clients[j]!.ns, 'tun0')).toBe(`${first[j]}/24`);
@@ -97,7 +97,7 @@ describeRoot('a fleet of three servers on a real etcd cluster', () => {
     expect(list.clients.filter((c: { server: string | null }) => c.server !== null)).toHaveLength(6);
     for (const j of six) await stopProc(clients[j]!.proc!);
     six.forEach(startClient);
-    expect(await Promise.all(six.map(configured))).toEqual(first);
+    expect(await Promise.all(six.map((j) => configured(j)))).toEqual(first);
     addresses = first;
     // Each profile names the other two servers, for a start while its own is down.
     expect(loadClientConfig(clients[0]!.yaml).server.fleet.map((f) => f.endpoint).sort()).toEqual([`${NET}.2:51820`, `${NET}.3:51820`]);
