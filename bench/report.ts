@@ -67,7 +67,8 @@ export function resultsTable(rows: readonly SystemResult[]): string {
 }
 
 /** Rows that are no tunnel to compare with: the bare veth (the ceiling) and tvpn's I/O without its protocol (a floor). */
-const REFERENCES = new Set(['veth', 'node-relay']);
+const RELAY = 'node-relay';
+const REFERENCES = new Set(['veth', RELAY]);
 
 /** tvpn against the best other tunnel of the run (the references are not tunnels), a line per column. */
 export function ratioLines(rows: readonly SystemResult[]): string[] {
@@ -89,7 +90,7 @@ export function ratioLines(rows: readonly SystemResult[]): string[] {
     const [fresh, after] = [added(tvpn, 'pingMs'), added(tvpn, 'warmPingMs')];
     if (Number.isFinite(fresh)) lines.push(`- idle added RTT vs ${target.system}: ${fresh.toFixed(2)}x (issue 13's target: at most ${ADDED_RTT_TARGET.factor}x)`);
     if (Number.isFinite(after)) lines.push(`- idle added RTT after load vs ${target.system}: ${after.toFixed(2)}x (for reference: the same daemons once their code is hot)`);
-    const relay = rows.find((r) => r.name === 'node-relay');
+    const relay = rows.find((r) => r.name === RELAY);
     if (relay) {
       const x = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}x` : '–');
       lines.push(`- node-relay's idle added RTT vs ${target.system}: ${x(added(relay, 'pingMs'))} fresh, ${x(added(relay, 'warmPingMs'))} after load (the floor: tvpn's I/O and AEAD without its protocol)`);
@@ -156,7 +157,7 @@ const axisTop = (xs: readonly number[], floor: number): number => Math.max(...xs
  * the throughput axis is scaled to the tunnels and bars beyond it are cut with their value.
  */
 export function plotPng(rows: readonly SystemResult[], path: string, title: string): void {
-  const plotted = rows.filter((r) => r.name !== 'node-relay' && (Number.isFinite(r.gbps1) || Number.isFinite(r.gbps4)));
+  const plotted = rows.filter((r) => r.name !== RELAY && (Number.isFinite(r.gbps1) || Number.isFinite(r.gbps4)));
   const tunnels = plotted.filter((r) => r.name !== 'veth');
   const gbps = (rs: readonly SystemResult[]): number[] => rs.flatMap((r) => [r.gbps1, r.gbps4]);
   const gbpsTop = axisTop(gbps(tunnels.length > 0 ? tunnels : plotted), 0.1);

@@ -8,13 +8,14 @@
  *
  *   node relayd.js LISTEN_IP PORT PEER_IP PEER_PORT   (prints "relaying" once the tun and socket are open)
  */
-import { MAX_PUSH_MTU } from '../../src/control/limits.js';
 import { SLOT_HEADER } from '../../src/crypto/aead.js';
 import { dataPathAead } from '../../src/daemon/aead.js';
-import { createBatch, slotSizeFor } from '../../src/io/batch.js';
+import { BATCHES_PER_TURN, slotSize } from '../../src/daemon/datapath.js';
+import { createBatch } from '../../src/io/batch.js';
 import { ENDPOINT_SIZE, encodeEndpoint } from '../../src/io/endpoint.js';
 import { Tun } from '../../src/io/tun.js';
 import { UdpSocket } from '../../src/io/udp.js';
+import { TUNNEL_MTU } from './common.js';
 
 const [listenIp, port, peerIp, peerPort] = process.argv.slice(2);
 if (!listenIp || !port || !peerIp || !peerPort) throw new Error('usage: relayd LISTEN_IP PORT PEER_IP PEER_PORT');
@@ -22,11 +23,10 @@ if (!listenIp || !port || !peerIp || !peerPort) throw new Error('usage: relayd L
 // Both ends' key; the slot header is never written, so every packet is sealed under nonce 0:
 // a benchmark's shortcut, never a protocol's.
 const KEY = new Uint8Array(32).fill(0x42);
-const BATCHES_PER_TURN = 2; // as datapath.ts
 const tun = Tun.open({ name: 'tun0' });
 const udp = UdpSocket.open({ address: listenIp, port: Number(port), gro: true });
 const aead = dataPathAead();
-const slot = slotSizeFor(MAX_PUSH_MTU); // as datapath.ts
+const slot = slotSize(TUNNEL_MTU);
 const out = createBatch(64, slot);
 const inb = createBatch(64, slot);
 const refused = new Uint8Array(out.slots);

@@ -77,7 +77,7 @@ const BATCH = 64;
 
 /** Slots sized once for the largest MTU the tun can get (a client's follows the push up to MAX_PUSH_MTU):
  * 4 x 64 slots of 9088 bytes are 2.3 MB of address space, of which only the bytes packets touch become resident. */
-const slotSize = (mtu: number): number => slotSizeFor(Math.max(mtu, MAX_PUSH_MTU));
+export const slotSize = (mtu: number): number => slotSizeFor(Math.max(mtu, MAX_PUSH_MTU));
 
 /**
  * Batches a readiness handler takes per event-loop turn: 128 datagrams or packets. Under load
@@ -85,7 +85,7 @@ const slotSize = (mtu: number): number => slotSizeFor(Math.max(mtu, MAX_PUSH_MTU
  * replies and TCP ACKs behind a turn of data): 8 batches a turn cost 5.1-5.4 ms of ping under
  * 4 iperf3 streams, 2 batches 3.9-4.3 ms at the same 5 Gbit/s (1 batch: no better).
  */
-const BATCHES_PER_TURN = 2;
+export const BATCHES_PER_TURN = 2;
 /** Handshake work per turn: at most this long, checked every HANDSHAKE_CHUNK messages. */
 const HANDSHAKE_SLICE_MS = 1;
 const HANDSHAKE_CHUNK = 8;

@@ -158,12 +158,13 @@ export function sendStaged(d: DeviceCore, peer: Peer, now: number): void {
   keepKeyFreshSending(d, peer, now);
 }
 
+/** A keepalive's plaintext: empty, never written to, so one serves every keepalive. */
+const KEEPALIVE = new Uint8Array(0);
+
 export function sendKeepalive(d: DeviceCore, peer: Peer, now: number): void {
-  if (peer.staged.length === 0) peer.staged.push(new Uint8Array(0));
+  if (peer.staged.length === 0) peer.staged.push(KEEPALIVE);
   sendStaged(d, peer, now);
 }
-
-const KEEPALIVE = new Uint8Array(0);
 
 /**
  * A keepalive to `to` while the peer's endpoint stays where it is (an owner probing another

@@ -16,10 +16,10 @@ export interface PushSource {
 }
 
 /** The version-bound fields a config for a client of this version carries. */
-function fieldsFor(s: PushSource, protocol: number): { address6: boolean; tcp: boolean; servers: FleetServer[] | null } {
+function fieldsFor(s: PushSource, protocol: number): { address6: boolean; tcp: PushSource['tcp']; servers: FleetServer[] | null } {
   return {
     address6: s.cfg.interface.address6 !== null && protocol >= DUAL_STACK_VERSION,
-    tcp: s.tcp !== null && protocol >= TCP_VERSION,
+    tcp: protocol >= TCP_VERSION ? s.tcp : null,
     servers: protocol >= FLEET_VERSION ? s.servers() : null,
   };
 }
@@ -27,7 +27,7 @@ function fieldsFor(s: PushSource, protocol: number): { address6: boolean; tcp: b
 /** Which version-bound fields a config for this version carries: a client that announces a version with more is sent the config again. */
 export function pushShape(s: PushSource, protocol: number): string {
   const f = fieldsFor(s, protocol);
-  return `${f.address6} ${f.tcp} ${f.servers !== null}`;
+  return `${f.address6} ${f.tcp !== null} ${f.servers !== null}`;
 }
 
 /** The snapshot for a client of `protocol` with its addresses (address6 null on a single-stack server). */
@@ -45,7 +45,7 @@ export function configSnapshot(s: PushSource, protocol: number, address: string,
     dns: push.dns,
     redirectGateway: push.redirectGateway,
     keepalive: push.keepalive,
-    ...(f.tcp && s.tcp && { tcp: s.tcp }),
+    ...(f.tcp && { tcp: f.tcp }),
     ...(f.servers && { servers: f.servers }),
   };
 }
